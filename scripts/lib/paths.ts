@@ -1,0 +1,97 @@
+// Every path cutover touches, derived from the manifest; no other module builds a path string.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UsageError } from './errors.ts';
+
+/** The kit's own directory (the parent of scripts/). */
+export const kitDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const kitPaths = {
+  dir: kitDir,
+  schema: path.join(kitDir, 'config', 'manifest.schema.json'),
+  defaultManifest: path.join(kitDir, 'config', 'app.yaml'),
+  templates: path.join(kitDir, 'templates'),
+  scripts: path.join(kitDir, 'scripts'),
+};
+
+/** A release id: the commit's first 12 hex digits, with -rN for a rebuild. */
+export const RELEASE_ID = /^[0-9a-f]{12}(-r[0-9]{1,4})?$/;
+
+export function assertReleaseId(id: string): string {
+  if (!RELEASE_ID.test(id)) {
+    throw new UsageError(
+      `"${printable(id)}" is not a release id.`,
+      'Release ids look like 3f2a9c1b0d4e (or 3f2a9c1b0d4e-r2 for a rebuild); `status` lists them.',
+    );
+  }
+  return id;
+}
+
+/** Shows control characters in a user-supplied string instead of letting them reach the terminal. */
+export function printable(s: string): string {
+  return JSON.stringify(s).slice(1, -1);
+}
+
+export interface AppPaths {
+  root: string;
+  repo: string;
+  releases: string;
+  shared: string;
+  active: string;
+  lock: string;
+  history: string;
+  cache: string;
+  /** The directory of one release. */
+  release(id: string): string;
+  /** The file inside a release that records its commit. */
+  revisionFile(id: string): string;
+  /** A shared path as it lives under shared/ (trailing slash removed). */
+  sharedTarget(rel: string): string;
+  /** A shared path as it is linked inside a release. */
+  sharedLink(id: string, rel: string): string;
+  envFile?: string;
+  /** The relative target `active` points at for a release. */
+  activeTarget(id: string): string;
+  unitName: string;
+  socketUnitName: string;
+  unitFile: string;
+  socketUnitFile: string;
+  cronFile: string;
+}
+
+export interface PathOptions {
+  /** Where unit files go; /etc/systemd/system unless a test says otherwise. */
+  unitDir?: string;
+  /** Where the cron entry goes; /etc/cron.d unless a test says otherwise. */
+  cronDir?: string;
+}
+
+export function appPaths(m: { app: string; root: string; env_file?: string }, opts: PathOptions = {}): AppPaths {
+  const root = m.root;
+  const releases = path.join(root, 'releases');
+  const shared = path.join(root, 'shared');
+  const unitDir = opts.unitDir ?? process.env.CUTOVER_UNIT_DIR ?? '/etc/systemd/system';
+  const cronDir = opts.cronDir ?? process.env.CUTOVER_CRON_DIR ?? '/etc/cron.d';
+  const release = (id: string) => path.join(releases, assertReleaseId(id));
+  const strip = (rel: string) => rel.replace(/\/+$/, '');
+  return {
+    root,
+    repo: path.join(root, 'repo'),
+    releases,
+    shared,
+    active: path.join(root, 'active'),
+    lock: path.join(root, 'cutover.lock'),
+    history: path.join(root, 'history.jsonl'),
+    cache: path.join(root, 'cache'),
+    release,
+    revisionFile: (id) => path.join(release(id), 'REVISION'),
+    sharedTarget: (rel) => path.join(shared, strip(rel)),
+    sharedLink: (id, rel) => path.join(release(id), strip(rel)),
+    envFile: m.env_file ? path.join(shared, m.env_file) : undefined,
+    activeTarget: (id) => path.join('releases', assertReleaseId(id)),
+    unitName: `${m.app}.service`,
+    socketUnitName: `${m.app}.socket`,
+    unitFile: path.join(unitDir, `${m.app}.service`),
+    socketUnitFile: path.join(unitDir, `${m.app}.socket`),
+    cronFile: path.join(cronDir, `cutover-${m.app}`),
+  };
+}
