@@ -1,0 +1,159 @@
+// The example web app cutover deploys: health, version and asset endpoints, graceful SIGTERM, test switches.
+//
+// Environment: PORT (default 3000), HOST (default 127.0.0.1), STARTUP_DELAY_MS (default 300),
+// LISTEN_FDS=1 (socket activation: listen on the inherited fd 3), GREETING (echoed by GET /).
+// A file BEHAVIOUR next to this file switches test behaviours (words separated by whitespace):
+//   crash            exit 1 at start, before listening
+//   unhealthy        listen, but GET /health answers 500
+//   slow-start=<ms>  wait <ms> before listening (overrides STARTUP_DELAY_MS)
+//   hang             never listen (the process stays up)
+//   build-fail       (read by build.js) the build exits 1
+import http from 'node:http';
+import { readFileSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const appDir = path.dirname(fileURLToPath(import.meta.url));
+const MAX_SLOW_MS = 60_000;
+
+function readAppFile(name) {
+  try {
+    return readFileSync(path.join(appDir, name), 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function parseBehaviour(text) {
+  const behaviour = { crash: false, unhealthy: false, hang: false, slowStartMs: undefined };
+  for (const word of (text ?? '').split(/\s+/).filter(Boolean)) {
+    const slow = /^slow-start=(\d+)$/.exec(word);
+    if (slow) behaviour.slowStartMs = Number(slow[1]);
+    else if (word === 'crash' || word === 'unhealthy' || word === 'hang') behaviour[word] = true;
+    else if (word !== 'build-fail') console.error(`BEHAVIOUR: ignoring unknown switch "${word}"`);
+  }
+  return behaviour;
+}
+
+/** What this build says about itself: dist/version.json when built, else the VERSION file. */
+function readBuildInfo() {
+  const built = readAppFile(path.join('dist', 'version.json'));
+  if (built) return { built: true, ...JSON.parse(built) };
+  return { built: false, version: (readAppFile('VERSION') ?? 'unknown').trim(), asset: null };
+}
+
+/** The release directory's name: the service's WorkingDirectory is the `active` symlink. */
+function releaseName() {
+  return path.basename(realpathSync(process.cwd()));
+}
+
+function startupDelayMs(behaviour) {
+  if (behaviour.slowStartMs !== undefined) return behaviour.slowStartMs;
+  const fromEnv = Number(process.env.STARTUP_DELAY_MS ?? 300);
+  return Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : 300;
+}
+
+function listenTarget() {
+  if (Number(process.env.LISTEN_FDS) >= 1) return { fd: 3 };
+  const port = Number(process.env.PORT ?? 3000);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`PORT must be a port number, not "${process.env.PORT}"`);
+  }
+  return { port, host: process.env.HOST ?? '127.0.0.1' };
+}
+
+const state = { shuttingDown: false, inFlight: 0 };
+
+function send(res, status, type, body) {
+  // While stopping, close each connection after its response so the process can exit promptly.
+  if (state.shuttingDown) res.setHeader('Connection', 'close');
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function makeHandler({ info, release, behaviour }) {
+  const assetPath = info.asset ? `/assets/${info.asset}` : null;
+  const summary = {
+    version: info.version,
+    release,
+    pid: process.pid,
+    greeting: process.env.GREETING ?? null,
+    asset: assetPath,
+    builtAt: info.builtAt ?? null,
+  };
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://app.invalid');
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'GET only\n');
+    if (url.pathname === '/health') {
+      return behaviour.unhealthy ? send(res, 500, 'text/plain', 'unhealthy\n') : send(res, 200, 'text/plain', 'ok\n');
+    }
+    if (url.pathname === '/') return send(res, 200, 'application/json', JSON.stringify(summary) + '\n');
+    if (url.pathname === '/version') return send(res, 200, 'text/plain', `${info.version}\n`);
+    if (url.pathname === '/slow') return slow(res, url);
+    if (assetPath && url.pathname === assetPath) {
+      return send(res, 200, 'text/javascript', readAppFile(path.join('dist', info.asset)) ?? '');
+    }
+    return send(res, 404, 'text/plain', 'not found\n');
+  };
+}
+
+/** GET /slow?ms=N answers after N ms: an in-flight request for the graceful-stop tests. */
+function slow(res, url) {
+  const ms = Math.min(Math.max(Number(url.searchParams.get('ms')) || 0, 0), MAX_SLOW_MS);
+  setTimeout(() => send(res, 200, 'text/plain', `slept ${ms} ms\n`), ms);
+}
+
+function countInFlight(server) {
+  server.on('request', (_req, res) => {
+    state.inFlight++;
+    res.on('close', () => state.inFlight--);
+  });
+}
+
+// What cutover asks of every app on SIGTERM: stop accepting new connections, finish the requests
+// already in flight, then exit 0. systemd sends SIGTERM on stop/restart and waits TimeoutStopSec
+// before SIGKILL; with socket activation, connections arriving meanwhile wait in the kernel's
+// queue for the next process instead of being refused.
+function stopGracefully(server, signal) {
+  if (state.shuttingDown) return;
+  state.shuttingDown = true;
+  console.log(`${signal}: not accepting new connections; finishing ${state.inFlight} request(s) in flight`);
+  if (!server.listening) process.exit(0);
+  server.close(() => {
+    console.log('all requests finished; exiting');
+    process.exit(0);
+  });
+  server.closeIdleConnections?.();
+}
+
+function start() {
+  const behaviour = parseBehaviour(readAppFile('BEHAVIOUR'));
+  if (behaviour.crash) {
+    console.error('crashing at start on purpose (BEHAVIOUR says crash)');
+    process.exit(1);
+  }
+  const info = readBuildInfo();
+  const release = releaseName();
+  const server = http.createServer(makeHandler({ info, release, behaviour }));
+  countInFlight(server);
+  for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => stopGracefully(server, signal));
+  if (behaviour.hang) {
+    console.error('never listening on purpose (BEHAVIOUR says hang)');
+    setInterval(() => {}, 60_000);
+    return;
+  }
+  const target = listenTarget();
+  server.on('error', (err) => {
+    console.error(`cannot listen: ${err.message}`);
+    process.exit(1);
+  });
+  setTimeout(() => {
+    if (state.shuttingDown) return;
+    server.listen(target, () => {
+      const where = target.fd !== undefined ? 'inherited socket fd 3' : `${target.host}:${server.address().port}`;
+      console.log(`version ${info.version} (release ${release}, pid ${process.pid}) listening on ${where}`);
+    });
+  }, startupDelayMs(behaviour));
+}
+
+start();
