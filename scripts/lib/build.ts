@@ -1,0 +1,169 @@
+// Builds one release: export the commit, link the shared paths, install, build, migrate, seal.
+import fs from 'node:fs';
+import path from 'node:path';
+import { OperationError } from './errors.ts';
+import { exportTree } from './git.ts';
+import { processStartTicks } from './lock.ts';
+import { formatDuration } from './log.ts';
+import type { Manifest } from './manifest.ts';
+import type { ReleaseRecord } from './history.ts';
+import { record, releaseOnDisk, type Context } from './context.ts';
+
+/** A fresh release id for a commit: its first 12 hex digits, with -rN when that one is taken. */
+export function nextReleaseId(commit: string, taken: (id: string) => boolean): string {
+  const base = commit.slice(0, 12);
+  if (!taken(base)) return base;
+  for (let n = 2; ; n++) if (!taken(`${base}-r${n}`)) return `${base}-r${n}`;
+}
+
+/** Parses an env file (KEY=VALUE lines, # comments, optional quotes) the way systemd's EnvironmentFile does for simple files. */
+export function parseEnvFile(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#') || line.startsWith(';')) continue;
+    const eq = line.indexOf('=');
+    if (eq <= 0) continue;
+    const key = line.slice(0, eq).trim().replace(/^export\s+/, '');
+    let value = line.slice(eq + 1).trim();
+    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0])) value = value.slice(1, -1);
+    env[key] = value;
+  }
+  return env;
+}
+
+/** The environment install, build and migrate run with: the app's own, never cutover's. */
+export function buildEnv(m: Manifest, cacheDir: string, envFileText?: string): Record<string, string> {
+  return {
+    PATH: '/usr/local/bin:/usr/bin:/bin',
+    LANG: 'C.UTF-8',
+    HOME: cacheDir,
+    npm_config_cache: path.join(cacheDir, 'npm'),
+    npm_config_update_notifier: 'false',
+    ...(envFileText ? parseEnvFile(envFileText) : {}),
+    ...m.env,
+    PORT: String(m.port),
+  };
+}
+
+/** Refuses a path inside a release whose parent chain holds a symlink (the repo is untrusted). */
+function assertNoSymlinkBetween(base: string, target: string): void {
+  const rel = path.relative(base, target);
+  if (rel.startsWith('..') || path.isAbsolute(rel)) throw new OperationError(`${target} is outside ${base}.`);
+  let cur = base;
+  for (const part of path.dirname(rel).split(path.sep).filter((p) => p && p !== '.')) {
+    cur = path.join(cur, part);
+    const st = fs.lstatSync(cur, { throwIfNoEntry: false });
+    if (st?.isSymbolicLink()) {
+      throw new OperationError(
+        `The repository has a symlink at ${path.relative(base, cur)}, where the shared path ${rel} must be linked.`,
+        'Remove that symlink from the repository, or change `shared` in the manifest.',
+      );
+    }
+  }
+}
+
+/** Makes a shared path exist under shared/ (a directory for a trailing slash, else an empty file). */
+async function ensureSharedTarget(ctx: Context, rel: string): Promise<void> {
+  const target = ctx.paths.sharedTarget(rel);
+  if (fs.existsSync(target)) return;
+  const secret = ctx.paths.envFile === target;
+  await ctx.ops.mkdir(path.dirname(target), 0o755);
+  if (rel.endsWith('/')) await ctx.ops.mkdir(target, 0o750);
+  else await ctx.ops.writeFile(target, '', secret ? 0o600 : 0o640);
+  await ctx.ops.chown(target, ctx.m.user);
+}
+
+/** Links every shared path into the release, replacing whatever the repository had there. */
+export async function linkShared(ctx: Context, id: string): Promise<void> {
+  const dir = ctx.paths.release(id);
+  for (const rel of ctx.m.shared) {
+    await ensureSharedTarget(ctx, rel);
+    const link = ctx.paths.sharedLink(id, rel);
+    if (!ctx.dryRun) {
+      assertNoSymlinkBetween(dir, link);
+      if (fs.lstatSync(link, { throwIfNoEntry: false })) {
+        ctx.log.info(`    the repository has its own ${rel}: replaced by the shared one`);
+        await ctx.ops.remove(link);
+      }
+    }
+    await ctx.ops.mkdir(path.dirname(link));
+    await ctx.ops.symlink(ctx.paths.sharedTarget(rel), link);
+  }
+}
+
+/** Runs the manifest's install, build and migrate commands in the release, as the app's user. */
+async function runSteps(ctx: Context, id: string): Promise<void> {
+  const { m, paths } = ctx;
+  const envText = paths.envFile && fs.existsSync(paths.envFile) ? fs.readFileSync(paths.envFile, 'utf8') : undefined;
+  const env = buildEnv(m, paths.cache, envText);
+  for (const [name, command] of [['install', m.install], ['build', m.build], ['migrate', m.migrate]] as const) {
+    if (!command) continue;
+    await ctx.log.step(`${name}: ${command}`, () =>
+      ctx.ops.run(['/bin/sh', '-c', command], { cwd: paths.release(id), env, user: m.user, display: command }),
+    );
+  }
+}
+
+async function prepareCache(ctx: Context): Promise<void> {
+  if (fs.existsSync(ctx.paths.cache)) return;
+  await ctx.ops.mkdir(ctx.paths.cache, 0o750);
+  await ctx.ops.chown(ctx.paths.cache, ctx.m.user);
+}
+
+/** Seals a built release: owned by root and read-only to everyone else, so the app cannot change it. */
+async function seal(ctx: Context, id: string): Promise<void> {
+  const dir = ctx.paths.release(id);
+  if (process.getuid?.() !== 0) return;
+  await ctx.ops.run(['chown', '-R', '--no-dereference', 'root:root', dir], { quiet: true });
+  await ctx.ops.chmod(dir, 'go-w', { recursive: true });
+}
+
+/**
+ * Builds a release of `commit` under a new id. Its history says building until it ends; on any
+ * failure the release is recorded as failed and its directory removed. The live release is untouched.
+ */
+export async function buildRelease(ctx: Context, commit: string, ref: string, id: string): Promise<void> {
+  const { paths, ops, log } = ctx;
+  const dir = paths.release(id);
+  const t0 = performance.now();
+  await record(ctx, { event: 'build-started', release: id, commit, ref, pid: process.pid, started: processStartTicks(process.pid) });
+  try {
+    await log.step(`export ${commit.slice(0, 12)} into ${dir}`, async () => {
+      await ops.mkdir(paths.releases);
+      await ops.mkdir(dir);
+      await exportTree(ops, paths.repo, commit, dir);
+      await ops.writeFile(paths.revisionFile(id), commit + '\n');
+    });
+    await log.step('link shared paths', async () => {
+      await linkShared(ctx, id);
+      await prepareCache(ctx);
+      await ops.chown(dir, ctx.m.user, { recursive: true });
+    });
+    await runSteps(ctx, id);
+    await log.step('seal the release read-only', () => seal(ctx, id));
+  } catch (e) {
+    const reason = (e as Error).message.split('\n')[0];
+    await record(ctx, { event: 'build-failed', release: id, commit, duration_ms: Math.round(performance.now() - t0), reason });
+    await ops.remove(dir);
+    throw new OperationError(
+      `The build of ${id} failed: ${(e as Error).message}`,
+      'The live release and the service were not touched; the failed release was removed. Fix the app and release again.',
+    );
+  }
+  const ms = Math.round(performance.now() - t0);
+  await record(ctx, { event: 'build-finished', release: id, commit, duration_ms: ms });
+  log.info(`Release ${id} is ready (built in ${formatDuration(ms)}).`);
+}
+
+/** Under the lock: a build whose process is gone is recorded as interrupted and its directory removed. */
+export async function cleanInterrupted(ctx: Context, records: Map<string, ReleaseRecord>): Promise<void> {
+  for (const r of records.values()) {
+    if (r.state !== 'interrupted') continue;
+    const onDisk = releaseOnDisk(ctx, r.id);
+    if (r.interruptionRecorded && !onDisk) continue;
+    ctx.log.info(`Cleaning up ${r.id}: its build was interrupted.`);
+    if (!r.interruptionRecorded) await record(ctx, { event: 'build-interrupted', release: r.id, commit: r.commit, reason: r.reason });
+    if (onDisk) await ctx.ops.remove(ctx.paths.release(r.id));
+  }
+}

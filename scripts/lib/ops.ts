@@ -1,0 +1,125 @@
+// Every change cutover makes goes through Ops: it does the change, or with --dry-run prints it instead.
+import fs from 'node:fs';
+import path from 'node:path';
+import { $ } from 'zx';
+import { OperationError } from './errors.ts';
+import { formatDuration } from './log.ts';
+
+export interface RunOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Run as this unprivileged user (only when cutover runs as root). */
+  user?: string;
+  /** Capture output instead of streaming it. */
+  quiet?: boolean;
+  /** The words to print instead of the argv (e.g. the manifest's shell command). */
+  display?: string;
+}
+
+export interface Ops {
+  readonly dryRun: boolean;
+  /** Runs a command (argv, never a shell string built here); throws OperationError on failure. */
+  run(argv: string[], opts?: RunOptions): Promise<string>;
+  /** Runs `producer | consumer`. */
+  pipe(producer: string[], consumer: string[], opts?: RunOptions): Promise<void>;
+  mkdir(dir: string, mode?: number): Promise<void>;
+  writeFile(file: string, content: string, mode?: number): Promise<void>;
+  symlink(target: string, link: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  /** Removes a file or a whole tree; the caller has validated that cutover owns it. */
+  remove(p: string): Promise<void>;
+  chown(p: string, user: string, opts?: { recursive?: boolean }): Promise<void>;
+  chmod(p: string, mode: string, opts?: { recursive?: boolean }): Promise<void>;
+  /** A change that is not a file operation (history, lock): done, or described. */
+  note(description: string, apply: () => void | Promise<void>): Promise<void>;
+}
+
+/** When cutover runs as root and the step names a user, drop to that user with setpriv. */
+export function asUser(argv: string[], user: string | undefined): string[] {
+  if (!user || process.getuid?.() !== 0 || user === 'root') return argv;
+  return ['setpriv', `--reuid=${user}`, `--regid=${user}`, '--init-groups', '--', ...argv];
+}
+
+function show(argv: string[]): string {
+  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
+}
+
+export function createOps(opts: { dryRun: boolean; print?: (line: string) => void }): Ops {
+  const print = opts.print ?? ((l: string) => process.stdout.write(l + '\n'));
+  const would = (what: string) => print(`    would ${what}`);
+
+  async function run(argv: string[], o: RunOptions = {}): Promise<string> {
+    const full = asUser(argv, o.user);
+    const where = o.cwd ? ` (in ${o.cwd}${o.user ? `, as ${o.user}` : ''})` : o.user ? ` (as ${o.user})` : '';
+    if (opts.dryRun) {
+      would(`run: ${o.display ?? show(full)}${where}`);
+      return '';
+    }
+    const t0 = performance.now();
+    const p = await $({
+      cwd: o.cwd,
+      env: o.env ?? process.env,
+      stdio: o.quiet ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'],
+      nothrow: true,
+      quiet: true,
+    })`${full}`;
+    if (p.exitCode !== 0) {
+      const detail = o.quiet ? `\n${(p.stderr || p.stdout).trim().split('\n').slice(-10).join('\n')}` : '';
+      throw new OperationError(
+        `\`${o.display ?? show(argv)}\` failed with exit code ${p.exitCode} after ${formatDuration(performance.now() - t0)}.${detail}`,
+      );
+    }
+    return p.stdout;
+  }
+
+  return {
+    dryRun: opts.dryRun,
+    run,
+    async pipe(producer, consumer, o = {}) {
+      if (opts.dryRun) return would(`run: ${show(producer)} | ${show(consumer)}`);
+      const env = o.env ?? process.env;
+      const a = $({ cwd: o.cwd, env, quiet: true, nothrow: true })`${producer}`;
+      const b = await a.pipe($({ cwd: o.cwd, env, quiet: true, nothrow: true })`${consumer}`);
+      const first = await a;
+      for (const [p, argv] of [[first, producer], [b, consumer]] as const) {
+        if (p.exitCode !== 0) {
+          throw new OperationError(`\`${show(argv)}\` failed with exit code ${p.exitCode}: ${p.stderr.trim().split('\n').slice(-5).join('\n')}`);
+        }
+      }
+    },
+    async mkdir(dir, mode = 0o755) {
+      if (opts.dryRun) return would(`create directory ${dir} (mode ${mode.toString(8)})`);
+      fs.mkdirSync(dir, { recursive: true, mode });
+    },
+    async writeFile(file, content, mode = 0o644) {
+      if (opts.dryRun) return would(`write ${file} (mode ${mode.toString(8)}, ${Buffer.byteLength(content)} bytes)`);
+      const tmp = path.join(path.dirname(file), `.${path.basename(file)}.cutover-tmp`);
+      fs.writeFileSync(tmp, content, { mode, flag: 'w' });
+      fs.chmodSync(tmp, mode);
+      fs.renameSync(tmp, file);
+    },
+    async symlink(target, link) {
+      if (opts.dryRun) return would(`link ${link} -> ${target}`);
+      fs.symlinkSync(target, link);
+    },
+    async rename(from, to) {
+      if (opts.dryRun) return would(`rename ${from} to ${to}`);
+      fs.renameSync(from, to);
+    },
+    async remove(p) {
+      if (opts.dryRun) return would(`remove ${p}`);
+      fs.rmSync(p, { recursive: true, force: true });
+    },
+    async chown(p, user, o = {}) {
+      if (process.getuid?.() !== 0) return;
+      await run(['chown', ...(o.recursive ? ['-R'] : []), '--no-dereference', `${user}:${user}`, p], { quiet: true });
+    },
+    async chmod(p, mode, o = {}) {
+      await run(['chmod', ...(o.recursive ? ['-R'] : []), mode, p], { quiet: true });
+    },
+    async note(description, apply) {
+      if (opts.dryRun) return would(description);
+      await apply();
+    },
+  };
+}

@@ -1,0 +1,38 @@
+// The `active` symlink: read it, and replace it atomically by rename(2) of a freshly made symlink.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { AppPaths } from './paths.ts';
+import { RELEASE_ID } from './paths.ts';
+import type { Ops } from './ops.ts';
+
+/** The live release id, or undefined when there is none (or `active` is not cutover's). */
+export function liveRelease(paths: AppPaths): string | undefined {
+  let target: string;
+  try {
+    target = fs.readlinkSync(paths.active);
+  } catch {
+    return undefined;
+  }
+  const id = path.basename(target);
+  return target === paths.activeTarget(id) && RELEASE_ID.test(id) ? id : undefined;
+}
+
+/**
+ * Points `active` at a release. The new link is made beside it under a temporary name and renamed
+ * over `active`, so at no instant is `active` missing or pointing anywhere else.
+ */
+export async function switchActive(ops: Ops, paths: AppPaths, id: string): Promise<void> {
+  const tmp = path.join(paths.root, `.active.${process.pid}.tmp`);
+  await ops.note(`point ${paths.active} at ${paths.activeTarget(id)} (symlink ${tmp}, then rename it over active)`, () => {
+    fs.rmSync(tmp, { force: true });
+    fs.symlinkSync(paths.activeTarget(id), tmp);
+    fs.renameSync(tmp, paths.active);
+    // Make the rename durable before the restart relies on it.
+    const dir = fs.openSync(paths.root, 'r');
+    try {
+      fs.fsyncSync(dir);
+    } finally {
+      fs.closeSync(dir);
+    }
+  });
+}

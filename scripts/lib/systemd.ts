@@ -1,0 +1,56 @@
+// Service control through the real systemctl and journalctl; the only module that talks to systemd.
+import { $ } from 'zx';
+import type { Ops } from './ops.ts';
+
+/**
+ * Test-only: CUTOVER_SYSTEMD=off switches service control off (restart, is-active, journal), so the
+ * fs test tier runs the kit for real on a machine whose PID 1 is not systemd. Nothing else changes.
+ */
+export function serviceControlEnabled(env = process.env): boolean {
+  return env.CUTOVER_SYSTEMD !== 'off';
+}
+
+async function systemctl(args: string[]) {
+  return $({ quiet: true, nothrow: true })`systemctl ${args}`;
+}
+
+export async function daemonReload(ops: Ops): Promise<void> {
+  if (!serviceControlEnabled()) return;
+  await ops.run(['systemctl', 'daemon-reload'], { quiet: true });
+}
+
+/** Clears a start-limit or failed state, so a restart cannot be refused by StartLimitBurst. */
+export async function resetFailed(ops: Ops, units: string[]): Promise<void> {
+  if (!serviceControlEnabled()) return;
+  if (ops.dryRun) return void (await ops.run(['systemctl', 'reset-failed', ...units]));
+  await systemctl(['reset-failed', ...units]); // fails harmlessly when a unit was never loaded
+}
+
+export async function restart(ops: Ops, unit: string): Promise<void> {
+  if (!serviceControlEnabled()) {
+    await ops.note(`restart ${unit} (skipped: CUTOVER_SYSTEMD=off)`, () => {});
+    return;
+  }
+  await ops.run(['systemctl', 'restart', unit], { quiet: true });
+}
+
+/** `active`, `activating`, `failed`, `inactive`…; "off" when service control is off. */
+export async function unitState(unit: string): Promise<string> {
+  if (!serviceControlEnabled()) return 'off';
+  const p = await systemctl(['is-active', unit]);
+  return p.stdout.trim() || 'unknown';
+}
+
+export async function unitExists(unit: string): Promise<boolean> {
+  if (!serviceControlEnabled()) return true;
+  const p = await systemctl(['show', '--property=LoadState', '--value', unit]);
+  return p.stdout.trim() === 'loaded';
+}
+
+/** The unit's last journal lines, for an operator reading why a cutover failed. */
+export async function journalTail(unit: string, lines = 20, since?: Date): Promise<string> {
+  if (!serviceControlEnabled()) return '';
+  const sinceArgs = since ? ['--since', `@${Math.floor(since.getTime() / 1000)}`] : [];
+  const p = await $({ quiet: true, nothrow: true })`journalctl --unit ${unit} --no-pager --output=short-iso --lines ${String(lines)} ${sinceArgs}`;
+  return p.stdout.trim();
+}
