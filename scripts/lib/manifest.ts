@@ -1,4 +1,11 @@
 // The app manifest: read the YAML, validate it against config/manifest.schema.json, apply defaults.
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { UsageError } from './errors.ts';
+import { kitPaths } from './paths.ts';
 
 /** Where the service's port comes from: the app binds it, or a systemd socket unit owns it. */
 export type SocketMode = false | true | 'preload';
@@ -30,4 +37,495 @@ export interface Manifest {
   stop_timeout: number;
   keep: number;
   prune: { schedule: string };
+}
+
+/** One thing wrong with a manifest: the line it is on, the field (e.g. "health.timeout") and a sentence. */
+export interface ManifestProblem {
+  line: number;
+  path: string;
+  message: string;
+}
+
+/** The outcome of checking a manifest's text: the problems, and the manifest when there are none. */
+export interface ManifestCheck {
+  problems: ManifestProblem[];
+  manifest?: Manifest;
+}
+
+type Segment = string | number;
+type Locate = (segments: Segment[]) => number;
+type Data = Record<string, unknown>;
+
+// ---------------------------------------------------------------------------------------------
+// Entry points
+
+/** Reads and validates a manifest file; a missing file or any problem throws UsageError (exit 2). */
+export async function loadManifest(file: string): Promise<Manifest> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw unreadable(file, e as NodeJS.ErrnoException);
+  }
+  return parseManifest(text, file);
+}
+
+/** Validates a manifest's text (named `file` in messages); throws UsageError listing every problem. */
+export function parseManifest(text: string, file: string): Manifest {
+  const { problems, manifest } = checkManifest(text, file);
+  if (manifest) return manifest;
+  const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
+  throw new UsageError(
+    `The manifest ${file} has ${count}:\n${problems.map((p) => '  ' + formatProblem(file, p)).join('\n')}`,
+    `Fix the fields above in ${file}; config/examples/ has working manifests and config/manifest.schema.json describes every field.`,
+  );
+}
+
+/** Every problem in a manifest's text, each as "file:line: field: what is wrong"; [] when it is valid. */
+export function manifestProblems(text: string, file: string): string[] {
+  return checkManifest(text, file).problems.map((p) => formatProblem(file, p));
+}
+
+export function formatProblem(file: string, p: ManifestProblem): string {
+  return `${file}:${p.line}: ${p.path}: ${p.message}`;
+}
+
+/** Parses, validates and completes a manifest; never throws for bad input. */
+export function checkManifest(text: string, file: string): ManifestCheck {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const lineOf = (offset: number) => lineCounter.linePos(offset).line;
+  const syntax = yamlProblems(doc, text, lineOf);
+  if (syntax.length > 0) return { problems: syntax };
+  const locate: Locate = (segments) => lineAt(doc, segments, lineOf);
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    return { problems: [{ line: 1, path: 'YAML', message: `cannot be read: ${(e as Error).message}.` }] };
+  }
+  const shape = shapeProblem(data, locate);
+  if (shape) return { problems: [shape] };
+  const values = data as Data;
+  const problems = validateAgainstSchema(values, locate);
+  problems.push(...semanticProblems(values, locate, problems));
+  if (problems.length > 0) return { problems: sortProblems(problems) };
+  return { problems, manifest: completeManifest(values, file) };
+}
+
+function unreadable(file: string, e: NodeJS.ErrnoException): UsageError {
+  const hint = 'Pass --manifest FILE (or set CUTOVER_MANIFEST) to name the app\'s manifest; config/examples/ has working ones.';
+  if (e.code === 'ENOENT') return new UsageError(`The manifest ${file} does not exist.`, hint);
+  if (e.code === 'EISDIR') return new UsageError(`The manifest ${file} is a directory, not a YAML file.`, hint);
+  return new UsageError(`The manifest ${file} cannot be read: ${e.message}.`, hint);
+}
+
+// ---------------------------------------------------------------------------------------------
+// YAML: syntax, shape and lines
+
+function yamlProblems(doc: Document, text: string, lineOf: (offset: number) => number): ManifestProblem[] {
+  return [...doc.errors, ...doc.warnings].map((e) => {
+    const line = lineOf(e.pos[0]);
+    if (e.code === 'DUPLICATE_KEY') {
+      const key = /^[^:\n]*/.exec(text.slice(e.pos[0]))![0].trim();
+      return { line, path: key || 'YAML', message: 'is given more than once; keep one.' };
+    }
+    return { line, path: 'YAML', message: `${e.message.replace(/\.?$/, '')}.` };
+  });
+}
+
+function shapeProblem(data: unknown, locate: Locate): ManifestProblem | undefined {
+  if (data === null || data === undefined) {
+    return { line: 1, path: 'manifest', message: 'is empty; it needs at least app, repo and start (see config/examples/).' };
+  }
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    return { line: locate([]), path: 'manifest', message: `must be a mapping of keys to values, not ${describe(data)}.` };
+  }
+  return undefined;
+}
+
+/** The line of the key (in a mapping) or item (in a list) at `segments`, or of the nearest parent that exists. */
+function lineAt(doc: Document, segments: Segment[], lineOf: (offset: number) => number): number {
+  let node: unknown = doc.contents;
+  let line = startLine(node, lineOf) ?? 1;
+  for (const segment of segments) {
+    if (isAlias(node)) node = node.resolve(doc);
+    let next: { at: unknown; value: unknown } | undefined;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => keyText(p.key) === String(segment));
+      next = pair && { at: pair.key, value: pair.value };
+    } else if (isSeq(node)) {
+      const item = node.items[Number(segment)];
+      next = item === undefined ? undefined : { at: item, value: item };
+    }
+    if (!next) break;
+    line = startLine(next.at, lineOf) ?? line;
+    node = next.value;
+  }
+  return line;
+}
+
+function startLine(node: unknown, lineOf: (offset: number) => number): number | undefined {
+  const range = (node as { range?: [number, number, number] } | null)?.range;
+  return range ? lineOf(range[0]) : undefined;
+}
+
+function keyText(key: unknown): string {
+  return isScalar(key) ? String(key.value) : String(key);
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON Schema (ajv): the contract
+
+let compiled: { validate: ValidateFunction; schema: Data } | undefined;
+
+/** The schema and its validator, compiled once. ajv fills in the schema's defaults as it validates. */
+function validator(): { validate: ValidateFunction; schema: Data } {
+  if (!compiled) {
+    const schema = JSON.parse(readFileSync(kitPaths.schema, 'utf8')) as Data;
+    const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true });
+    ajv.addKeyword({ keyword: 'x-error', schemaType: 'string' });
+    compiled = { validate: ajv.compile(schema), schema };
+  }
+  return compiled;
+}
+
+/** The manifest's schema (config/manifest.schema.json) as an object. */
+export function manifestSchema(): Data {
+  return validator().schema;
+}
+
+function validateAgainstSchema(values: Data, locate: Locate): ManifestProblem[] {
+  const { validate } = validator();
+  if (validate(values)) return [];
+  const seen = new Set<string>();
+  const problems: ManifestProblem[] = [];
+  for (const error of validate.errors ?? []) {
+    const p = schemaProblem(error, locate);
+    const key = p && `${p.path}\0${p.message}`;
+    if (p && !seen.has(key!)) {
+      seen.add(key!);
+      problems.push(p);
+    }
+  }
+  return problems;
+}
+
+/** Turns one ajv error into a sentence about the field it concerns, or undefined for a duplicate. */
+function schemaProblem(e: ErrorObject, locate: Locate): ManifestProblem | undefined {
+  const at = pointerSegments(e.instancePath);
+  const problem = (segments: Segment[], message: string, line = locate(segments)): ManifestProblem => ({
+    line,
+    path: displayPath(segments),
+    message,
+  });
+  const parent = (e.parentSchema ?? {}) as Data;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = String(e.params.additionalProperty);
+      return problem([...at, key], unknownKeyMessage(key, Object.keys((parent.properties ?? {}) as Data)));
+    }
+    case 'required': {
+      if (e.schemaPath.includes('/oneOf/')) return undefined; // the oneOf error says it better
+      const key = String(e.params.missingProperty);
+      const about = ((parent.properties as Record<string, Data> | undefined)?.[key]?.description ?? '') as string;
+      return problem([...at, key], `is required${about ? ` (${describeField(about)})` : ''}.`, locate(at));
+    }
+    case 'propertyNames':
+      return undefined; // the pattern/not error under it names the key
+    case 'type':
+      return problem(at, typeMessage(String(e.params.type), e.data));
+    case 'enum':
+      return problem(at, `must be ${orList((e.params.allowedValues as unknown[]).map(show))}, not ${describe(e.data)}.`);
+    case 'minimum':
+      return problem(at, `must be at least ${e.params.limit}, not ${describe(e.data)}.`);
+    case 'maximum':
+      return problem(at, `must be at most ${e.params.limit}, not ${describe(e.data)}.`);
+    case 'pattern':
+    case 'not':
+    case 'oneOf': {
+      const why = (parent['x-error'] as string | undefined) ?? e.message ?? 'is not valid';
+      if (e.propertyName !== undefined) {
+        return problem([...at, e.propertyName], `the name ${show(e.propertyName)} ${why}.`);
+      }
+      return problem(at, `${why}${e.keyword === 'oneOf' ? '' : `, not ${describe(e.data)}${stringDetail(e.data)}`}.`);
+    }
+    default:
+      return problem(at, `${e.message ?? 'is not valid'}.`);
+  }
+}
+
+function pointerSegments(pointer: string): Segment[] {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^(0|[1-9][0-9]*)$/.test(s) ? Number(s) : s));
+}
+
+/** "health.timeout", "shared[1]", "env.NODE_ENV"; the whole file is "manifest". */
+function displayPath(segments: Segment[]): string {
+  if (segments.length === 0) return 'manifest';
+  return segments
+    .map((s, i) => {
+      if (typeof s === 'number') return `[${s}]`;
+      if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(s)) return i === 0 ? s : `.${s}`;
+      return `[${JSON.stringify(s)}]`;
+    })
+    .join('');
+}
+
+function unknownKeyMessage(key: string, known: string[]): string {
+  const guess = closest(key, known);
+  if (guess) return `unknown key ${show(key)} (did you mean ${show(guess)}?).`;
+  return `unknown key ${show(key)}; the keys here are ${known.join(', ')}.`;
+}
+
+/** The known key nearest to a typo, if one is near enough to be a likely meaning. */
+function closest(key: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    const d = k.toLowerCase() === key.toLowerCase() ? 0 : editDistance(key.toLowerCase(), k);
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return bestDistance <= Math.max(1, Math.min(3, Math.floor(key.length / 3))) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length];
+}
+
+function typeMessage(type: string, data: unknown): string {
+  const want = { string: 'a string', integer: 'a whole number', number: 'a number', boolean: 'true or false', object: 'a mapping', array: 'a list' }[type] ?? type;
+  let message = `must be ${want}, not ${describe(data)}`;
+  if (type === 'string' && (typeof data === 'number' || typeof data === 'boolean')) message += `; quote it: "${data}"`;
+  if (type === 'string' && data === null) message += '; write "" for an empty string';
+  return message + '.';
+}
+
+/** A schema description, shortened to the part that says what the field is. */
+function describeField(description: string): string {
+  return description.replace(/;[^;]*$/, '').replace(/\.$/, '').replace(/^The /, 'the ');
+}
+
+function describe(value: unknown): string {
+  if (value === null || value === undefined) return 'an empty value';
+  if (typeof value === 'string') return show(value);
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (Array.isArray(value)) return 'a list';
+  if (value instanceof Uint8Array) return 'binary data';
+  return 'a mapping';
+}
+
+/** A value as it would be quoted in a message, with control characters made visible. */
+function show(value: unknown): string {
+  if (typeof value !== 'string') return String(value);
+  const quoted = JSON.stringify(value.length > 60 ? value.slice(0, 57) + '...' : value);
+  return quoted.includes("'") ? quoted : `'${quoted.slice(1, -1).replace(/\\"/g, '"')}'`;
+}
+
+/** What is wrong with a one-line string, when that is not obvious from the value itself. */
+function stringDetail(value: unknown): string {
+  if (typeof value !== 'string') return '';
+  if (value.includes('\n')) return ' (it contains a newline)';
+  if (value.includes('\r')) return ' (it contains a carriage return)';
+  if (value.includes('\0')) return ' (it contains a NUL byte)';
+  if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(value)) return ' (it contains a control character)';
+  if (value.trim() === '') return ' (it is empty)';
+  if (value.startsWith('-')) return " (it starts with '-')";
+  return '';
+}
+
+function orList(items: string[]): string {
+  return items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What JSON Schema cannot say well: root and path safety, reserved names, cron ranges
+
+/** Directories that must never be an app's root themselves. */
+const SYSTEM_DIRS = new Set([
+  '/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib32', '/lib64', '/libx32', '/media', '/mnt',
+  '/opt', '/proc', '/root', '/run', '/sbin', '/snap', '/srv', '/sys', '/tmp', '/usr', '/usr/local',
+  '/usr/local/src', '/usr/src', '/var', '/var/lib', '/var/local', '/var/opt', '/var/tmp', '/var/www',
+]);
+
+/** Trees that belong to the system: no app root inside them. (/usr is handled apart: only /usr/local and /usr/src are open.) */
+const SYSTEM_TREES = [
+  '/bin', '/boot', '/dev', '/etc', '/lib', '/lib32', '/lib64', '/libx32', '/lost+found', '/proc', '/root',
+  '/run', '/sbin', '/snap', '/sys', '/usr/local/bin', '/usr/local/etc', '/usr/local/include', '/usr/local/lib',
+  '/usr/local/libexec', '/usr/local/sbin', '/usr/local/share', '/var/backups', '/var/cache', '/var/lock',
+  '/var/log', '/var/mail', '/var/run', '/var/spool',
+];
+
+/** Accounts that are root or belong to the system or to other software: never the app's user. */
+const RESERVED_USERS = new Set([
+  'root', 'toor', 'daemon', 'bin', 'sys', 'sync', 'games', 'man', 'lp', 'mail', 'news', 'uucp', 'proxy',
+  'www-data', 'backup', 'list', 'irc', 'gnats', 'nobody', '_apt', 'sshd', 'messagebus', 'syslog', 'polkitd',
+  'tss', 'uuidd', 'tcpdump', 'dnsmasq', 'postfix', 'postgres', 'mysql', 'redis', 'nginx', 'Debian-exim',
+]);
+
+/** Unit names of the system's own services: an app named like one would replace it. */
+const RESERVED_UNITS = new Set([
+  'ssh', 'sshd', 'cron', 'crond', 'anacron', 'atd', 'dbus', 'getty', 'rsyslog', 'syslog', 'networking',
+  'network', 'udev', 'polkit', 'apparmor', 'ufw', 'nftables', 'iptables', 'nginx', 'apache2', 'httpd',
+  'docker', 'containerd', 'postgresql', 'mysql', 'mariadb', 'redis', 'redis-server', 'snapd', 'chrony',
+  'ntp', 'ntpsec', 'exim4', 'postfix', 'emergency', 'rescue', 'default', 'multi-user', 'graphical', 'basic',
+  'sysinit', 'shutdown', 'reboot', 'poweroff', 'halt', 'kexec', 'init', 'user', 'kmod', 'procps',
+  'logrotate', 'man-db', 'e2scrub', 'fstrim', 'unattended-upgrades', 'cloud-init', 'multipathd',
+]);
+const RESERVED_UNIT_PREFIXES = ['systemd-', 'dbus-', 'getty-', 'serial-getty', 'user-', 'apt-', 'cutover-'];
+
+/** Files cutover itself writes at the top of a release; a shared path must not replace them. */
+const RELEASE_FILES = new Set(['REVISION']);
+
+function semanticProblems(m: Data, locate: Locate, found: ManifestProblem[]): ManifestProblem[] {
+  const clean = (field: string) => !found.some((p) => p.path === field || p.path.startsWith(field + '.') || p.path.startsWith(field + '['));
+  const out: ManifestProblem[] = [];
+  const add = (segments: Segment[], messages: string[]) =>
+    out.push(...messages.map((message) => ({ line: locate(segments), path: displayPath(segments), message })));
+  if (typeof m.app === 'string' && clean('app')) add(['app'], appProblems(m.app, m.user === undefined));
+  if (typeof m.root === 'string' && clean('root')) add(['root'], rootProblems(m.root));
+  if (typeof m.user === 'string' && clean('user')) add(['user'], userProblems(m.user));
+  if (typeof m.env_file === 'string' && clean('env_file')) add(['env_file'], relativePathProblems(m.env_file, false));
+  if (Array.isArray(m.shared) && clean('shared')) {
+    for (const [i, messages] of sharedProblems(m.shared as string[])) add(['shared', i], messages);
+  }
+  if (m.socket === 'preload' && m.runtime === 'python' && clean('socket') && clean('runtime')) {
+    add(['socket'], ["'preload' works only for Node apps; gunicorn takes the socket natively, so use socket: true."]);
+  }
+  const schedule = (m.prune as Data | undefined)?.schedule;
+  if (typeof schedule === 'string' && clean('prune')) add(['prune', 'schedule'], cronProblems(schedule));
+  return out;
+}
+
+function appProblems(app: string, isUser: boolean): string[] {
+  if (RESERVED_UNITS.has(app) || RESERVED_UNIT_PREFIXES.some((p) => app.startsWith(p))) {
+    return [`${show(app)} is the name of a system service (${app}.service); give the app a name of its own.`];
+  }
+  if (isUser && RESERVED_USERS.has(app)) {
+    return [`${show(app)} is a system account, and the app would run as it; choose another name or set 'user'.`];
+  }
+  return [];
+}
+
+export function rootProblems(root: string): string[] {
+  const parts = root.split('/').slice(1);
+  if (parts.includes('..')) return ["must not contain '..': write the directory it means."];
+  const plain = path.posix.normalize(root).replace(/(.)\/$/, '$1');
+  if (plain !== root) return [`must be written plainly, as ${show(plain)} (no '//', '.' parts or trailing '/').`];
+  const suggestion = 'give the app a directory of its own, such as /usr/local/src/<app>, /srv/<app> or /opt/<app>';
+  if (SYSTEM_DIRS.has(root)) return [`is the system directory ${root}; ${suggestion}.`];
+  const tree = SYSTEM_TREES.find((t) => root.startsWith(t + '/'));
+  if (tree) return [`is inside ${tree}, which belongs to the system; ${suggestion}.`];
+  if (root.startsWith('/usr/') && !root.startsWith('/usr/local/') && !root.startsWith('/usr/src/')) {
+    return [`is inside /usr, which belongs to the system's packages; ${suggestion}.`];
+  }
+  return [];
+}
+
+export function userProblems(user: string): string[] {
+  if (user === 'root' || user === 'toor') {
+    return ["must not be root: the app runs as an unprivileged user of its own (by default, named after the app)."];
+  }
+  if (RESERVED_USERS.has(user) || user.startsWith('systemd-')) {
+    return [`${show(user)} is a system account shared with other software; use an account of the app's own (by default, named after the app).`];
+  }
+  return [];
+}
+
+/** A path relative to shared/: no leading '/', no '..', '.' or empty parts, no part starting with '-'. */
+export function relativePathProblems(rel: string, directoryAllowed: boolean): string[] {
+  if (rel.startsWith('/')) return ["must be relative to shared/, not start with '/'."];
+  if (rel.endsWith('/') && !directoryAllowed) return ["names a file, so it must not end with '/'."];
+  const parts = rel.replace(/\/$/, '').split('/');
+  if (parts.includes('..')) return ["must not contain a '..' part: it would point outside shared/."];
+  if (parts.some((p) => p === '' || p === '.')) return ["must be written plainly, without '//' or '.' parts."];
+  if (parts.some((p) => p.startsWith('-'))) return ["must not have a part starting with '-'."];
+  return [];
+}
+
+function sharedProblems(shared: string[]): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  const seen: { name: string; index: number }[] = [];
+  shared.forEach((rel, i) => {
+    const own = relativePathProblems(rel, true);
+    const name = rel.replace(/\/$/, '');
+    if (own.length === 0 && RELEASE_FILES.has(name.split('/')[0])) own.push(`${show(name)} is a file cutover writes in every release; share another path.`);
+    const clash = seen.find((s) => s.name === name || name.startsWith(s.name + '/') || s.name.startsWith(name + '/'));
+    if (own.length === 0 && clash) {
+      own.push(clash.name === name ? `lists ${show(name)} again (it is shared[${clash.index}]).` : `overlaps shared[${clash.index}] ${show(shared[clash.index])}; share one or the other.`);
+    }
+    if (own.length > 0) out.set(i, own);
+    seen.push({ name, index: i });
+  });
+  return out;
+}
+
+const CRON_FIELDS = [
+  { name: 'minute', min: 0, max: 59, names: [] as string[] },
+  { name: 'hour', min: 0, max: 23, names: [] },
+  { name: 'day-of-month', min: 1, max: 31, names: [] },
+  { name: 'month', min: 1, max: 12, names: ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'] },
+  { name: 'day-of-week', min: 0, max: 7, names: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] },
+];
+
+/** What is wrong with a 5-field cron schedule (as cron(8) on Debian reads it); [] when it is valid. */
+export function cronProblems(schedule: string): string[] {
+  const fields = schedule.trim().split(/[ \t]+/);
+  if (fields.length !== 5 || /[^0-9A-Za-z*,/ \t-]/.test(schedule)) {
+    return ['must be a cron schedule of 5 fields (minute hour day-of-month month day-of-week), such as "17 3 * * *".'];
+  }
+  return fields.flatMap((field, i) => cronFieldProblems(field, CRON_FIELDS[i]));
+}
+
+function cronFieldProblems(field: string, spec: (typeof CRON_FIELDS)[number]): string[] {
+  const wrong = `the ${spec.name} field ${show(field)}`;
+  const value = (token: string | undefined) => {
+    if (token === undefined) return undefined;
+    const named = spec.names.indexOf(token.toLowerCase());
+    return named >= 0 ? named + spec.min : /^[0-9]+$/.test(token) ? Number(token) : NaN;
+  };
+  for (const item of field.split(',')) {
+    const m = /^(?:\*|([0-9A-Za-z]+)(?:-([0-9A-Za-z]+))?)(?:\/([0-9]+))?$/.exec(item);
+    const [lo, hi, step] = m ? [value(m[1]), value(m[2]), value(m[3])] : [];
+    if (!m || Number.isNaN(lo) || Number.isNaN(hi)) {
+      const names = spec.names.length ? ` or a name like ${spec.names[1]}` : '';
+      return [`${wrong} is not valid: use *, a number${names}, a range like 1-5, a list like 1,15 or a step like */10.`];
+    }
+    for (const v of [lo, hi]) {
+      if (v !== undefined && (v < spec.min || v > spec.max)) return [`the ${spec.name} field has ${v}, outside ${spec.min}-${spec.max}.`];
+    }
+    if (lo !== undefined && hi !== undefined && hi < lo) return [`${wrong} has a range that runs backwards.`];
+    if (step !== undefined && (step < 1 || step > spec.max)) return [`${wrong} has the step /${step}; use 1 to ${spec.max}.`];
+  }
+  return [];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defaults that depend on other fields
+
+function sortProblems(problems: ManifestProblem[]): ManifestProblem[] {
+  return [...problems].sort((a, b) => a.line - b.line || a.path.localeCompare(b.path));
+}
+
+/** The validated values (schema defaults already filled in by ajv) plus root and user from app. */
+function completeManifest(values: Data, file: string): Manifest {
+  const m = values as unknown as Omit<Manifest, 'file' | 'root' | 'user'> & { root?: string; user?: string };
+  return {
+    ...m,
+    file: path.resolve(file),
+    root: m.root ?? `/usr/local/src/${m.app}`,
+    user: m.user ?? m.app,
+  };
 }
