@@ -5,7 +5,8 @@ import { loadManifest } from './manifest.ts';
 import { appPaths, type AppPaths } from './paths.ts';
 import { createOps, type Ops } from './ops.ts';
 import { createLogger, type Logger } from './log.ts';
-import { operatorName } from './lock.ts';
+import { acquireLock, operatorName } from './lock.ts';
+import { OperationError } from './errors.ts';
 import { appendHistory, readHistory, releaseStates, type HistoryEvent, type ReleaseRecord } from './history.ts';
 
 export interface Context {
@@ -42,5 +43,26 @@ export function releaseOnDisk(ctx: Context, id: string): boolean {
     return fs.lstatSync(ctx.paths.release(id)).isDirectory();
   } catch {
     return false;
+  }
+}
+
+/** Runs fn holding the app's lock (not with --dry-run, which changes nothing). */
+export async function withLock<T>(ctx: Context, operation: string, fn: () => Promise<T>): Promise<T> {
+  if (ctx.dryRun) return fn();
+  if (!fs.existsSync(ctx.paths.root)) {
+    throw new OperationError(`The app's root ${ctx.paths.root} does not exist.`, 'Run `npx tsx scripts/provision.ts` first (or `release`, which creates it).');
+  }
+  const lock = acquireLock(ctx.paths.lock, operation);
+  try {
+    return await fn();
+  } finally {
+    lock.release();
+  }
+}
+
+/** Creates the root layout a release needs, where it is missing. */
+export async function ensureLayout(ctx: Context): Promise<void> {
+  for (const dir of [ctx.paths.root, ctx.paths.releases, ctx.paths.shared]) {
+    if (!fs.existsSync(dir)) await ctx.ops.mkdir(dir, 0o755);
   }
 }

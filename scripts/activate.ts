@@ -1,0 +1,22 @@
+// activate <release>: make an already built release live, gated by its health check.
+import { runCommand } from './lib/cli.ts';
+import { createContext, withLock } from './lib/context.ts';
+import { activateRelease } from './lib/activation.ts';
+import { assertReleaseId } from './lib/paths.ts';
+
+const spec = {
+  name: 'activate',
+  summary: 'Make a built release live: switch the active symlink, restart the service, and keep it only if it passes the health gate.',
+  positionals: '<release>',
+  arity: [1, 1] as [number, number],
+  options: {
+    'dry-run': { type: 'boolean' as const, help: 'print every step it would do, and change nothing' },
+  },
+  details: `Example: ssh root@host 'cd /opt/cutover && npx tsx scripts/activate.ts 3f2a9c1b0d4e'`,
+};
+
+await runCommand(spec, async (args) => {
+  const id = assertReleaseId(args.positionals[0]);
+  const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
+  await withLock(ctx, `activate ${id}`, () => activateRelease(ctx, id, 'activate'));
+});

@@ -1,0 +1,106 @@
+// Activation: check ready → (preflight) → switch the symlink → restart → health gate → record; undo on failure.
+import { OperationError, UsageError } from './errors.ts';
+import { healthGate } from './health.ts';
+import { journalTail, resetFailed, restart, serviceControlEnabled, unitState } from './systemd.ts';
+import { liveRelease, switchActive } from './switch.ts';
+import { formatDuration } from './log.ts';
+import { history, record, releaseOnDisk, type Context } from './context.ts';
+import { preflight } from './preflight.ts';
+import type { ReleaseRecord } from './history.ts';
+
+export type Via = 'release' | 'activate' | 'rollback';
+
+const notReady: Record<string, string> = {
+  building: 'is still being built',
+  interrupted: 'was interrupted part-way through its build',
+  failed: 'failed to build',
+  bad: 'was marked bad',
+  removed: 'was pruned',
+};
+
+/** Refuses any release that is not a complete, good build still on disk. */
+export function assertActivatable(ctx: Context, id: string, rec: ReleaseRecord | undefined): ReleaseRecord {
+  if (!rec) {
+    throw new UsageError(`There is no release ${id}.`, '`npx tsx scripts/status.ts` lists the releases.');
+  }
+  if (rec.state !== 'ready') {
+    throw new OperationError(
+      `Release ${id} cannot be activated: it ${notReady[rec.state]}${rec.reason ? ` (${rec.reason})` : ''}.`,
+      `Build it afresh with \`npx tsx scripts/release.ts ${rec.commit.slice(0, 12)} --rebuild\`.`,
+    );
+  }
+  if (!releaseOnDisk(ctx, id)) {
+    throw new OperationError(`Release ${id} is recorded as ready but its directory is gone.`, 'Release its commit again to rebuild it.');
+  }
+  return rec;
+}
+
+function gateTarget(ctx: Context, id: string) {
+  const control = serviceControlEnabled();
+  return { port: ctx.m.port, cwd: ctx.paths.release(id), unit: control ? ctx.paths.unitName : undefined };
+}
+
+function units(ctx: Context): string[] {
+  return ctx.m.socket ? [ctx.paths.unitName, ctx.paths.socketUnitName] : [ctx.paths.unitName];
+}
+
+/** Switches to `id` and restarts; returns the gate's verdict. */
+async function cutTo(ctx: Context, id: string) {
+  await ctx.log.step(`switch active to ${id}`, () => switchActive(ctx.ops, ctx.paths, id));
+  await ctx.log.step(`restart ${ctx.paths.unitName}`, async () => {
+    await resetFailed(ctx.ops, units(ctx));
+    await restart(ctx.ops, ctx.paths.unitName);
+  });
+  if (ctx.dryRun) {
+    ctx.log.info(`    would wait for ${ctx.paths.unitName} to stay active and pass its health check (up to ${ctx.m.health.timeout} s)`);
+    return { ok: true, detail: 'dry run' };
+  }
+  return ctx.log.step('health gate', async () => healthGate(ctx.m, gateTarget(ctx, id)));
+}
+
+/**
+ * Makes `id` the live release. On a failed gate: switch back, restart the previous release, mark
+ * `id` bad, print the unit's last journal lines, and throw (exit 1).
+ */
+export async function activateRelease(ctx: Context, id: string, via: Via): Promise<void> {
+  const { records } = history(ctx);
+  const rec = assertActivatable(ctx, id, records.get(id));
+  const previous = liveRelease(ctx.paths);
+  if (previous === id && !ctx.dryRun) {
+    const state = await unitState(ctx.paths.unitName);
+    if (state === 'active' || state === 'off') {
+      ctx.log.info(`Release ${id} is already live; nothing to do.`);
+      return;
+    }
+  }
+  await preflight(ctx, id);
+  const t0 = performance.now();
+  const since = new Date();
+  const gate = await cutTo(ctx, id);
+  const duration_ms = Math.round(performance.now() - t0);
+  if (gate.ok) {
+    await record(ctx, { event: 'activated', release: id, commit: rec.commit, previous: previous ?? null, via, duration_ms });
+    ctx.log.info(`Release ${id} (${rec.commit.slice(0, 12)}) is live${ctx.dryRun ? ' (dry run)' : ''}; cutover took ${formatDuration(duration_ms)}.`);
+    return;
+  }
+  const journal = await journalTail(ctx.paths.unitName, 20, since);
+  const restored = await restorePrevious(ctx, previous);
+  await record(ctx, { event: 'activation-failed', release: id, commit: rec.commit, previous: previous ?? null, via, duration_ms, reason: gate.detail });
+  throw new OperationError(
+    `Release ${id} failed its health gate: ${gate.detail}. ${restored}` + (journal ? `\nLast lines of the ${ctx.paths.unitName} journal:\n${journal}` : ''),
+    `${id} is marked bad and kept for inspection. Fix the app and release again.`,
+  );
+}
+
+/** Switches back to the release that was live before, and says whether it is healthy again. */
+async function restorePrevious(ctx: Context, previous: string | undefined): Promise<string> {
+  if (!previous) {
+    ctx.log.info('There was no live release before this one: stopping here.');
+    return 'There was no earlier release to go back to.';
+  }
+  ctx.log.info(`Switching back to ${previous}.`);
+  const back = await cutTo(ctx, previous);
+  return back.ok
+    ? `Switched back to ${previous}, which is healthy again.`
+    : `Switched back to ${previous}, but it is not healthy either (${back.detail}): look at the service now.`;
+}

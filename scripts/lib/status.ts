@@ -1,0 +1,118 @@
+// Status: the live release, the rollback target, and every release with its state, commit, age and size.
+import fs from 'node:fs';
+import path from 'node:path';
+import { history, type Context } from './context.ts';
+import { rollbackTarget, type ReleaseState } from './history.ts';
+import { describeHolder, liveHolder } from './lock.ts';
+import { liveRelease } from './switch.ts';
+import { unitState } from './systemd.ts';
+
+export interface ReleaseStatus {
+  id: string;
+  commit: string;
+  ref?: string;
+  state: ReleaseState | 'unknown';
+  live: boolean;
+  rollbackTarget: boolean;
+  onDisk: boolean;
+  builtAt?: string;
+  ageSeconds?: number;
+  sizeBytes?: number;
+  reason?: string;
+}
+
+export interface StatusReport {
+  app: string;
+  root: string;
+  service: string;
+  live: string | null;
+  rollbackTarget: string | null;
+  lock: string | null;
+  releases: ReleaseStatus[];
+}
+
+/** Bytes used by a directory tree (lstat, not following links; hard links counted once). */
+export function diskUsage(dir: string): number {
+  const seen = new Set<string>();
+  let total = 0;
+  const walk = (p: string) => {
+    const st = fs.lstatSync(p, { throwIfNoEntry: false, bigint: false });
+    if (!st) return;
+    const key = `${st.dev}:${st.ino}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    total += st.blocks * 512;
+    if (st.isDirectory()) for (const name of fs.readdirSync(p)) walk(path.join(p, name));
+  };
+  walk(dir);
+  return total;
+}
+
+export async function gatherStatus(ctx: Context, now = Date.now()): Promise<StatusReport> {
+  const { events, records } = history(ctx);
+  const onDisk = new Set(fs.existsSync(ctx.paths.releases) ? fs.readdirSync(ctx.paths.releases) : []);
+  const live = liveRelease(ctx.paths);
+  const rollback = rollbackTarget(events, live, records, (id) => onDisk.has(id));
+  const releases: ReleaseStatus[] = [...records.values()]
+    .sort((a, b) => b.order - a.order)
+    .filter((r) => r.state !== 'removed' || onDisk.has(r.id))
+    .map((r) => ({
+      id: r.id,
+      commit: r.commit,
+      ref: r.ref,
+      state: r.state,
+      live: r.id === live,
+      rollbackTarget: r.id === rollback,
+      onDisk: onDisk.has(r.id),
+      builtAt: r.builtAt,
+      ageSeconds: Math.round((now - Date.parse(r.builtAt)) / 1000),
+      sizeBytes: onDisk.has(r.id) ? diskUsage(ctx.paths.release(r.id)) : undefined,
+      reason: r.reason,
+    }));
+  for (const id of onDisk) {
+    if (!records.has(id)) releases.push({ id, commit: '', state: 'unknown', live: id === live, rollbackTarget: false, onDisk: true, reason: 'not in the history: cutover did not make it' });
+  }
+  const holder = liveHolder(ctx.paths.lock);
+  return {
+    app: ctx.m.app,
+    root: ctx.paths.root,
+    service: await unitState(ctx.paths.unitName),
+    live: live ?? null,
+    rollbackTarget: rollback ?? null,
+    lock: holder ? describeHolder(holder) : null,
+    releases,
+  };
+}
+
+function age(s?: number): string {
+  if (s === undefined) return '';
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  if (s < 172800) return `${Math.round(s / 3600)}h`;
+  return `${Math.round(s / 86400)}d`;
+}
+
+function size(b?: number): string {
+  if (b === undefined) return '-';
+  return b < 1 << 20 ? `${Math.ceil(b / 1024)}K` : `${(b / (1 << 20)).toFixed(1)}M`;
+}
+
+export function formatStatus(r: StatusReport): string {
+  const lines = [
+    `app ${r.app} in ${r.root}`,
+    `service: ${r.service}`,
+    `live: ${r.live ?? 'none'}`,
+    `rollback target: ${r.rollbackTarget ?? 'none'}`,
+  ];
+  if (r.lock) lines.push(`lock: held by ${r.lock}`);
+  lines.push('', `  ${'RELEASE'.padEnd(16)} ${'STATE'.padEnd(12)} ${'COMMIT'.padEnd(12)} ${'AGE'.padStart(5)} ${'SIZE'.padStart(7)}  NOTE`);
+  for (const x of r.releases) {
+    const mark = x.live ? '*' : x.rollbackTarget ? '<' : ' ';
+    const note = [x.live ? 'live' : '', x.rollbackTarget ? 'rollback target' : '', x.ref ? `ref ${x.ref}` : '', x.reason ?? '', !x.onDisk ? 'removed from disk' : '']
+      .filter(Boolean)
+      .join('; ');
+    lines.push(`${mark} ${x.id.padEnd(16)} ${x.state.padEnd(12)} ${x.commit.slice(0, 12).padEnd(12)} ${age(x.ageSeconds).padStart(5)} ${size(x.sizeBytes).padStart(7)}  ${note}`);
+  }
+  if (r.releases.length === 0) lines.push('  (no releases yet)');
+  return lines.join('\n') + '\n';
+}

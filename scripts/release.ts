@@ -1,0 +1,60 @@
+// release <ref>: fetch, build in a fresh directory, then activate and prune.
+import { runCommand } from './lib/cli.ts';
+import { createContext, ensureLayout, history, withLock, type Context } from './lib/context.ts';
+import { fetchMirror, resolveRef, resolveRemote, assertRefSyntax } from './lib/git.ts';
+import { buildRelease, cleanInterrupted, nextReleaseId } from './lib/build.ts';
+import { readyReleaseOf } from './lib/history.ts';
+import { activateRelease } from './lib/activation.ts';
+import { applyPrune, prunePlanFor } from './lib/prune.ts';
+import { OperationError } from './lib/errors.ts';
+import fs from 'node:fs';
+
+const spec = {
+  name: 'release',
+  summary: 'Fetch <ref> (a commit hash, tag or branch), build it in a fresh release directory, then make it live and prune.',
+  positionals: '<ref>',
+  arity: [1, 1] as [number, number],
+  options: {
+    'no-activate': { type: 'boolean' as const, help: 'build (or reuse) the release but leave the live release as it is' },
+    rebuild: { type: 'boolean' as const, help: 'build afresh even if a ready release of this commit exists' },
+    'dry-run': { type: 'boolean' as const, help: 'print every step it would do, and change nothing' },
+  },
+  details: `Example, from your machine:
+  ssh root@host 'cd /opt/cutover && npx tsx scripts/release.ts v1.4.2'`,
+};
+
+async function resolve(ctx: Context, ref: string): Promise<string> {
+  await ctx.log.step(`fetch ${ctx.m.repo}`, () => fetchMirror(ctx.ops, ctx.m.repo, ctx.paths.repo));
+  if (fs.existsSync(ctx.paths.repo)) return resolveRef(ctx.paths.repo, ref);
+  const commit = await resolveRemote(ctx.m.repo, ref);
+  if (!commit) throw new OperationError(`No branch or tag named "${ref}" in ${ctx.m.repo} (an abbreviated hash needs the mirror: run without --dry-run once).`);
+  return commit;
+}
+
+await runCommand(spec, async (args) => {
+  const ref = assertRefSyntax(args.positionals[0]);
+  const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
+  if (ctx.dryRun) ctx.log.info(`Dry run: nothing will be changed.`);
+  await ensureLayout(ctx);
+  await withLock(ctx, `release ${ref}`, async () => {
+    await cleanInterrupted(ctx, history(ctx).records);
+    const commit = await resolve(ctx, ref);
+    ctx.log.info(`${ref} is commit ${commit}.`);
+    const { records } = history(ctx);
+    const reuse = args.values.rebuild ? undefined : readyReleaseOf(commit, records);
+    let id: string;
+    if (reuse) {
+      id = reuse.id;
+      ctx.log.info(`Release ${id} of this commit is already built and ready: reusing it (use --rebuild to build afresh).`);
+    } else {
+      id = nextReleaseId(commit, (x) => records.has(x) || fs.existsSync(ctx.paths.release(x)));
+      await buildRelease(ctx, commit, ref, id);
+    }
+    if (args.values['no-activate']) {
+      ctx.log.info(`Not activating (--no-activate). Make it live with: npx tsx scripts/activate.ts ${id}`);
+      return;
+    }
+    await activateRelease(ctx, id, 'release');
+    await ctx.log.step(`prune (keep ${ctx.m.keep})`, () => applyPrune(ctx, prunePlanFor(ctx, ctx.m.keep)));
+  });
+});

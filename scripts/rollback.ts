@@ -1,0 +1,37 @@
+// rollback: go back to the last good release before the live one (from the history), and mark the live one bad.
+import { runCommand } from './lib/cli.ts';
+import { createContext, history, record, withLock } from './lib/context.ts';
+import { activateRelease } from './lib/activation.ts';
+import { rollbackTarget } from './lib/history.ts';
+import { assertReleaseId } from './lib/paths.ts';
+import { liveRelease } from './lib/switch.ts';
+import { OperationError } from './lib/errors.ts';
+import { releaseOnDisk } from './lib/context.ts';
+
+const spec = {
+  name: 'rollback',
+  summary: 'Make the last good release before the live one live again (or the one given with --to), and mark the release it leaves bad.',
+  options: {
+    to: { type: 'string' as const, arg: 'RELEASE', help: 'roll back to this release instead of the previous good one' },
+    'dry-run': { type: 'boolean' as const, help: 'print every step it would do, and change nothing' },
+  },
+  details: `Example: ssh root@host 'cd /opt/cutover && npx tsx scripts/rollback.ts'`,
+};
+
+await runCommand(spec, async (args) => {
+  const to = args.values.to === undefined ? undefined : assertReleaseId(String(args.values.to));
+  const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
+  await withLock(ctx, `rollback${to ? ` to ${to}` : ''}`, async () => {
+    const { events, records } = history(ctx);
+    const live = liveRelease(ctx.paths);
+    const target = to ?? rollbackTarget(events, live, records, (id) => releaseOnDisk(ctx, id));
+    if (!target) {
+      throw new OperationError('There is no earlier good release to roll back to.', '`npx tsx scripts/status.ts` shows the releases and their states.');
+    }
+    if (target === live) throw new OperationError(`Release ${target} is already live.`);
+    ctx.log.info(`Rolling back from ${live ?? 'nothing'} to ${target}.`);
+    await activateRelease(ctx, target, 'rollback');
+    if (live) await record(ctx, { event: 'marked-bad', release: live, commit: records.get(live)?.commit, reason: `rolled back to ${target} by ${ctx.by}` });
+    if (live) ctx.log.info(`Release ${live} is marked bad and kept for inspection.`);
+  });
+});
