@@ -1,12 +1,15 @@
 // The example web app cutover deploys: health, version and asset endpoints, graceful SIGTERM, test switches.
 //
 // Environment: PORT (default 3000), HOST (default 127.0.0.1), STARTUP_DELAY_MS (default 300),
-// LISTEN_FDS=1 (socket activation: listen on the inherited fd 3), GREETING (echoed by GET /).
+// LISTEN_FDS=1 (socket activation: listen on the inherited fd 3; LISTEN_PID is not checked, so
+// `npm start` works too), IGNORE_LISTEN_FDS=1 (listen on PORT even then, like an app that cannot
+// take fd 3: what cutover's preload is for), GREETING (echoed by GET /).
 // A file BEHAVIOUR next to this file switches test behaviours (words separated by whitespace):
 //   crash            exit 1 at start, before listening
 //   unhealthy        listen, but GET /health answers 500
 //   slow-start=<ms>  wait <ms> before listening (overrides STARTUP_DELAY_MS)
 //   hang             never listen (the process stays up)
+//   no-fd3           same as IGNORE_LISTEN_FDS=1
 //   build-fail       (read by build.js) the build exits 1
 import http from 'node:http';
 import { readFileSync, realpathSync } from 'node:fs';
@@ -25,11 +28,12 @@ function readAppFile(name) {
 }
 
 function parseBehaviour(text) {
-  const behaviour = { crash: false, unhealthy: false, hang: false, slowStartMs: undefined };
+  const behaviour = { crash: false, unhealthy: false, hang: false, noFd3: false, slowStartMs: undefined };
   for (const word of (text ?? '').split(/\s+/).filter(Boolean)) {
     const slow = /^slow-start=(\d+)$/.exec(word);
     if (slow) behaviour.slowStartMs = Number(slow[1]);
     else if (word === 'crash' || word === 'unhealthy' || word === 'hang') behaviour[word] = true;
+    else if (word === 'no-fd3') behaviour.noFd3 = true;
     else if (word !== 'build-fail') console.error(`BEHAVIOUR: ignoring unknown switch "${word}"`);
   }
   return behaviour;
@@ -53,8 +57,9 @@ function startupDelayMs(behaviour) {
   return Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : 300;
 }
 
-function listenTarget() {
-  if (Number(process.env.LISTEN_FDS) >= 1) return { fd: 3 };
+function listenTarget(behaviour) {
+  const ignoreFds = behaviour.noFd3 || process.env.IGNORE_LISTEN_FDS === '1';
+  if (!ignoreFds && Number(process.env.LISTEN_FDS) >= 1) return { fd: 3 };
   const port = Number(process.env.PORT ?? 3000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error(`PORT must be a port number, not "${process.env.PORT}"`);
@@ -142,7 +147,7 @@ function start() {
     setInterval(() => {}, 60_000);
     return;
   }
-  const target = listenTarget();
+  const target = listenTarget(behaviour);
   server.on('error', (err) => {
     console.error(`cannot listen: ${err.message}`);
     process.exit(1);

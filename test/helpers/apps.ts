@@ -25,8 +25,8 @@ export function loopbackUrl(url: string): URL {
 
 /** One GET on a fresh connection (agent: false); rejects on a network error or after timeoutMs. */
 export function httpGet(url: string, opts: { timeoutMs?: number; agent?: http.Agent } = {}): Promise<HttpResult> {
-  const target = loopbackUrl(url);
   return new Promise((resolve, reject) => {
+    const target = loopbackUrl(url);
     const req = http.get(target, { agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 5000 }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -45,6 +45,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * rejects after timeoutMs with the last status or error.
  */
 export async function waitForHttp(url: string, timeoutMs: number, opts: { anyStatus?: boolean } = {}): Promise<HttpResult> {
+  loopbackUrl(url);
   const deadline = Date.now() + timeoutMs;
   let last = 'no attempt';
   while (Date.now() < deadline) {
