@@ -130,6 +130,9 @@ function yamlProblems(doc: Document, text: string, lineOf: (offset: number) => n
       const key = /^[^:\n]*/.exec(text.slice(e.pos[0]))![0].trim();
       return { line, path: key || 'YAML', message: 'is given more than once; keep one.' };
     }
+    if (e.code === 'MULTIPLE_DOCS') {
+      return { line, path: 'YAML', message: "starts a second document with '---'; a manifest is one document." };
+    }
     return { line, path: 'YAML', message: `${e.message.replace(/\.?$/, '')}.` };
   });
 }
@@ -198,9 +201,13 @@ export function manifestSchema(): Data {
 function validateAgainstSchema(values: Data, locate: Locate): ManifestProblem[] {
   const { validate } = validator();
   if (validate(values)) return [];
+  const errors = validate.errors ?? [];
+  // A value of the wrong type makes every other complaint about it noise.
+  const mistyped = new Set(errors.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
   const seen = new Set<string>();
   const problems: ManifestProblem[] = [];
-  for (const error of validate.errors ?? []) {
+  for (const error of errors) {
+    if (error.keyword !== 'type' && mistyped.has(error.instancePath)) continue;
     const p = schemaProblem(error, locate);
     const key = p && `${p.path}\0${p.message}`;
     if (p && !seen.has(key!)) {
@@ -248,7 +255,7 @@ function schemaProblem(e: ErrorObject, locate: Locate): ManifestProblem | undefi
       if (e.propertyName !== undefined) {
         return problem([...at, e.propertyName], `the name ${show(e.propertyName)} ${why}.`);
       }
-      return problem(at, `${why}${e.keyword === 'oneOf' ? '' : `, not ${describe(e.data)}${stringDetail(e.data)}`}.`);
+      return problem(at, `${why}${e.keyword === 'oneOf' ? '' : `; found ${describe(e.data)}${stringDetail(e.data)}`}.`);
     }
     default:
       return problem(at, `${e.message ?? 'is not valid'}.`);
@@ -337,12 +344,12 @@ function show(value: unknown): string {
 /** What is wrong with a one-line string, when that is not obvious from the value itself. */
 function stringDetail(value: unknown): string {
   if (typeof value !== 'string') return '';
-  if (value.includes('\n')) return ' (it contains a newline)';
-  if (value.includes('\r')) return ' (it contains a carriage return)';
-  if (value.includes('\0')) return ' (it contains a NUL byte)';
-  if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(value)) return ' (it contains a control character)';
-  if (value.trim() === '') return ' (it is empty)';
-  if (value.startsWith('-')) return " (it starts with '-')";
+  if (value.includes('\n')) return ', which contains a newline';
+  if (value.includes('\r')) return ', which contains a carriage return';
+  if (value.includes('\0')) return ', which contains a NUL byte';
+  if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(value)) return ', which contains a control character';
+  if (value.trim() === '') return ', which is empty';
+  if (value.startsWith('-')) return ", which starts with '-'";
   return '';
 }
 
@@ -395,7 +402,7 @@ function semanticProblems(m: Data, locate: Locate, found: ManifestProblem[]): Ma
   const add = (segments: Segment[], messages: string[]) =>
     out.push(...messages.map((message) => ({ line: locate(segments), path: displayPath(segments), message })));
   if (typeof m.app === 'string' && clean('app')) add(['app'], appProblems(m.app, m.user === undefined));
-  if (typeof m.root === 'string' && clean('root')) add(['root'], rootProblems(m.root));
+  if (typeof m.root === 'string' && clean('root')) add(['root'], rootProblems(m.root, typeof m.app === 'string' && clean('app') ? m.app : undefined));
   if (typeof m.user === 'string' && clean('user')) add(['user'], userProblems(m.user));
   if (typeof m.env_file === 'string' && clean('env_file')) add(['env_file'], relativePathProblems(m.env_file, false));
   if (Array.isArray(m.shared) && clean('shared')) {
@@ -419,12 +426,12 @@ function appProblems(app: string, isUser: boolean): string[] {
   return [];
 }
 
-export function rootProblems(root: string): string[] {
+export function rootProblems(root: string, app = '<app>'): string[] {
   const parts = root.split('/').slice(1);
   if (parts.includes('..')) return ["must not contain '..': write the directory it means."];
   const plain = path.posix.normalize(root).replace(/(.)\/$/, '$1');
   if (plain !== root) return [`must be written plainly, as ${show(plain)} (no '//', '.' parts or trailing '/').`];
-  const suggestion = 'give the app a directory of its own, such as /usr/local/src/<app>, /srv/<app> or /opt/<app>';
+  const suggestion = `give the app a directory of its own, such as /usr/local/src/${app}, /srv/${app} or /opt/${app}`;
   if (SYSTEM_DIRS.has(root)) return [`is the system directory ${root}; ${suggestion}.`];
   const tree = SYSTEM_TREES.find((t) => root.startsWith(t + '/'));
   if (tree) return [`is inside ${tree}, which belongs to the system; ${suggestion}.`];

@@ -1,0 +1,299 @@
+// Unit tests for the manifest: the examples validate, defaults apply, and every bad fixture is refused naming its field and line.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  cronProblems,
+  loadManifest,
+  manifestProblems,
+  manifestSchema,
+  parseManifest,
+  relativePathProblems,
+  rootProblems,
+  userProblems,
+  type Manifest,
+} from '../../scripts/lib/manifest.ts';
+import { ExitCode, UsageError } from '../../scripts/lib/errors.ts';
+
+const kit = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const fixtures = path.join(kit, 'test', 'fixtures', 'manifests');
+const examples = path.join(kit, 'config', 'examples');
+
+interface Expectation {
+  field: string;
+  line: number;
+}
+
+/** The `# expect: <field> line <N>` comments at the top of a fixture. */
+function expectations(text: string): Expectation[] {
+  const found: Expectation[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^# expect: (\S+) line (\d+)$/.exec(line);
+    if (!m) break;
+    found.push({ field: m[1], line: Number(m[2]) });
+  }
+  return found;
+}
+
+/** Runs fn, which must throw a UsageError; returns it. */
+function usageErrorOf(fn: () => unknown): UsageError {
+  try {
+    fn();
+  } catch (e) {
+    assert.instance(e, UsageError);
+    return e as UsageError;
+  }
+  assert.unreachable('expected a UsageError');
+  throw new Error('unreachable');
+}
+
+function parse(text: string): Manifest {
+  return parseManifest(text, 'test.yaml');
+}
+
+const minimal = 'app: shop\nrepo: https://github.com/acme/shop.git\nstart: node build\n';
+
+// ---------------------------------------------------------------------------------------------
+// Good manifests
+
+for (const name of readdirSync(examples).filter((f) => f.endsWith('.yaml'))) {
+  test(`the example ${name} validates`, async () => {
+    const m = await loadManifest(path.join(examples, name));
+    assert.is(m.file, path.join(examples, name));
+    assert.ok(m.start.length > 0);
+  });
+}
+
+test('the examples cover SvelteKit (socket), Next.js (preload) and Flask (python, socket)', async () => {
+  const svelte = await loadManifest(path.join(examples, 'sveltekit.yaml'));
+  const next = await loadManifest(path.join(examples, 'nextjs.yaml'));
+  const flask = await loadManifest(path.join(examples, 'flask.yaml'));
+  assert.is(svelte.socket, true);
+  assert.is(next.socket, 'preload');
+  assert.is(flask.runtime, 'python');
+  assert.is(flask.socket, true);
+  assert.match(flask.start, /gunicorn/);
+});
+
+test('config/app.yaml is the demo app', async () => {
+  const m = await loadManifest(path.join(kit, 'config', 'app.yaml'));
+  assert.is(m.app, 'demo');
+  assert.is(m.root, '/usr/local/src/demo');
+  assert.is(m.user, 'demo');
+  assert.is(m.runtime, 'node');
+  assert.is(m.start, 'node server.js');
+  assert.is(m.port, 3000);
+  assert.equal(m.health, { path: '/health', timeout: 30 });
+});
+
+test('a minimal manifest gets every default', () => {
+  const m = parse(minimal);
+  assert.equal(m, {
+    app: 'shop',
+    repo: 'https://github.com/acme/shop.git',
+    start: 'node build',
+    file: path.resolve('test.yaml'),
+    root: '/usr/local/src/shop',
+    user: 'shop',
+    runtime: 'node',
+    env: {},
+    shared: [],
+    port: 3000,
+    socket: false,
+    health: { path: '/', timeout: 30 },
+    preflight: true,
+    stop_timeout: 30,
+    keep: 5,
+    prune: { schedule: '17 3 * * *' },
+  });
+});
+
+test('the defaults applied are the ones written in the schema', () => {
+  const props = manifestSchema().properties as Record<string, { default?: unknown }>;
+  const m = parse(minimal) as unknown as Record<string, unknown>;
+  for (const [key, prop] of Object.entries(props)) {
+    if ('default' in prop) assert.equal(m[key], prop.default, `default of ${key}`);
+  }
+});
+
+test('a partial health or prune gets the nested defaults', () => {
+  const m = parse(minimal + 'health: { command: "true" }\nprune: {}\n');
+  assert.equal(m.health, { command: 'true', timeout: 30 });
+  assert.equal(m.prune, { schedule: '17 3 * * *' });
+});
+
+test("values meant for units and cron may hold '%', '$' and quotes (the renderer escapes them)", () => {
+  const m = parseManifest(readFileSync(path.join(fixtures, 'good', 'everything.yaml'), 'utf8'), 'everything.yaml');
+  assert.is(m.env.GREETING, '100% "ready" for $USER\'s ${HOME} `x`');
+  assert.is(m.env.EMPTY, '');
+  assert.is(m.start, "node --max-old-space-size=256 build/index.js --name '%n $PORT'");
+  assert.equal(m.health, { command: 'curl -fsS "http://127.0.0.1:$PORT/health?full=1"', timeout: 600 });
+  assert.is(m.socket, 'preload');
+  assert.is(m.root, '/tmp/cutover-test/shop');
+  assert.is(m.user, '_shop');
+  assert.is(m.preflight, false);
+  assert.is(m.keep, 1);
+  assert.equal(m.shared, ['config/secrets.env', 'uploads/', 'storage/logs/', 'storage/sessions/']);
+});
+
+test('the good fixtures have no problems', () => {
+  for (const name of readdirSync(path.join(fixtures, 'good'))) {
+    const file = path.join(fixtures, 'good', name);
+    assert.equal(manifestProblems(readFileSync(file, 'utf8'), file), [], name);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// The schema itself
+
+test('every field in the schema has a one-line description, and every object refuses unknown keys', () => {
+  const walk = (schema: Record<string, unknown>, where: string): void => {
+    const props = schema.properties as Record<string, Record<string, unknown>> | undefined;
+    if (schema.type === 'object' && props) assert.is(schema.additionalProperties, false, `${where} allows unknown keys`);
+    for (const [key, prop] of Object.entries(props ?? {})) {
+      const description = prop.description;
+      assert.type(description, 'string', `${where}.${key} has no description`);
+      assert.not.match(description as string, /\n/, `${where}.${key} has a multi-line description`);
+      walk(prop, `${where}.${key}`);
+    }
+  };
+  walk(manifestSchema(), 'manifest');
+});
+
+// ---------------------------------------------------------------------------------------------
+// The semantic checks, directly
+
+test('roots: own directories are fine, system directories and odd spellings are not', () => {
+  for (const ok of ['/var/lib/shop', '/srv/shop', '/opt/shop', '/usr/local/src/shop', '/home/deploy/shop', '/tmp/x', '/data']) {
+    assert.equal(rootProblems(ok), [], ok);
+  }
+  for (const bad of ['/', '/etc', '/usr', '/var', '/home', '/root', '/tmp', '/usr/local/src', '/etc/shop', '/usr/bin/x',
+    '/usr/lib/shop', '/proc/1', '/boot/x', '/root/app', '/var/log/shop', '/srv/../etc', '/srv/./shop', '/srv//shop', '/srv/shop/']) {
+    assert.is(rootProblems(bad).length, 1, bad);
+  }
+});
+
+test('users: root and shared system accounts are refused', () => {
+  for (const bad of ['root', 'toor', 'daemon', 'nobody', 'www-data', 'systemd-network']) assert.is(userProblems(bad).length, 1, bad);
+  for (const ok of ['shop', 'deploy', '_svc', 'app-1']) assert.equal(userProblems(ok), [], ok);
+});
+
+test('shared paths: relative, plain, inside shared/', () => {
+  for (const ok of ['.env', 'uploads/', 'storage/app/public/', 'a.b@c+d']) assert.equal(relativePathProblems(ok, true), [], ok);
+  for (const bad of ['/etc/', '../x', 'a/../../b', 'a//b', './a', '-rf', 'a/-x']) assert.is(relativePathProblems(bad, true).length, 1, bad);
+  assert.is(relativePathProblems('secrets/', false).length, 1);
+});
+
+test('cron schedules: the 5 fields with their ranges, names, lists and steps', () => {
+  for (const ok of ['17 3 * * *', '*/15 * * * *', '0 0 1 jan,jul sun', '0 9-17/2 * * mon-fri', '59 23 31 12 7', '0 0 * * 0']) {
+    assert.equal(cronProblems(ok), [], ok);
+  }
+  for (const bad of ['60 * * * *', '* 24 * * *', '* * 0 * *', '* * * 13 *', '* * * * 8', '5-1 * * * *', '*/0 * * * *',
+    '* * * * funday', '@daily', '* * * *', '* * * * * *', '1,,2 * * * *', '17 3 * * * %']) {
+    assert.ok(cronProblems(bad).length > 0, bad);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// The corpus of bad manifests
+
+const badDir = path.join(fixtures, 'bad');
+const badFiles = readdirSync(badDir).filter((f) => f.endsWith('.yaml')).sort();
+
+test('the corpus holds at least 40 bad manifests, each saying what it expects', () => {
+  assert.ok(badFiles.length >= 40, `only ${badFiles.length} bad manifests`);
+  for (const name of badFiles) {
+    assert.ok(expectations(readFileSync(path.join(badDir, name), 'utf8')).length > 0, `${name} has no "# expect:" line`);
+  }
+});
+
+for (const name of badFiles) {
+  test(`bad/${name} is refused, naming its field and line`, () => {
+    const file = path.join(badDir, name);
+    const text = readFileSync(file, 'utf8');
+    const e = usageErrorOf(() => parseManifest(text, file));
+    assert.is(e.exitCode, ExitCode.usage);
+    assert.match(e.hint ?? '', file);
+    for (const { field, line } of expectations(text)) {
+      const want = `${file}:${line}: ${field}: `;
+      assert.ok(e.message.includes(want), `expected "${want}" in:\n${e.message}`);
+    }
+  });
+}
+
+test('loadManifest refuses a bad file the same way', async () => {
+  const file = path.join(badDir, 'root-etc.yaml');
+  try {
+    await loadManifest(file);
+    assert.unreachable('root: /etc was accepted');
+  } catch (e) {
+    assert.instance(e, UsageError);
+    assert.is((e as UsageError).exitCode, 2);
+    assert.match((e as UsageError).message, `${file}:5: root: is the system directory /etc`);
+  }
+});
+
+test('a manifest with many mistakes reports every one of them at once, in line order', () => {
+  const file = path.join(fixtures, 'many-errors.yaml');
+  const text = readFileSync(file, 'utf8');
+  const problems = manifestProblems(text, file);
+  const expected = expectations(text);
+  assert.is(problems.length, expected.length, problems.join('\n'));
+  expected.forEach(({ field, line }, i) => assert.ok(problems[i].startsWith(`${file}:${line}: ${field}: `), problems[i]));
+  const e = usageErrorOf(() => parseManifest(text, file));
+  assert.match(e.message, `has ${expected.length} problems:`);
+  for (const p of problems) assert.ok(e.message.includes(p), p);
+});
+
+test('an unknown key is named, with the likely meaning', () => {
+  const [p] = manifestProblems(minimal + 'helth:\n  path: /\n', 'm.yaml');
+  assert.is(p, "m.yaml:4: helth: unknown key 'helth' (did you mean 'health'?).");
+  const [q] = manifestProblems(minimal + 'Port: 3000\n', 'm.yaml');
+  assert.match(q, "unknown key 'Port' (did you mean 'port'?)");
+});
+
+test('a value of the wrong type is reported once, with a way to fix it', () => {
+  const problems = manifestProblems(minimal + 'health: /health\nenv: { WORKERS: 4 }\n', 'm.yaml');
+  assert.equal(problems, [
+    "m.yaml:4: health: must be a mapping, not '/health'.",
+    'm.yaml:5: env.WORKERS: must be a string, not 4; quote it: "4".',
+  ]);
+});
+
+test('socket: preload is for Node apps only', () => {
+  assert.equal(manifestProblems(minimal + 'runtime: node\nsocket: preload\n', 'm.yaml'), []);
+  assert.match(manifestProblems(minimal + 'runtime: python\nsocket: preload\n', 'm.yaml')[0], 'm.yaml:5: socket:');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Files that cannot be read
+
+test('a missing manifest file is a usage error that says so', async () => {
+  try {
+    await loadManifest('/nonexistent/cutover/app.yaml');
+    assert.unreachable('a missing file was accepted');
+  } catch (e) {
+    assert.instance(e, UsageError);
+    assert.is((e as UsageError).exitCode, 2);
+    assert.match((e as UsageError).message, 'The manifest /nonexistent/cutover/app.yaml does not exist.');
+    assert.match((e as UsageError).hint ?? '', '--manifest');
+  }
+});
+
+test('a directory given as the manifest is a usage error', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'cutover-manifest-'));
+  try {
+    await loadManifest(dir);
+    assert.unreachable('a directory was accepted');
+  } catch (e) {
+    assert.instance(e, UsageError);
+    assert.match((e as UsageError).message, 'is a directory');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
