@@ -1,0 +1,123 @@
+// Test helpers that run the real kit scripts as subprocesses against a temp root, and snapshot what they change.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { makeAppRepo, tempDir, type AppRepo } from './gitrepo.ts';
+
+export const kitDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const tsx = path.join(kitDir, 'node_modules', '.bin', 'tsx');
+
+/** The unprivileged user builds run as in the fs tier: a system user the tests make when root. */
+export const TEST_USER = process.getuid?.() === 0 ? 'cutover-fs' : os.userInfo().username;
+
+export function ensureTestUser(): void {
+  if (process.getuid?.() !== 0) return;
+  if (spawnSync('id', ['-u', TEST_USER]).status === 0) return;
+  const r = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', TEST_USER], { encoding: 'utf8' });
+  if (r.status !== 0 && spawnSync('id', ['-u', TEST_USER]).status !== 0) throw new Error(`useradd ${TEST_USER}: ${r.stderr}`);
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  out: string;
+}
+
+export interface Fixture {
+  dir: string;
+  root: string;
+  manifest: string;
+  repo: AppRepo;
+  /** Runs `npx tsx scripts/<verb>.ts args --manifest <manifest>` with service control off. */
+  run(verb: string, args?: string[], env?: Record<string, string>): Promise<RunResult>;
+  /** Starts a script without waiting for it. */
+  start(verb: string, args?: string[], env?: Record<string, string>): import('node:child_process').ChildProcess;
+  history(): any[];
+  active(): string | undefined;
+  status(): Promise<any>;
+}
+
+/** Manifest defaults for the fs tier: the node example app, a health command (no systemd here). */
+export function baseManifest(f: { root: string; repo: string }): Record<string, unknown> {
+  return {
+    app: 'fsapp',
+    repo: f.repo,
+    root: f.root,
+    user: TEST_USER,
+    install: 'npm ci --no-audit --no-fund',
+    build: 'npm run build',
+    start: 'node server.js',
+    shared: ['.env', 'uploads/'],
+    env_file: '.env',
+    env: { GREETING: 'hello' },
+    health: { command: 'test -f dist/version.json && test ! -f UNHEALTHY', timeout: 3 },
+    keep: 3,
+  };
+}
+
+export function scriptEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...process.env, CUTOVER_SYSTEMD: 'off', ...extra };
+}
+
+export async function makeFixture(overrides: Record<string, unknown> = {}): Promise<Fixture> {
+  ensureTestUser();
+  const dir = await tempDir('cutover-fs');
+  const root = path.join(dir, 'root');
+  const repo = await makeAppRepo(path.join(dir, 'src'));
+  const manifest = path.join(dir, 'app.yaml');
+  fs.writeFileSync(manifest, stringify({ ...baseManifest({ root, repo: repo.dir }), ...overrides }));
+  const argvFor = (verb: string, args: string[]) => [path.join(kitDir, 'scripts', `${verb}.ts`), ...args, '--manifest', manifest];
+  const f: Fixture = {
+    dir,
+    root,
+    manifest,
+    repo,
+    run: (verb, args = [], env = {}) => runScript(argvFor(verb, args), scriptEnv(env)),
+    start: (verb, args = [], env = {}) => spawn(tsx, argvFor(verb, args), { env: scriptEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }),
+    history: () =>
+      fs.existsSync(path.join(root, 'history.jsonl'))
+        ? fs.readFileSync(path.join(root, 'history.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l))
+        : [],
+    active: () => {
+      try {
+        return fs.readlinkSync(path.join(root, 'active'));
+      } catch {
+        return undefined;
+      }
+    },
+    status: async () => JSON.parse((await f.run('status', ['--json'])).stdout),
+  };
+  return f;
+}
+
+export function runScript(argv: string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn(tsx, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, out: stdout + stderr }));
+  });
+}
+
+/** Every path under dir with its type, link target, size, mode and mtime: compare two to prove nothing changed. */
+export function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (p: string) => {
+    const st = fs.lstatSync(p, { throwIfNoEntry: false });
+    if (!st) return;
+    const rel = path.relative(dir, p) || '.';
+    if (st.isSymbolicLink()) out[rel] = `link ${fs.readlinkSync(p)}`;
+    else if (st.isDirectory()) {
+      out[rel] = `dir ${st.mode.toString(8)}`;
+      for (const name of fs.readdirSync(p)) walk(path.join(p, name));
+    } else out[rel] = `file ${st.mode.toString(8)} ${st.size} ${st.mtimeMs}`;
+  };
+  walk(dir);
+  return out;
+}
