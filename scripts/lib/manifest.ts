@@ -209,11 +209,9 @@ function validateAgainstSchema(values: Data, locate: Locate): ManifestProblem[] 
   for (const error of errors) {
     if (error.keyword !== 'type' && mistyped.has(error.instancePath)) continue;
     const p = schemaProblem(error, locate);
-    const key = p && `${p.path}\0${p.message}`;
-    if (p && !seen.has(key!)) {
-      seen.add(key!);
-      problems.push(p);
-    }
+    if (!p || seen.has(`${p.path}\0${p.message}`)) continue;
+    seen.add(`${p.path}\0${p.message}`);
+    problems.push(p);
   }
   return problems;
 }
