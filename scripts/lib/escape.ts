@@ -1,0 +1,301 @@
+// Escaping for the places cutover writes manifest values into: systemd unit files, systemd-run arguments, cron lines.
+//
+// Every function here is pure. A value that cannot be made safe for its place (a newline, NUL or any
+// other control character, a path that would need quoting somewhere) is refused with a UsageError that
+// names the manifest field, so the operator knows what to fix. The rules follow systemd 252's parser
+// (src/basic/extract-word.c, src/core/load-fragment.c, src/basic/env-util.c) and Debian cron's
+// do_command.c; `systemdUnquote` and `expandExecVariables` implement those rules in reverse so the
+// tests can prove that what systemd executes is exactly the manifest's text.
+import path from 'node:path';
+import { UsageError } from './errors.ts';
+
+/** C0 controls (newline, NUL, tab, ESC…), DEL, C1 controls, and UTF-16 halves that do not form a character. */
+const UNSAFE_CHAR = /[\u0000-\u001f\u007f-\u009f]|\p{Surrogate}/u;
+
+/** Shows a value with its control characters made visible, for error messages. */
+function show(value: string): string {
+  return JSON.stringify(value);
+}
+
+/**
+ * Refuses a value no escaping can carry safely into a unit file or a cron line: a newline would start a
+ * new directive (or a new cron entry), NUL truncates, other control characters are refused by systemd or
+ * reach a terminal. Returns the value unchanged.
+ */
+export function assertSafeText(value: string, field: string): string {
+  if (typeof value !== 'string') {
+    throw new UsageError(`${field} must be a string.`);
+  }
+  const bad = UNSAFE_CHAR.exec(value);
+  if (bad) {
+    const what = bad[0] === '\n' || bad[0] === '\r' ? 'a line break' : `the control character ${show(bad[0])}`;
+    throw new UsageError(
+      `${field} contains ${what}, which cannot be written safely into a systemd unit or a cron line: ${show(value)}.`,
+      `Remove it from ${field} in the manifest.`,
+    );
+  }
+  return value;
+}
+
+/** systemd specifiers: every `%` is doubled so that systemd's specifier expansion yields the literal text. */
+export function escapeSpecifiers(value: string): string {
+  return value.replace(/%/g, '%%');
+}
+
+/**
+ * systemd's environment variable expansion in Exec*= command lines (done when the command runs):
+ * `$$` is the only way to write a literal `$`, so every `$` is doubled. Not for Environment= values,
+ * where `$` has no special meaning.
+ */
+export function escapeVariables(value: string): string {
+  return value.replace(/\$/g, '$$$$');
+}
+
+/**
+ * One word for a directive whose value systemd splits with quotes (ExecStart=, Environment=, ReadWritePaths=…):
+ * double quotes, with `\` and `"` escaped by a backslash. Inside double quotes systemd takes `'`, spaces and
+ * `;` literally, and its C unescaping turns `\\` and `\"` back into `\` and `"` (with or without
+ * EXTRACT_CUNESCAPE). No other escape sequence is produced, so nothing else is ever reinterpreted.
+ */
+export function quoteWord(value: string): string {
+  return `"${value.replace(/[\\"]/g, '\\$&')}"`;
+}
+
+/** An argument of ExecStart= in a unit file: safe, specifiers and variables escaped, then quoted. */
+export function execArgument(value: string, field: string): string {
+  return quoteWord(escapeVariables(escapeSpecifiers(assertSafeText(value, field))));
+}
+
+/**
+ * An argument of a command given to `systemd-run` on its command line. systemd-run passes argv as is
+ * (no quotes, no specifiers) but the service manager still expands `$VAR`/`${VAR}` in it when it runs
+ * the command (systemd < 254 always; later versions by default), so `$` is doubled.
+ */
+export function runArgument(value: string, field: string): string {
+  return escapeVariables(assertSafeText(value, field));
+}
+
+/** An environment variable name systemd accepts (env_name_is_valid) and a shell can export. */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function assertEnvName(name: string, field: string): string {
+  if (!ENV_NAME.test(name)) {
+    throw new UsageError(
+      `${field}: ${show(name)} is not a valid environment variable name.`,
+      'Names are letters, digits and underscores, not starting with a digit.',
+    );
+  }
+  return name;
+}
+
+/**
+ * One `Environment=` word for a unit file: `"NAME=value"`. systemd unquotes and C-unescapes it, then
+ * expands specifiers, so `%` is doubled; `$` is literal in Environment= and stays as is.
+ */
+export function environmentWord(name: string, value: string, field: string): string {
+  assertEnvName(name, field);
+  return quoteWord(escapeSpecifiers(`${name}=${assertSafeText(value, field)}`));
+}
+
+/**
+ * The characters cutover allows in a path it writes into units, systemd-run properties and cron lines.
+ * A path reaches directives that take it verbatim (WorkingDirectory=, EnvironmentFile=), directives that
+ * split it on spaces and quotes (ReadWritePaths=), on `:` (BindPaths=), and a shell command line in cron;
+ * no single escaping is right for all of them, so anything outside this set is refused instead.
+ */
+const SAFE_PATH = /^\/[A-Za-z0-9._\/+@,=-]*$/;
+
+/** An absolute, normalized path made only of characters that need no escaping anywhere cutover uses it. */
+export function assertSafePath(p: string, field: string): string {
+  assertSafeText(p, field);
+  if (!path.posix.isAbsolute(p)) {
+    throw new UsageError(`${field} must be an absolute path, not ${show(p)}.`);
+  }
+  if (!SAFE_PATH.test(p)) {
+    throw new UsageError(
+      `${field} ${show(p)} contains a character cutover does not pass to systemd or cron (only letters, digits and . _ / + @ , = - are allowed).`,
+      `Choose a path without spaces, quotes, %, $, : or backslashes for ${field}.`,
+    );
+  }
+  if (p !== '/' && (path.posix.normalize(p) !== p || p.endsWith('/'))) {
+    throw new UsageError(
+      `${field} ${show(p)} is not a normalized path (no //, /./, /../ or trailing slash).`,
+      `Write it as ${show(path.posix.normalize(p).replace(/(.)\/+$/, '$1'))}.`,
+    );
+  }
+  return p;
+}
+
+/** Whether `child` is `parent` or lies below it (both normalized absolute paths). */
+export function isWithin(child: string, parent: string): boolean {
+  return child === parent || child.startsWith(parent === '/' ? '/' : `${parent}/`);
+}
+
+// ---- cron ----
+
+/**
+ * A word of the command field of a cron line: single-quoted for /bin/sh, with `%` written `\%` (cron turns
+ * an unescaped `%` into a newline and sends the rest as standard input, and removes the backslash of `\%`).
+ * A backslash is refused: cron's own escaping would change its meaning next to a `%`.
+ */
+export function cronWord(value: string, field: string): string {
+  assertSafeText(value, field);
+  if (value.includes('\\')) {
+    throw new UsageError(`${field} ${show(value)} contains a backslash, which cron would reinterpret.`);
+  }
+  const quoted = /^[A-Za-z0-9._\/+@,=:-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
+  return quoted.replace(/%/g, '\\%');
+}
+
+const CRON_NICKNAMES = ['@reboot', '@yearly', '@annually', '@monthly', '@weekly', '@daily', '@midnight', '@hourly'];
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+/** minute, hour, day of month, month, day of week: [min, max, names]. */
+const CRON_FIELDS: [string, number, number, string[]][] = [
+  ['minute', 0, 59, []],
+  ['hour', 0, 23, []],
+  ['day of month', 1, 31, []],
+  ['month', 1, 12, MONTHS],
+  ['day of week', 0, 7, DAYS],
+];
+
+/** Checks one field of a crontab(5) time specification; returns a problem or null. */
+function cronFieldProblem(text: string, [name, min, max, names]: (typeof CRON_FIELDS)[number]): string | null {
+  const value = (v: string): number | null => {
+    if (/^[0-9]+$/.test(v)) return Number(v);
+    const i = names.indexOf(v.toLowerCase());
+    return i < 0 ? null : i + (names === MONTHS ? 1 : 0);
+  };
+  for (const item of text.split(',')) {
+    const m = /^([^/]+)(?:\/([0-9]+))?$/.exec(item);
+    if (!m) return `${name} "${text}" is not a list of values, ranges and steps`;
+    const [, range, step] = m;
+    if (step !== undefined && Number(step) < 1) return `${name} "${text}" has a step of 0`;
+    if (range === '*') continue;
+    const ends = range!.split('-');
+    if (ends.length > 2) return `${name} "${text}" has a malformed range`;
+    const nums = ends.map(value);
+    for (const n of nums) {
+      if (n === null || n < min || n > max) return `${name} "${text}" is outside ${min}-${max}`;
+    }
+    if (nums.length === 2 && nums[0]! > nums[1]!) return `${name} "${text}" has a range that runs backwards`;
+  }
+  return null;
+}
+
+/** A crontab(5) schedule: five time fields or one of the @nicknames Debian's cron knows. Returns it normalized. */
+export function cronSchedule(schedule: string, field: string): string {
+  assertSafeText(schedule, field);
+  const text = schedule.trim().replace(/\s+/g, ' ');
+  if (CRON_NICKNAMES.includes(text)) return text;
+  const parts = text.split(' ');
+  const problem =
+    parts.length !== 5
+      ? `it has ${parts.length} fields, not 5 (minute hour day-of-month month day-of-week)`
+      : parts.map((p, i) => cronFieldProblem(p, CRON_FIELDS[i]!)).find((p) => p !== null);
+  if (problem) {
+    throw new UsageError(
+      `${field} ${show(schedule)} is not a cron schedule: ${problem}.`,
+      'Use five fields like "17 3 * * *" (03:17 every day) or a nickname like @daily.',
+    );
+  }
+  return text;
+}
+
+// ---- the reverse direction, after systemd's rules (used by the tests) ----
+
+const C_ESCAPES: Record<string, string> = {
+  a: '\x07', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v',
+  '\\': '\\', '"': '"', "'": "'", s: ' ',
+};
+
+/**
+ * Splits a directive value into words the way systemd's extract_first_word(EXTRACT_UNQUOTE|EXTRACT_CUNESCAPE)
+ * does, then expands specifiers (only `%%` is accepted: cutover never writes another specifier).
+ * Throws on unbalanced quotes or an unknown escape, which systemd would warn about.
+ */
+export function systemdUnquote(value: string): string[] {
+  const words: string[] = [];
+  let i = 0;
+  const n = value.length;
+  const unescape = (): string => {
+    const c = value[i++];
+    if (c === undefined) throw new Error('trailing backslash');
+    if (c in C_ESCAPES) return C_ESCAPES[c]!;
+    const hex = (len: number) => {
+      const h = value.slice(i, i + len);
+      if (!new RegExp(`^[0-9a-fA-F]{${len}}$`).test(h)) throw new Error(`bad \\${c} escape`);
+      i += len;
+      return String.fromCodePoint(parseInt(h, 16));
+    };
+    if (c === 'x') return hex(2);
+    if (c === 'u') return hex(4);
+    if (c === 'U') return hex(8);
+    if (/[0-7]/.test(c)) {
+      const o = c + value.slice(i, i + 2);
+      if (!/^[0-7]{3}$/.test(o)) throw new Error('bad octal escape');
+      i += 2;
+      return String.fromCodePoint(parseInt(o, 8));
+    }
+    throw new Error(`unknown escape \\${c}`);
+  };
+  while (i < n) {
+    while (i < n && /[ \t\n\r]/.test(value[i]!)) i++;
+    if (i >= n) break;
+    let word = '';
+    let quote: string | null = null;
+    for (; i < n; ) {
+      const c = value[i]!;
+      if (quote) {
+        i++;
+        if (c === quote) quote = null;
+        else if (c === '\\') word += unescape();
+        else word += c;
+      } else if (c === '"' || c === "'") {
+        quote = c;
+        i++;
+      } else if (c === '\\') {
+        i++;
+        word += unescape();
+      } else if (/[ \t\n\r]/.test(c)) {
+        break;
+      } else {
+        word += c;
+        i++;
+      }
+    }
+    if (quote) throw new Error('unbalanced quotes');
+    words.push(expandSpecifiers(word));
+  }
+  return words;
+}
+
+/** systemd's specifier expansion, limited to `%%` (any other specifier is an error here). */
+export function expandSpecifiers(word: string): string {
+  return word.replace(/%(.?)/gs, (_m, c: string) => {
+    if (c === '%') return '%';
+    throw new Error(`unexpected specifier %${c}`);
+  });
+}
+
+/**
+ * What the service manager does to each ExecStart= argument when it runs the command (replace_env_argv):
+ * a word that is exactly `$NAME` becomes the variable's words; elsewhere `${NAME}` is replaced and `$$`
+ * becomes `$`; a lone `$` followed by anything else stays.
+ */
+export function expandExecVariables(argv: string[], env: Record<string, string>): string[] {
+  const out: string[] = [];
+  for (const word of argv) {
+    if (word.startsWith('$') && word[1] !== '{' && word[1] !== '$') {
+      const v = env[word.slice(1)];
+      if (v !== undefined) out.push(...systemdUnquote(v));
+      continue;
+    }
+    out.push(
+      word.replace(/\$(\$|\{([^}]*)\})/g, (_m, what: string, name?: string) =>
+        what === '$' ? '$' : (env[name ?? ''] ?? ''),
+      ),
+    );
+  }
+  return out;
+}

@@ -1,0 +1,10 @@
+# /etc/cron.d/{{cron_name}}: cutover's scheduled prune of old releases of "{{app}}".
+#
+# Written by `cutover provision` from the manifest's prune.schedule; edit the manifest and provision
+# again rather than this file. Fields: minute hour day-of-month month day-of-week user command.
+# cron runs the command with a bare environment, so every program is named by its absolute path
+# (node, then tsx, which runs the TypeScript prune script). Its output goes to the journal:
+# journalctl -t cutover-prune
+SHELL=/bin/sh
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+{{schedule}} root {{node}} {{tsx}} {{prune}} --manifest {{manifest}} 2>&1 | /usr/bin/systemd-cat -t cutover-prune
