@@ -16,6 +16,8 @@ export interface HealthTarget {
   cwd: string;
   /** The unit whose state must stay active; undefined skips the unit check. */
   unit?: string;
+  /** A socket-activated unit starts on the first connection: "inactive" is not a failure. */
+  startsOnDemand?: boolean;
 }
 
 /** One HTTP GET on loopback; any 2xx or 3xx passes. */
@@ -62,14 +64,14 @@ export async function healthGate(m: Manifest, target: HealthTarget, opts: { inte
   let last: CheckResult = { ok: false, detail: 'no check ran' };
   while (Date.now() < deadline) {
     const state = target.unit ? await unitState(target.unit) : 'off';
-    if (state === 'failed' || state === 'inactive') {
+    if (state === 'failed' || (state === 'inactive' && !target.startsOnDemand)) {
       return { ok: false, detail: `${target.unit} is ${state}: the app exited` };
     }
-    if (state === 'active' || state === 'off') {
+    if (state === 'active' || state === 'off' || state === 'inactive') {
       last = await checkOnce(m, target, Math.min(5000, Math.max(500, deadline - Date.now())));
       if (last.ok) {
         const after = target.unit ? await unitState(target.unit) : 'off';
-        if (after === 'active' || after === 'off') return last;
+        if (after === 'active' || after === 'off' || (after === 'inactive' && target.startsOnDemand)) return last;
         last = { ok: false, detail: `${target.unit} went ${after} right after answering` };
       }
     } else {
