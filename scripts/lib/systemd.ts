@@ -34,11 +34,16 @@ export async function restart(ops: Ops, unit: string): Promise<void> {
   await ops.run(['systemctl', 'restart', unit], { quiet: true });
 }
 
-/** `active`, `activating`, `failed`, `inactive`…; "off" when service control is off. */
+/**
+ * `active`, `activating`, `failed`, `inactive`…; "off" when service control is off. A unit waiting to
+ * be restarted after its process died (SubState auto-restart) counts as failed: the app exited.
+ */
 export async function unitState(unit: string): Promise<string> {
   if (!serviceControlEnabled()) return 'off';
-  const p = await systemctl(['is-active', unit]);
-  return p.stdout.trim() || 'unknown';
+  const p = await systemctl(['show', '--property=ActiveState,SubState', unit]);
+  const props = Object.fromEntries(p.stdout.trim().split('\n').map((l) => l.split('=') as [string, string]));
+  if (props.SubState === 'auto-restart') return 'failed';
+  return props.ActiveState || 'unknown';
 }
 
 export async function unitExists(unit: string): Promise<boolean> {

@@ -91,6 +91,7 @@ EOF
 configure() {
   log "configure: hostname, masked units, journald, machine-id"
   echo cutover-test >"$ROOT/etc/hostname"
+  echo LANG=C.UTF-8 >"$ROOT/etc/default/locale"
   printf '127.0.0.1 localhost\n127.0.1.1 cutover-test\n::1 localhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
   for unit in "${MASKED_UNITS[@]}"; do ln -sfn /dev/null "$ROOT/etc/systemd/system/$unit"; done
   mkdir -p "$ROOT/var/log/journal" "$ROOT/etc/systemd/journald.conf.d"
@@ -117,6 +118,7 @@ pack() {
   log "pack $(du -sh "$ROOT" | cut -f1) to $TARBALL"
   tar -C "$ROOT" --numeric-owner --xattrs --xattrs-include='*' -cf - . | zstd -q -T0 -8 -o "$WORK/rootfs.tar.zst"
   mv "$WORK/rootfs.tar.zst" "$TARBALL"
+  find "$CACHE" -maxdepth 1 -name 'rootfs-*.tar.zst' ! -name "rootfs-$VERSION.tar.zst" -delete  # older recipes
   log "done: $TARBALL ($(du -h "$TARBALL" | cut -f1))"
 }
 
