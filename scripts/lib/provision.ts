@@ -1,0 +1,161 @@
+// Provision: make a host ready for the manifest's app (packages, user, layout, units, cron); each step checks before it changes.
+import fs from 'node:fs';
+import path from 'node:path';
+import { $ } from 'zx';
+import { OperationError } from './errors.ts';
+import type { Context } from './context.ts';
+import { renderUnits, type RenderedFile } from './units.ts';
+import { daemonReload, serviceControlEnabled } from './systemd.ts';
+
+/** What provision did (or, with --dry-run, would do): one line per change. */
+export type Changes = string[];
+
+/** Debian packages a runtime needs; a command already on PATH counts as present. */
+export function packagesFor(runtime: 'node' | 'python'): { command: string; pkg: string }[] {
+  const common = [{ command: 'git', pkg: 'git' }, { command: 'flock', pkg: 'util-linux' }];
+  return runtime === 'node'
+    ? [...common, { command: 'node', pkg: 'nodejs' }, { command: 'npm', pkg: 'npm' }]
+    : [...common, { command: 'python3', pkg: 'python3' }, { command: 'pip3', pkg: 'python3-pip' }, { command: 'pyvenv', pkg: 'python3-venv' }];
+}
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? '/usr/bin:/bin').split(':').some((d) => fs.existsSync(path.join(d, command)));
+}
+
+async function dpkgInstalled(pkg: string): Promise<boolean> {
+  const p = await $({ quiet: true, nothrow: true })`dpkg-query -W -f=${'${Status}'} ${pkg}`;
+  return p.stdout.includes('install ok installed');
+}
+
+export async function ensurePackages(ctx: Context, changes: Changes): Promise<void> {
+  const missing: string[] = [];
+  for (const { command, pkg } of packagesFor(ctx.m.runtime)) {
+    if (command === 'pyvenv' ? await dpkgInstalled(pkg) : onPath(command) || (await dpkgInstalled(pkg))) continue;
+    missing.push(pkg);
+  }
+  if (missing.length === 0) return;
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  await ctx.ops.run(['apt-get', 'update', '-qq'], { env, quiet: true });
+  await ctx.ops.run(['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...missing], { env, quiet: true });
+  changes.push(`installed ${missing.join(', ')} from the host's packages`);
+}
+
+async function uidOf(user: string): Promise<number | undefined> {
+  const p = await $({ quiet: true, nothrow: true })`id -u ${user}`;
+  return p.exitCode === 0 ? Number(p.stdout.trim()) : undefined;
+}
+
+export async function ensureUser(ctx: Context, changes: Changes): Promise<void> {
+  const uid = await uidOf(ctx.m.user);
+  if (uid === 0) throw new OperationError(`The user ${ctx.m.user} has uid 0: it is root under another name.`, 'Name an unprivileged user in the manifest.');
+  if (uid !== undefined) return;
+  await ctx.ops.run(['useradd', '--system', '--user-group', '--no-create-home', '--home-dir', ctx.paths.cache, '--shell', '/usr/sbin/nologin', ctx.m.user], { quiet: true });
+  changes.push(`created the system user ${ctx.m.user}`);
+}
+
+/** Refuses a root whose existing part resolves elsewhere through a symlink. */
+export function assertRootIsReal(root: string): void {
+  let existing = root;
+  while (!fs.existsSync(existing)) existing = path.dirname(existing);
+  const real = fs.realpathSync(existing);
+  if (real !== existing) {
+    throw new OperationError(
+      `The root ${root} goes through a symlink (${existing} is really ${real}).`,
+      'Set root in the manifest to the real path; cutover never follows a path it did not validate.',
+    );
+  }
+}
+
+interface DirSpec { dir: string; mode: number; owner: string }
+
+async function ensureDir(ctx: Context, spec: DirSpec, changes: Changes): Promise<void> {
+  const st = fs.lstatSync(spec.dir, { throwIfNoEntry: false });
+  if (st?.isSymbolicLink()) throw new OperationError(`${spec.dir} is a symlink; cutover will not follow it.`, 'Remove it, then provision again.');
+  if (st && !st.isDirectory()) throw new OperationError(`${spec.dir} exists and is not a directory.`, 'Move it away, then provision again.');
+  const uid = spec.owner === 'root' ? 0 : await uidOf(spec.owner);
+  if (st && (st.mode & 0o7777) === spec.mode && (uid === undefined || st.uid === uid)) return;
+  if (!st) await ctx.ops.mkdir(spec.dir, spec.mode);
+  await ctx.ops.chmod(spec.dir, spec.mode.toString(8));
+  await ctx.ops.chown(spec.dir, spec.owner);
+  changes.push(`${st ? 'fixed the owner and mode of' : 'created'} ${spec.dir} (${spec.owner}, ${spec.mode.toString(8)})`);
+}
+
+export async function ensureLayoutOwned(ctx: Context, changes: Changes): Promise<void> {
+  const { paths, m } = ctx;
+  assertRootIsReal(paths.root);
+  for (const spec of [
+    { dir: paths.root, mode: 0o755, owner: 'root' },
+    { dir: paths.releases, mode: 0o755, owner: 'root' },
+    { dir: paths.shared, mode: 0o755, owner: 'root' },
+    { dir: paths.cache, mode: 0o750, owner: m.user },
+  ]) {
+    await ensureDir(ctx, spec, changes);
+  }
+}
+
+/** Creates missing shared paths for the app's user; never touches the content of one that exists. */
+export async function ensureSharedPaths(ctx: Context, changes: Changes): Promise<void> {
+  const { paths, m } = ctx;
+  const rels = [...new Set([...m.shared, ...(m.env_file ? [m.env_file] : [])])];
+  for (const rel of rels) {
+    const target = paths.sharedTarget(rel);
+    const isEnv = target === paths.envFile;
+    const st = fs.lstatSync(target, { throwIfNoEntry: false });
+    if (st?.isSymbolicLink()) throw new OperationError(`The shared path ${target} is a symlink; cutover will not follow it.`, 'Replace it with a real file or directory.');
+    if (st) {
+      if (isEnv && (st.mode & 0o077) !== 0) {
+        await ctx.ops.chmod(target, '600');
+        changes.push(`made ${target} readable by its owner only (0600): it holds secrets`);
+      }
+      continue;
+    }
+    for (let d = path.dirname(target); d !== paths.shared && !fs.existsSync(d); d = path.dirname(d)) {
+      await ensureDir(ctx, { dir: d, mode: 0o755, owner: 'root' }, changes);
+    }
+    if (rel.endsWith('/')) await ctx.ops.mkdir(target, 0o750);
+    else await ctx.ops.writeFile(target, '', isEnv ? 0o600 : 0o640);
+    await ctx.ops.chown(target, m.user);
+    changes.push(`created the shared ${rel.endsWith('/') ? 'directory' : 'file'} ${target}${isEnv ? ' (mode 0600: put the secrets there)' : ''}`);
+  }
+}
+
+/** A unified diff of a file's current content against what provision would write. */
+async function diff(file: string, content: string): Promise<string> {
+  const old = fs.existsSync(file) ? file : '/dev/null';
+  const p = await $({ input: content, quiet: true, nothrow: true })`diff -u --label ${file} --label ${file + ' (new)'} ${old} -`;
+  return p.stdout;
+}
+
+async function writeIfChanged(ctx: Context, f: RenderedFile, changes: Changes): Promise<boolean> {
+  const current = fs.existsSync(f.path) ? fs.readFileSync(f.path, 'utf8') : undefined;
+  const mode = current === undefined ? undefined : fs.statSync(f.path).mode & 0o7777;
+  if (current === f.content && mode === f.mode) return false;
+  if (ctx.dryRun) ctx.log.info((await diff(f.path, f.content)).trimEnd().replace(/^/gm, '    '));
+  await ctx.ops.mkdir(path.dirname(f.path));
+  await ctx.ops.writeFile(f.path, f.content, f.mode);
+  changes.push(`${current === undefined ? 'wrote' : 'updated'} ${f.path}`);
+  return true;
+}
+
+async function isEnabled(unit: string): Promise<boolean> {
+  const p = await $({ quiet: true, nothrow: true })`systemctl is-enabled ${unit}`;
+  return p.stdout.trim() === 'enabled';
+}
+
+/** Writes the units and the cron entry, reloads systemd when a unit changed, and enables the units. */
+export async function ensureUnits(ctx: Context, changes: Changes): Promise<void> {
+  const files = renderUnits(ctx.m);
+  let unitChanged = false;
+  for (const f of files) {
+    const changed = await writeIfChanged(ctx, f, changes);
+    if (changed && f.path.endsWith('.service') || changed && f.path.endsWith('.socket')) unitChanged = true;
+  }
+  if (!serviceControlEnabled()) return;
+  if (unitChanged) await daemonReload(ctx.ops);
+  const units = [ctx.paths.unitName, ...(ctx.m.socket ? [ctx.paths.socketUnitName] : [])];
+  for (const unit of units) {
+    if (!ctx.dryRun && (await isEnabled(unit))) continue;
+    await ctx.ops.run(['systemctl', 'enable', '--quiet', unit], { quiet: true });
+    changes.push(`enabled ${unit}`);
+  }
+}

@@ -1,0 +1,36 @@
+// provision: make this host ready for the manifest's app; idempotent (a second run changes nothing and says so).
+import { runCommand } from './lib/cli.ts';
+import { createContext, withLock } from './lib/context.ts';
+import { ensureLayoutOwned, ensurePackages, ensureSharedPaths, ensureUnits, ensureUser, type Changes } from './lib/provision.ts';
+import { OperationError } from './lib/errors.ts';
+
+const spec = {
+  name: 'provision',
+  summary: "Make this host ready for the manifest's app: runtime packages, the system user, the root layout, shared paths, the systemd units and the cron entry that prunes.",
+  options: {
+    'dry-run': { type: 'boolean' as const, help: 'print each change it would make (files as a diff), and change nothing' },
+  },
+  details: `Run it as root, again whenever the manifest changes. Example:
+  ssh root@host 'cd /opt/cutover && npx tsx scripts/provision.ts --manifest /etc/cutover/shop.yaml'`,
+};
+
+await runCommand(spec, async (args) => {
+  const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
+  if (process.getuid?.() !== 0 && !ctx.dryRun) {
+    throw new OperationError('provision must run as root: it creates a system user, installs units and writes /etc/cron.d.', 'Run it with sudo, or see what it would do with --dry-run.');
+  }
+  const changes: Changes = [];
+  await ctx.log.step('runtime and tools', () => ensurePackages(ctx, changes));
+  await ctx.log.step(`system user ${ctx.m.user}`, () => ensureUser(ctx, changes));
+  await ctx.log.step(`layout under ${ctx.paths.root}`, () => ensureLayoutOwned(ctx, changes));
+  await withLock(ctx, 'provision', async () => {
+    await ctx.log.step('shared paths', () => ensureSharedPaths(ctx, changes));
+    await ctx.log.step('systemd units and cron entry', () => ensureUnits(ctx, changes));
+  });
+  if (changes.length === 0) {
+    ctx.log.info(`Nothing to change: the host is already provisioned for ${ctx.m.app}.`);
+  } else {
+    ctx.log.info(`${ctx.dryRun ? 'Would make' : 'Made'} ${changes.length} change${changes.length === 1 ? '' : 's'}:`);
+    for (const c of changes) ctx.log.info(`  - ${c}`);
+  }
+});
