@@ -1,0 +1,110 @@
+// Preload (node --require) that makes a Node app's own listen(PORT) adopt the socket systemd passes as fd 3.
+//
+// cutover loads it through NODE_OPTIONS when the manifest says `socket: preload`. A socket unit owns
+// the port, so connections wait in the kernel's queue while the app restarts; apps that do not read
+// LISTEN_FDS themselves (Next.js's `next start`, a plain `server.listen(process.env.PORT)`) keep
+// working unchanged: their FIRST listen on PORT listens on the inherited socket instead of binding
+// the port (which the socket unit holds). Any other listen passes through untouched. Without
+// LISTEN_FDS (or when the socket is meant for another process) this file changes nothing.
+// CommonJS, no dependencies, Node 18+.
+'use strict';
+
+const fs = require('node:fs');
+const net = require('node:net');
+
+/** sd_listen_fds(3): passed sockets start at fd 3. */
+const SD_LISTEN_FDS_START = 3;
+
+/**
+ * listen() on the inherited socket calls listen(2) again, which sets the queue length anew: keep the
+ * socket unit's Backlog= (the kernel caps it at net.core.somaxconn) unless the app asks for another.
+ */
+const DEFAULT_BACKLOG = 4096;
+
+/** Whether `pid` is this process or one of its ancestors (npm start → sh → node keeps the socket). */
+function isSelfOrAncestor(pid) {
+  let current = process.pid;
+  for (let depth = 0; depth < 16 && current > 1; depth++) {
+    if (current === pid) return true;
+    if (current === process.pid) {
+      current = process.ppid;
+      continue;
+    }
+    try {
+      // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may contain spaces and parentheses.
+      const stat = fs.readFileSync(`/proc/${current}/stat`, 'utf8');
+      current = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+
+/** Whether systemd passed this process a socket on fd 3, per sd_listen_fds(3), tolerantly. */
+function inheritedSocket(env) {
+  const fds = Number(env.LISTEN_FDS);
+  if (!Number.isInteger(fds) || fds < 1) return false;
+  // LISTEN_PID names the process systemd started. With `sh -c 'exec node …'` that is node itself; with
+  // `npm start` it is an ancestor whose fd 3 we inherited. Missing LISTEN_PID is accepted too.
+  if (env.LISTEN_PID !== undefined && env.LISTEN_PID !== '') {
+    const pid = Number(env.LISTEN_PID);
+    if (!Number.isInteger(pid) || !isSelfOrAncestor(pid)) return false;
+  }
+  // A process forked by Node (child_process.fork, cluster) may have its IPC channel on fd 3: not ours.
+  // Node removes NODE_CHANNEL_FD from the environment before preloads run; process.channel remains.
+  const channel = process.channel;
+  if (channel && (channel.fd === undefined || channel.fd === SD_LISTEN_FDS_START)) return false;
+  if (env.NODE_CHANNEL_FD === String(SD_LISTEN_FDS_START)) return false;
+  try {
+    return fs.fstatSync(SD_LISTEN_FDS_START).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/** The port a listen() call asks for, or null when it listens on a path, a handle or an fd. */
+function requestedPort(args) {
+  const first = args[0];
+  if (typeof first === 'number') return first;
+  if (typeof first === 'string') return /^[0-9]+$/.test(first) ? Number(first) : null;
+  if (first !== null && typeof first === 'object' && !('_handle' in first) && !('fd' in first) && !('path' in first)) {
+    if (first.port === undefined || first.port === null) return null;
+    const port = Number(first.port);
+    return Number.isInteger(port) ? port : null;
+  }
+  return null;
+}
+
+function install() {
+  const port = Number(process.env.PORT);
+  if (!Number.isInteger(port) || port <= 0) return;
+  if (!inheritedSocket(process.env)) return;
+
+  const originalListen = net.Server.prototype.listen;
+  let adopted = false;
+
+  net.Server.prototype.listen = function listen(...args) {
+    if (adopted || requestedPort(args) !== port) return originalListen.apply(this, args);
+    adopted = true;
+    // The socket belongs to this process now: children must not try to adopt it again.
+    delete process.env.LISTEN_FDS;
+    delete process.env.LISTEN_PID;
+    delete process.env.LISTEN_FDNAMES;
+    const callback = typeof args[args.length - 1] === 'function' ? args[args.length - 1] : undefined;
+    const options = { fd: SD_LISTEN_FDS_START, backlog: DEFAULT_BACKLOG };
+    const first = args[0];
+    if (first !== null && typeof first === 'object') {
+      // Keep what still applies to an already-bound socket; host and port are the socket unit's.
+      if (first.backlog !== undefined) options.backlog = first.backlog;
+      if (first.signal !== undefined) options.signal = first.signal;
+    } else {
+      // listen(port, backlog) or listen(port, host, backlog), read the way net.Server reads them.
+      const backlog = [args[1], args[2]].map(Number).find((n) => Number.isInteger(n) && n > 0);
+      if (backlog !== undefined) options.backlog = backlog;
+    }
+    return callback ? originalListen.call(this, options, callback) : originalListen.call(this, options);
+  };
+}
+
+install();
