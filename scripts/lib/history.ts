@@ -72,9 +72,13 @@ export function readHistory(file: string): HistoryEvent[] {
 /** Appends one event and fsyncs it, so the history survives a crash right after the step. */
 export function appendHistory(file: string, e: Omit<HistoryEvent, 'at'>): HistoryEvent {
   const event = { at: new Date().toISOString(), ...e } as HistoryEvent;
-  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o644);
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o644);
   try {
-    fs.writeSync(fd, JSON.stringify(event) + '\n');
+    // After a line cut short by a crash, start on a fresh line, or this event would be glued to it and lost too.
+    const size = fs.fstatSync(fd).size;
+    const last = Buffer.alloc(1);
+    const torn = size > 0 && fs.readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a;
+    fs.writeSync(fd, (torn ? '\n' : '') + JSON.stringify(event) + '\n');
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
