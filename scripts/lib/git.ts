@@ -15,7 +15,7 @@ export function assertRefSyntax(ref: string): string {
   const problem =
     ref === '' ? 'is empty'
     : ref.startsWith('-') ? 'starts with "-" (git would read it as an option)'
-    : /[\x00-\x20\x7f]/.test(ref) ? 'contains spaces or control characters'
+    : /[\x00-\x20\x7f-\x9f\u2028\u2029]/.test(ref) ? 'contains spaces or control characters'
     : /[~^:?*[\\{}]|\.\.|\/\/|\/$|^\/|\.lock$|\.$|^@$/.test(ref) ? 'is not a plain commit hash, tag or branch name'
     : ref.length > 255 ? 'is too long'
     : undefined;

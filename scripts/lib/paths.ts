@@ -28,7 +28,10 @@ export function assertReleaseId(id: string): string {
 
 /** Shows control characters in a user-supplied string instead of letting them reach the terminal. */
 export function printable(s: string): string {
-  return JSON.stringify(s).slice(1, -1);
+  // JSON escapes C0 controls but not DEL and the C1 controls (U+009B is a terminal's CSI), nor the line separators.
+  return JSON.stringify(s)
+    .slice(1, -1)
+    .replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export interface AppPaths {
