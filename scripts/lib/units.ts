@@ -87,8 +87,11 @@ export function renderTemplate(template: string, vars: Record<string, TemplateVa
       if (sections.pop()?.name !== close[1]) throw new Error(`template section {{/${close[1]}}} closes nothing`);
       continue;
     }
-    if (sections.some((s) => !s.keep)) continue;
     const names = [...line.matchAll(/\{\{(\w+)\}\}/g)].map((mm) => mm[1]!);
+    if (sections.some((s) => !s.keep)) {
+      names.forEach(get); // a value used only in a skipped section is still a used value
+      continue;
+    }
     const lists = names.filter((name) => Array.isArray(get(name)));
     if (lists.length > 1) throw new Error(`template line repeats over two lists: ${line}`);
     const items = lists.length ? (get(lists[0]!) as string[]) : [null];
