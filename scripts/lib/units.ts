@@ -334,6 +334,15 @@ export function sandboxDirectives(m: Manifest, opts?: { kitDir?: string }): Dire
     ),
     d('SystemCallFilter', '@system-service'),
     d('SystemCallFilter', '~@privileged @resources'),
+    ...(node
+      ? []
+      : [
+          d(
+            'SystemCallFilter',
+            'setuid setgid',
+            "gunicorn's workers call setuid() with the uid they already have; allowed back, as without capabilities these calls cannot change to another user.",
+          ),
+        ]),
     d('SystemCallErrorNumber', 'EPERM'),
     d('UMask', '0027', 'Files the app creates are not readable by other users.'),
   ];

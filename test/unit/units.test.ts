@@ -133,6 +133,7 @@ test('python app with a socket: MemoryDenyWriteExecute on, socket unit, Requires
   const m = python();
   const unit = renderService(m, { kitDir: KIT });
   assert.equal(values(unit, 'MemoryDenyWriteExecute'), ['yes']);
+  assert.equal(values(unit, 'SystemCallFilter'), ['@system-service', '~@privileged @resources', 'setuid setgid'], "gunicorn's setuid(own uid)");
   assert.equal(values(unit, 'Requires'), ['guestbook.socket']);
   assert.equal(values(unit, 'After'), ['network.target', 'guestbook.socket']);
   assert.not.match(unit, /NODE_OPTIONS/);
