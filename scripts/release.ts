@@ -6,7 +6,7 @@ import { buildRelease, cleanInterrupted, nextReleaseId } from './lib/build.ts';
 import { readyReleaseOf } from './lib/history.ts';
 import { activateRelease } from './lib/activation.ts';
 import { applyPrune, prunePlanFor } from './lib/prune.ts';
-import { OperationError } from './lib/errors.ts';
+import { UsageError } from './lib/errors.ts';
 import fs from 'node:fs';
 
 const spec = {
@@ -25,10 +25,14 @@ const spec = {
 
 async function resolve(ctx: Context, ref: string): Promise<string> {
   await ctx.log.step(`fetch ${ctx.m.repo}`, () => fetchMirror(ctx.ops, ctx.m.repo, ctx.paths.repo));
+  if (!ctx.dryRun) return resolveRef(ctx.paths.repo, ref);
+  // A dry run does not fetch, so the mirror may be stale or missing: ask the repository itself for
+  // branches and tags, so the plan names the commit a real run would build.
+  const remote = await resolveRemote(ctx.m.repo, ref);
+  if (remote) return remote;
   if (fs.existsSync(ctx.paths.repo)) return resolveRef(ctx.paths.repo, ref);
-  const commit = await resolveRemote(ctx.m.repo, ref);
-  if (!commit) throw new OperationError(`No branch or tag named "${ref}" in ${ctx.m.repo} (an abbreviated hash needs the mirror: run without --dry-run once).`);
-  return commit;
+  if (/^[0-9a-f]{40}$/.test(ref)) return ref;
+  throw new UsageError(`No branch or tag named "${ref}" in ${ctx.m.repo} (an abbreviated hash needs the mirror: run without --dry-run once).`);
 }
 
 await runCommand(spec, async (args) => {
@@ -54,7 +58,7 @@ await runCommand(spec, async (args) => {
       ctx.log.info(`Not activating (--no-activate). Make it live with: npx tsx scripts/activate.ts ${id}`);
       return;
     }
-    await activateRelease(ctx, id, 'release');
+    await activateRelease(ctx, id, 'release', reuse || !ctx.dryRun ? undefined : commit);
     await ctx.log.step(`prune (keep ${ctx.m.keep})`, () => applyPrune(ctx, prunePlanFor(ctx, ctx.m.keep)));
   });
 });

@@ -60,11 +60,17 @@ async function cutTo(ctx: Context, id: string) {
 
 /**
  * Makes `id` the live release. On a failed gate: switch back, restart the previous release, mark
- * `id` bad, print the unit's last journal lines, and throw (exit 1).
+ * `id` bad, print the unit's last journal lines, and throw (exit 1). With --dry-run, plannedCommit
+ * names the commit of a release this run would have built.
  */
-export async function activateRelease(ctx: Context, id: string, via: Via): Promise<void> {
+export async function activateRelease(ctx: Context, id: string, via: Via, plannedCommit?: string): Promise<void> {
   const { records } = history(ctx);
-  const rec = assertActivatable(ctx, id, records.get(id));
+  // A dry run of release plans the activation of a build it did not make: that release is not in the history.
+  const planned: ReleaseRecord | undefined =
+    ctx.dryRun && plannedCommit && !records.has(id)
+      ? { id, commit: plannedCommit, state: 'ready', order: records.size, builtAt: new Date().toISOString() }
+      : undefined;
+  const rec = planned ?? assertActivatable(ctx, id, records.get(id));
   const previous = liveRelease(ctx.paths);
   if (previous === id && !ctx.dryRun) {
     const state = await unitState(ctx.paths.unitName);

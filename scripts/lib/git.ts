@@ -82,13 +82,31 @@ export async function resolveRef(mirror: string, ref: string): Promise<string> {
   return commit;
 }
 
-/** Resolves a ref without changing anything (for --dry-run before the mirror exists). */
+/**
+ * Resolves a branch or tag by asking the repository itself (`git ls-remote`), without changing anything:
+ * for --dry-run, whose mirror is not fetched. An annotated tag gives the commit it points at, not the tag
+ * object; a branch and a tag of that name at different commits are ambiguous, as in resolveRef.
+ * Undefined when the repository has no such branch or tag (e.g. the ref is a hash).
+ */
 export async function resolveRemote(repoUrl: string, ref: string): Promise<string | undefined> {
   assertRefSyntax(ref);
-  if (/^[0-9a-f]{40}$/.test(ref)) return ref;
   const p = await $({ env: gitEnv, quiet: true, nothrow: true })`git ls-remote -- ${repoUrl} ${'refs/heads/' + ref} ${'refs/tags/' + ref + '^{}'} ${'refs/tags/' + ref}`;
   if (p.exitCode !== 0) throw new OperationError(`Cannot reach the app's repository: ${p.stderr.trim()}`);
-  return p.stdout.trim().split('\n')[0]?.split('\t')[0] || undefined;
+  const refs = new Map(
+    p.stdout.trim().split('\n').filter(Boolean).map((l) => {
+      const [hash, name] = l.split('\t');
+      return [name, hash] as const;
+    }),
+  );
+  const b = refs.get(`refs/heads/${ref}`);
+  const t = refs.get(`refs/tags/${ref}^{}`) ?? refs.get(`refs/tags/${ref}`);
+  if (b && t && b !== t) {
+    throw new UsageError(
+      `The ref "${ref}" is ambiguous: branch ${ref} is at ${b.slice(0, 12)} but tag ${ref} is at ${t.slice(0, 12)}.`,
+      `Release the commit hash you mean instead.`,
+    );
+  }
+  return b ?? t;
 }
 
 /** Writes the commit's tree into an empty directory: `git archive | tar -x`, nothing else of git. */
