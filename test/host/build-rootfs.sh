@@ -118,8 +118,15 @@ pack() {
   log "pack $(du -sh "$ROOT" | cut -f1) to $TARBALL"
   tar -C "$ROOT" --numeric-owner --xattrs --xattrs-include='*' -cf - . | zstd -q -T0 -8 -o "$WORK/rootfs.tar.zst"
   mv "$WORK/rootfs.tar.zst" "$TARBALL"
-  find "$CACHE" -maxdepth 1 -name 'rootfs-*.tar.zst' ! -name "rootfs-$VERSION.tar.zst" -delete  # older recipes
+  log "remove tarballs and unpacked bases of older recipes"
+  find "$CACHE" -maxdepth 1 \( -name 'rootfs-*.tar.zst' -o -name 'base-*' \) \
+    ! -name "rootfs-$VERSION.tar.zst" ! -name "base-$VERSION" -exec rm -rf {} +
   log "done: $TARBALL ($(du -h "$TARBALL" | cut -f1))"
+}
+
+# The tree just packed is the unpacked base host.ts wants: keep it instead of unpacking the tarball again.
+keep_as_base() {
+  [[ -e "$CACHE/base-$VERSION" ]] || mv "$ROOT" "$CACHE/base-$VERSION"
 }
 
 bootstrap
@@ -127,3 +134,4 @@ install_packages
 configure
 trim
 pack
+keep_as_base

@@ -77,9 +77,10 @@ export async function ensureRootfs(): Promise<string> {
   const version = rootfsVersion();
   const tarball = path.join(CACHE_DIR, `rootfs-${version}.tar.zst`);
   const base = path.join(CACHE_DIR, `base-${version}`);
-  if (existsSync(path.join(base, 'usr/lib/systemd/systemd'))) return base;
-  if (!existsSync(tarball)) await buildRootfs();
-  await unpack(tarball, base);
+  const unpacked = () => existsSync(path.join(base, 'usr/lib/systemd/systemd'));
+  if (unpacked()) return base;
+  if (!existsSync(tarball)) await buildRootfs(); // it keeps its tree as the base
+  if (!unpacked()) await unpack(tarball, base);
   return base;
 }
 
@@ -142,8 +143,9 @@ export async function bootHost(opts: BootOptions = {}): Promise<TestHost> {
   try {
     await host.attach(opts.bootTimeoutMs ?? 60_000);
   } catch (err) {
-    await host.stop();
-    throw err;
+    const diagnosis = await host.diagnose();
+    await host.cutPower(); // a half-booted PID 1 may ignore the poweroff signal
+    throw new Error(`${(err as Error).message}${diagnosis}`);
   }
   log(`${name} booted in ${seconds(started)} (pid ${host.pid})`);
   return host;
@@ -226,6 +228,14 @@ class Host implements TestHost {
     await sleep(ms);
   }
 
+  /** What systemd inside was busy with (its console goes to /dev/null under --console=pipe, so ask). */
+  async diagnose(): Promise<string> {
+    if (!this.pid || this.hasExited || !runsSystemd(this.pid)) return '';
+    const jobs = await this.exec(['systemctl', 'list-jobs', '--no-pager'], { timeoutMs: 5_000 });
+    const journal = await this.exec(['journalctl', '-b', '--no-pager', '-n', '30'], { timeoutMs: 5_000 });
+    return `\n--- systemctl list-jobs ---\n${jobs.stdout}${jobs.stderr}\n--- journalctl -b (last lines) ---\n${journal.stdout}${journal.stderr}`;
+  }
+
   private failure(message: string): Error {
     return new Error(`${this.name}: ${message}.\n--- systemd-nspawn output (last lines) ---\n${lastLines(this.out, 40)}`);
   }
@@ -279,9 +289,10 @@ class Host implements TestHost {
 
   private async shutdown(hard: boolean): Promise<void> {
     if (!this.hasExited) {
+      if (hard) this.pid ||= findContainerInit(this.nspawnPid);
       if (hard && this.pid) killQuietly(this.pid, 'SIGKILL'); // PID 1 of a namespace: the kernel kills all of it
       killQuietly(this.nspawnPid, 'SIGTERM');
-      const timer = setTimeout(() => this.forceKill(), 20_000);
+      const timer = setTimeout(() => this.forceKill(), hard ? 5_000 : 20_000);
       await this.exited;
       clearTimeout(timer);
     }
@@ -290,7 +301,7 @@ class Host implements TestHost {
   }
 
   private forceKill(): void {
-    log(`${this.name} did not power off within 20 s; killing it`);
+    log(`${this.name} did not power off in time; killing it`);
     if (this.pid) killQuietly(this.pid, 'SIGKILL');
     killQuietly(this.nspawnPid, 'SIGKILL');
   }
