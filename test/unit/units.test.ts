@@ -325,8 +325,29 @@ test('preflight: the forced port beats a PORT from the environment file (Environ
   assert.is(spawnSync(scmd!, sargs, { env: { ...process.env, PORT: '9999' }, encoding: 'utf8' }).stdout.trim(), '3000');
 });
 
-test('start with an `exec` of its own is not doubled', () => {
-  assert.equal(serviceArgv(manifest({ start: 'exec node server.js' })).at(-1), 'exec node server.js');
+test('start: `exec` in front of one simple command, after its assignments; anything else runs as written', () => {
+  const cases: [string, string][] = [
+    ['node server.js', 'exec node server.js'],
+    ['npx next start --hostname 127.0.0.1', 'exec npx next start --hostname 127.0.0.1'],
+    ['FOO=1 BAR="a b" gunicorn app:app', 'FOO=1 BAR="a b" exec gunicorn app:app'],
+    ['node x 2>&1', 'exec node x 2>&1'],
+    ["node -e 'a; b | c & d'", "exec node -e 'a; b | c & d'"],
+    ['node -e "a \\" ; b"', 'exec node -e "a \\" ; b"'],
+    ['gunicorn --bind 127.0.0.1:$PORT app:app', 'exec gunicorn --bind 127.0.0.1:$PORT app:app'],
+    ['exec node server.js', 'exec node server.js'],
+    ['cd sub && node x', 'cd sub && node x'],
+    ['node x; echo done', 'node x; echo done'],
+    ['node x | tee log', 'node x | tee log'],
+    ['node x &>/dev/null', 'node x &>/dev/null'],
+    ['(node x)', '(node x)'],
+    ['if true; then node x; fi', 'if true; then node x; fi'],
+    ['node "unterminated', 'node "unterminated'],
+  ];
+  for (const [start, script] of cases) assert.is(serviceArgv(manifest({ start })).at(-1), script, start);
+  // And the shell really runs them so: the app keeps the shell's pid, assignments reach it.
+  const r = spawnSync('/bin/sh', ['-c', `echo $$; ${serviceArgv(manifest({ start: 'FOO="a b" sh -c \'echo $$ "$FOO"\'' })).at(-1)}`], { encoding: 'utf8' });
+  const [shellPid, appLine] = r.stdout.trim().split('\n');
+  assert.is(appLine, `${shellPid} a b`);
 });
 
 // ---- the real systemd ----
