@@ -31,7 +31,7 @@ export interface BootOptions {
   /** Machine name (hostname inside); default cutover-host-<pid>-<n>, unique per process. */
   name?: string;
   binds?: Bind[];
-  /** Host dir that keeps the container's writable layer across stop and a second boot. */
+  /** Host dir that keeps the container's writable layer across stop and a second boot (one host at a time). */
   stateDir?: string;
   /** How long to wait for `systemctl is-system-running`; default 60 s. */
   bootTimeoutMs?: number;
@@ -55,7 +55,7 @@ export interface TestHost {
   waitUnit(unit: string, state?: string, timeoutMs?: number): Promise<void>;
   /** The last journal lines of a unit inside the container. */
   journal(unit: string, lines?: number): Promise<string>;
-  /** nspawn's output so far (the container's console), the last 64 KiB. */
+  /** nspawn's own output so far, the last 64 KiB (the container's console goes to /dev/null under --console=pipe). */
   output(): string;
   /** Clean shutdown (SIGTERM to nspawn), then removes cgroup dirs and the propagate dir. Idempotent. */
   stop(): Promise<void>;
@@ -134,8 +134,8 @@ export async function bootHost(opts: BootOptions = {}): Promise<TestHost> {
   if (running.has(name)) throw new Error(`a test host named ${name} is already running`);
   const started = Date.now();
   const cgroups = CGROUP_ROOTS.map((root) => path.join(root, name));
-  for (const dir of cgroups) await fs.mkdir(dir, { recursive: true });
   const argv = await launchArgv(base, name, opts, cgroups);
+  for (const dir of cgroups) await fs.mkdir(dir, { recursive: true });
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const host = new Host(name, child, cgroups, opts.verbose ?? process.env.CUTOVER_TEST_HOST_VERBOSE === '1');
   running.set(name, host);
@@ -243,7 +243,8 @@ class Host implements TestHost {
   async waitSystemRunning(timeoutMs = 60_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const state = (await this.exec(['systemctl', 'is-system-running'])).stdout.trim();
+      if (this.hasExited) throw this.failure('systemd-nspawn exited while systemd was booting');
+      const state = (await this.exec(['systemctl', 'is-system-running'], { timeoutMs: 10_000 })).stdout.trim();
       if (state === 'running') return state;
       if (state === 'degraded') {
         const failed = await this.exec(['systemctl', '--failed', '--no-legend', '--plain']);
