@@ -29,6 +29,8 @@ export function processStartTicks(pid: number): number | undefined {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may hold spaces and parens; fields resume after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // A zombie (killed, not yet reaped by its parent or init) runs no more and holds no lock: not alive.
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
     return Number(fields[19]);
   } catch {
     return undefined;
