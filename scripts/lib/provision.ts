@@ -137,6 +137,20 @@ async function writeIfChanged(ctx: Context, f: RenderedFile, changes: Changes): 
   return true;
 }
 
+/** When the manifest no longer asks for a socket, removes the socket unit cutover wrote earlier (only if it is cutover's). */
+async function removeStaleSocket(ctx: Context, changes: Changes): Promise<boolean> {
+  const file = ctx.paths.socketUnitFile;
+  if (ctx.m.socket || !fs.existsSync(file)) return false;
+  if (!fs.readFileSync(file, 'utf8').includes('deployed by cutover')) {
+    ctx.log.warn(`${file} exists but was not written by cutover: left alone.`);
+    return false;
+  }
+  if (serviceControlEnabled()) await ctx.ops.run(['systemctl', 'disable', '--now', '--quiet', ctx.paths.socketUnitName], { quiet: true });
+  await ctx.ops.remove(file);
+  changes.push(`removed ${file}: the manifest no longer asks for socket activation`);
+  return true;
+}
+
 async function isEnabled(unit: string): Promise<boolean> {
   const p = await $({ quiet: true, nothrow: true })`systemctl is-enabled ${unit}`;
   return p.stdout.trim() === 'enabled';
@@ -150,6 +164,7 @@ export async function ensureUnits(ctx: Context, changes: Changes): Promise<void>
     const changed = await writeIfChanged(ctx, f, changes);
     if (changed && f.path.endsWith('.service') || changed && f.path.endsWith('.socket')) unitChanged = true;
   }
+  if (await removeStaleSocket(ctx, changes)) unitChanged = true;
   if (!serviceControlEnabled()) return;
   if (unitChanged) await daemonReload(ctx.ops);
   const units = [ctx.paths.unitName, ...(ctx.m.socket ? [ctx.paths.socketUnitName] : [])];

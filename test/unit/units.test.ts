@@ -249,7 +249,7 @@ test('cron.d: SHELL and PATH, one root entry with absolute paths, output to the 
   assert.is(more.length, 0);
   assert.is(
     command,
-    `/usr/bin/node ${KIT}/node_modules/.bin/tsx ${KIT}/scripts/prune.ts --manifest /etc/cutover/shop.yaml 2>&1 | /usr/bin/systemd-cat -t cutover-prune`,
+    `/usr/bin/node ${KIT}/node_modules/.bin/tsx ${KIT}/scripts/prune.ts --cron --manifest /etc/cutover/shop.yaml 2>&1 | /usr/bin/systemd-cat -t cutover-prune`,
   );
   const dflt = renderCron(m);
   assert.ok(dflt.includes(`${process.execPath} ${path.join(kitPaths.dir, 'node_modules', '.bin', 'tsx')} `), 'node and tsx default to this kit');
@@ -266,7 +266,7 @@ test('cron.d: a manifest path with %, spaces and quotes reaches prune intact thr
     const shell = cronToShell(command!).replace(/ 2>&1 \| \/usr\/bin\/systemd-cat -t cutover-prune$/, '');
     const r = spawnSync('/bin/sh', ['-c', shell], { encoding: 'utf8' });
     assert.is(r.status, 0, r.stderr);
-    assert.equal(r.stdout.split('\n').slice(0, -1), ['/opt/tsx', `${KIT}/scripts/prune.ts`, '--manifest', manifestFile]);
+    assert.equal(r.stdout.split('\n').slice(0, -1), ['/opt/tsx', `${KIT}/scripts/prune.ts`, '--cron', '--manifest', manifestFile]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
