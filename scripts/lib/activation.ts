@@ -86,7 +86,7 @@ export async function activateRelease(ctx: Context, id: string, via: Via, planne
   const duration_ms = Math.round(performance.now() - t0);
   if (gate.ok) {
     await record(ctx, { event: 'activated', release: id, commit: rec.commit, previous: previous ?? null, via, duration_ms });
-    ctx.log.info(`Release ${id} (${rec.commit.slice(0, 12)}) is live${ctx.dryRun ? ' (dry run)' : ''}; cutover took ${formatDuration(duration_ms)}.`);
+    ctx.log.info(`Release ${id} (commit ${rec.commit.slice(0, 12)}${rec.ref ? `, ${rec.ref}` : ''}) is live${ctx.dryRun ? ' (dry run)' : ''}; the cutover took ${formatDuration(duration_ms)}.`);
     return;
   }
   const journal = await journalTail(ctx.paths.unitName, 20, since);

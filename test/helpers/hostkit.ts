@@ -1,0 +1,70 @@
+// System-tier helpers: a test host with the kit bound at /opt/cutover, app repos from the test side, manifests inside.
+import fs from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { bootHost, type ExecResult, type TestHost } from '../host/host.ts';
+import { makeAppRepo, tempDir, type AppRepo, type ExampleApp } from './gitrepo.ts';
+import { kitDir } from './kit.ts';
+
+/** Where the kit is inside the test host, as an operator would copy it to a server. */
+export const KIT = '/opt/cutover';
+/** Where the tests' app repositories appear inside the test host. */
+export const SRC = '/srv/src';
+
+export interface KitHost {
+  host: TestHost;
+  /** The host-side directory bound at SRC. */
+  srcDir: string;
+  /** Runs `tsx scripts/<verb>.ts args` inside, as root, with the manifest given. */
+  kit(verb: string, args?: string[], opts?: { manifest?: string; env?: Record<string, string>; timeoutMs?: number }): Promise<ExecResult>;
+  /** Writes a manifest to /etc/cutover/<app>.yaml inside and returns that path. */
+  manifest(obj: Record<string, unknown>): string;
+  /** A real git repo of an example app, made on the test side, seen inside at SRC/<name>. */
+  repo(name: string, app?: ExampleApp): Promise<{ repo: AppRepo; url: string }>;
+  /** A file's content inside the host. */
+  read(p: string): string;
+  stop(): Promise<void>;
+}
+
+export function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+export async function bootKitHost(opts: { stateDir?: string } = {}): Promise<KitHost> {
+  const srcDir = await tempDir('cutover-src');
+  const host = await bootHost({
+    binds: [
+      { host: kitDir, container: KIT, readOnly: true },
+      { host: srcDir, container: SRC, readOnly: true },
+    ],
+    stateDir: opts.stateDir,
+  });
+  const inside = (p: string) => path.join(host.root, p);
+  return {
+    host,
+    srcDir,
+    kit: (verb, args = [], o = {}) =>
+      host.exec([`${KIT}/node_modules/.bin/tsx`, `${KIT}/scripts/${verb}.ts`, ...args, ...(o.manifest ? ['--manifest', o.manifest] : [])], {
+        cwd: KIT,
+        env: o.env,
+        timeoutMs: o.timeoutMs ?? 180_000,
+      }),
+    manifest(obj) {
+      const file = `/etc/cutover/${obj.app}.yaml`;
+      fs.mkdirSync(inside('/etc/cutover'), { recursive: true });
+      fs.writeFileSync(inside(file), stringify(obj));
+      return file;
+    },
+    async repo(name, app = 'node') {
+      const repo = await makeAppRepo(path.join(srcDir, name), { app });
+      return { repo, url: `${SRC}/${name}` };
+    },
+    read: (p) => fs.readFileSync(inside(p), 'utf8'),
+    stop: () => host.stop(),
+  };
+}
+
+/** Fails a test with the command's output when it did not exit as expected. */
+export function expectExit(r: ExecResult, code: number, what: string): void {
+  if (r.code !== code) throw new Error(`${what}: expected exit ${code}, got ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+}
