@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the demo and the tests need on a Debian/Ubuntu machine (as root): apt packages, npm packages, the test host's rootfs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ "$(id -u)" = 0 ] || { echo "setup: run it as root (it installs packages and builds a container rootfs)" >&2; exit 2; }
+export DEBIAN_FRONTEND=noninteractive
+echo "==> apt packages"
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  git tar zstd util-linux passwd procps \
+  systemd-container debootstrap \
+  python3 gunicorn >/dev/null
+
+echo "==> npm packages"
+npm ci --no-audit --no-fund --loglevel=error
+
+echo "==> the test host's rootfs (cached in /var/cache/cutover-test-host after the first build)"
+npx tsx test/host/cli.ts build
