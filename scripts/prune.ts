@@ -29,7 +29,7 @@ await runCommand(spec, async (args) => {
   try {
     await withLock(ctx, 'prune', async () => {
       if (!ctx.dryRun) await cleanInterrupted(ctx, history(ctx).records);
-      ctx.log.info(`Prune plan (keep ${keep} good releases)${ctx.dryRun ? ', dry run:' : ':'}`);
+      ctx.log.info(`Prune plan (keep ${keep} good release${keep === 1 ? "" : "s"})${ctx.dryRun ? ', dry run:' : ':'}`);
       const n = await applyPrune(ctx, prunePlanFor(ctx, keep));
       ctx.log.info(ctx.dryRun ? 'Dry run: nothing was deleted.' : `Deleted ${n} release${n === 1 ? '' : 's'}.`);
     });
