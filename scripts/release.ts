@@ -52,7 +52,7 @@ await runCommand(spec, async (args) => {
       ctx.log.info(`Release ${id} of this commit is already built and ready: reusing it (use --rebuild to build afresh).`);
     } else {
       id = nextReleaseId(commit, (x) => records.has(x) || fs.existsSync(ctx.paths.release(x)));
-      await buildRelease(ctx, commit, ref, id);
+      await buildRelease(ctx, commit, ref, id, { fresh: Boolean(args.values.rebuild) });
     }
     if (args.values['no-activate']) {
       ctx.log.info(`Not activating (--no-activate). Make it live with: npx tsx scripts/activate.ts ${id}`);

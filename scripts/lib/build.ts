@@ -7,7 +7,9 @@ import { processStartTicks } from './lock.ts';
 import { formatDuration } from './log.ts';
 import type { Manifest } from './manifest.ts';
 import type { ReleaseRecord } from './history.ts';
-import { record, releaseOnDisk, type Context } from './context.ts';
+import { history, record, releaseOnDisk, type Context } from './context.ts';
+import { copyDeps, depsSpecFor, findDepsDonor, shareIdenticalFiles } from './reuse.ts';
+import { liveRelease } from './switch.ts';
 
 /** A fresh release id for a commit: its first 12 hex digits, with -rN when that one is taken. */
 export function nextReleaseId(commit: string, taken: (id: string) => boolean): string {
@@ -93,12 +95,21 @@ export async function linkShared(ctx: Context, id: string): Promise<void> {
 }
 
 /** Runs the manifest's install, build and migrate commands in the release, as the app's user. */
-async function runSteps(ctx: Context, id: string): Promise<void> {
+async function runSteps(ctx: Context, id: string, opts: BuildOptions): Promise<void> {
   const { m, paths } = ctx;
   const envText = paths.envFile && fs.existsSync(paths.envFile) ? fs.readFileSync(paths.envFile, 'utf8') : undefined;
   const env = buildEnv(m, paths.cache, envText);
+  const donor = m.install && !opts.fresh && !ctx.dryRun ? findDepsDonor(ctx, id, history(ctx).records) : undefined;
   for (const [name, command] of [['install', m.install], ['build', m.build], ['migrate', m.migrate]] as const) {
     if (!command) continue;
+    if (name === 'install' && donor) {
+      const spec = depsSpecFor(m.runtime);
+      await ctx.log.step(`install: skipped, ${spec.lockfile} is unchanged from ${donor}: copying its ${spec.dir}`, async () => {
+        await copyDeps(ctx, donor, id);
+        await ctx.ops.chown(path.join(paths.release(id), spec.dir), m.user, { recursive: true });
+      });
+      continue;
+    }
     await ctx.log.step(`${name}: ${command}`, () =>
       ctx.ops.run(['/bin/sh', '-c', command], { cwd: paths.release(id), env, user: m.user, display: command }),
     );
@@ -119,11 +130,26 @@ async function seal(ctx: Context, id: string): Promise<void> {
   await ctx.ops.chmod(dir, 'go-w', { recursive: true });
 }
 
+/** Shares the sealed release's identical files with the live (or newest ready) sealed release. */
+async function shareWithNeighbour(ctx: Context, id: string): Promise<void> {
+  if (process.getuid?.() !== 0 || ctx.dryRun) return;
+  const records = history(ctx).records;
+  const neighbour = liveRelease(ctx.paths) ?? [...records.values()].filter((r) => r.state === 'ready' && r.id !== id).sort((a, b) => b.order - a.order)[0]?.id;
+  if (!neighbour || neighbour === id || !releaseOnDisk(ctx, neighbour)) return;
+  const saved = shareIdenticalFiles(ctx.paths.release(id), ctx.paths.release(neighbour));
+  ctx.log.info(`    ${(saved / (1 << 20)).toFixed(1)} MB of identical files shared with ${neighbour} (hard links between sealed releases)`);
+}
+
 /**
  * Builds a release of `commit` under a new id. Its history says building until it ends; on any
  * failure the release is recorded as failed and its directory removed. The live release is untouched.
  */
-export async function buildRelease(ctx: Context, commit: string, ref: string, id: string): Promise<void> {
+export interface BuildOptions {
+  /** Install from scratch even when a ready release has the same lockfile (--rebuild). */
+  fresh?: boolean;
+}
+
+export async function buildRelease(ctx: Context, commit: string, ref: string, id: string, opts: BuildOptions = {}): Promise<void> {
   const { paths, ops, log } = ctx;
   const dir = paths.release(id);
   const t0 = performance.now();
@@ -140,8 +166,11 @@ export async function buildRelease(ctx: Context, commit: string, ref: string, id
       await prepareCache(ctx);
       await ops.chown(dir, ctx.m.user, { recursive: true });
     });
-    await runSteps(ctx, id);
-    await log.step('seal the release read-only', () => seal(ctx, id));
+    await runSteps(ctx, id, opts);
+    await log.step('seal the release read-only', async () => {
+      await seal(ctx, id);
+      await shareWithNeighbour(ctx, id);
+    });
   } catch (e) {
     const reason = (e as Error).message.split('\n')[0];
     await record(ctx, { event: 'build-failed', release: id, commit, duration_ms: Math.round(performance.now() - t0), reason });
