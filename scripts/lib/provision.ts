@@ -169,7 +169,8 @@ export async function ensureUnits(ctx: Context, changes: Changes): Promise<void>
   if (unitChanged) await daemonReload(ctx.ops);
   const units = [ctx.paths.unitName, ...(ctx.m.socket ? [ctx.paths.socketUnitName] : [])];
   for (const unit of units) {
-    if (!ctx.dryRun && (await isEnabled(unit))) continue;
+    // Checked in a dry run too: a unit that is already enabled is not a change it would make.
+    if (await isEnabled(unit)) continue;
     await ctx.ops.run(['systemctl', 'enable', '--quiet', unit], { quiet: true });
     changes.push(`enabled ${unit}`);
   }
