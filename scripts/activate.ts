@@ -1,5 +1,5 @@
 // activate <release>: make an already built release live, gated by its health check.
-import { runCommand } from './lib/cli.ts';
+import { dryRunOption, runCommand } from './lib/cli.ts';
 import { createContext, withLock } from './lib/context.ts';
 import { activateRelease } from './lib/activation.ts';
 import { assertReleaseId } from './lib/paths.ts';
@@ -10,7 +10,7 @@ const spec = {
   positionals: '<release>',
   arity: [1, 1] as [number, number],
   options: {
-    'dry-run': { type: 'boolean' as const, help: 'print every step it would do, and change nothing' },
+    'dry-run': dryRunOption,
   },
   details: `Example: ssh root@host 'cd /opt/cutover && npx tsx scripts/activate.ts 3f2a9c1b0d4e'`,
 };

@@ -1,5 +1,5 @@
 // release <ref>: fetch, build in a fresh directory, then activate and prune.
-import { runCommand } from './lib/cli.ts';
+import { dryRunOption, runCommand } from './lib/cli.ts';
 import { createContext, ensureLayout, history, withLock, type Context } from './lib/context.ts';
 import { fetchMirror, resolveRef, resolveRemote, assertRefSyntax } from './lib/git.ts';
 import { buildRelease, cleanInterrupted, nextReleaseId } from './lib/build.ts';
@@ -17,7 +17,7 @@ const spec = {
   options: {
     'no-activate': { type: 'boolean' as const, help: 'build (or reuse) the release but leave the live release as it is' },
     rebuild: { type: 'boolean' as const, help: 'build afresh even if a ready release of this commit exists' },
-    'dry-run': { type: 'boolean' as const, help: 'print every step it would do, and change nothing' },
+    'dry-run': dryRunOption,
   },
   details: `Example, from your machine:
   ssh root@host 'cd /opt/cutover && npx tsx scripts/release.ts v1.4.2'`,

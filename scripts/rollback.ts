@@ -1,5 +1,5 @@
 // rollback: go back to the last good release before the live one (from the history), and mark the live one bad.
-import { runCommand } from './lib/cli.ts';
+import { dryRunOption, runCommand } from './lib/cli.ts';
 import { createContext, history, record, withLock } from './lib/context.ts';
 import { activateRelease } from './lib/activation.ts';
 import { rollbackTarget } from './lib/history.ts';
@@ -13,7 +13,7 @@ const spec = {
   summary: 'Make the last good release before the live one live again (or the one given with --to), and mark the release it leaves bad.',
   options: {
     to: { type: 'string' as const, arg: 'RELEASE', help: 'roll back to this release instead of the previous good one' },
-    'dry-run': { type: 'boolean' as const, help: 'print every step it would do, and change nothing' },
+    'dry-run': dryRunOption,
   },
   details: `Example: ssh root@host 'cd /opt/cutover && npx tsx scripts/rollback.ts'`,
 };

@@ -31,6 +31,9 @@ export interface ParsedArgs {
   manifestFile: string;
 }
 
+/** --dry-run as the verbs that change something describe it. */
+export const dryRunOption: OptionSpec = { type: 'boolean', help: 'print every step it would do, and change nothing' };
+
 const common: Record<string, OptionSpec> = {
   manifest: { type: 'string', arg: 'FILE', help: 'the app manifest (default: $CUTOVER_MANIFEST, else config/app.yaml beside the scripts)' },
   help: { type: 'boolean', help: 'show this help and exit' },
