@@ -94,7 +94,10 @@ export function createOps(opts: { dryRun: boolean; print?: (line: string) => voi
     async writeFile(file, content, mode = 0o644) {
       if (opts.dryRun) return would(`write ${file} (mode ${mode.toString(8)}, ${Buffer.byteLength(content)} bytes)`);
       const tmp = path.join(path.dirname(file), `.${path.basename(file)}.cutover-tmp`);
-      fs.writeFileSync(tmp, content, { mode, flag: 'w' });
+      // Remove whatever has the temp name (a symlink from an untrusted repo, say), then create it
+      // exclusively: O_EXCL never follows a symlink.
+      fs.rmSync(tmp, { force: true });
+      fs.writeFileSync(tmp, content, { mode, flag: 'wx' });
       fs.chmodSync(tmp, mode);
       fs.renameSync(tmp, file);
     },
