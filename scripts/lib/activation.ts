@@ -6,6 +6,7 @@ import { liveRelease, switchActive } from './switch.ts';
 import { formatDuration } from './log.ts';
 import { history, record, releaseOnDisk, type Context } from './context.ts';
 import { preflight } from './preflight.ts';
+import { maskSecrets } from './secrets.ts';
 import type { ReleaseRecord } from './history.ts';
 
 export type Via = 'release' | 'activate' | 'rollback';
@@ -89,11 +90,13 @@ export async function activateRelease(ctx: Context, id: string, via: Via, planne
     ctx.log.info(`Release ${id} (commit ${rec.commit.slice(0, 12)}${rec.ref ? `, ${rec.ref}` : ''}) is live${ctx.dryRun ? ' (dry run)' : ''}; the cutover took ${formatDuration(duration_ms)}.`);
     return;
   }
-  const journal = await journalTail(ctx.paths.unitName, 20, since);
+  // The app's own lines and check output may hold its secrets (a failed start often prints its database URL).
+  const journal = maskSecrets(await journalTail(ctx.paths.unitName, 20, since), ctx.paths.envFile);
+  const detail = maskSecrets(gate.detail, ctx.paths.envFile);
   const restored = await restorePrevious(ctx, previous);
-  await record(ctx, { event: 'activation-failed', release: id, commit: rec.commit, previous: previous ?? null, via, duration_ms, reason: gate.detail });
+  await record(ctx, { event: 'activation-failed', release: id, commit: rec.commit, previous: previous ?? null, via, duration_ms, reason: detail });
   throw new OperationError(
-    `Release ${id} failed its health gate: ${gate.detail}. ${restored}` + (journal ? `\nLast lines of the ${ctx.paths.unitName} journal:\n${journal}` : ''),
+    `Release ${id} failed its health gate: ${detail}. ${restored}` + (journal ? `\nLast lines of the ${ctx.paths.unitName} journal:\n${journal}` : ''),
     `${id} is marked bad and kept for inspection. Fix the app and release again.`,
   );
 }
@@ -108,5 +111,5 @@ async function restorePrevious(ctx: Context, previous: string | undefined): Prom
   const back = await cutTo(ctx, previous);
   return back.ok
     ? `Switched back to ${previous}, which is healthy again.`
-    : `Switched back to ${previous}, but it is not healthy either (${back.detail}): look at the service now.`;
+    : `Switched back to ${previous}, but it is not healthy either (${maskSecrets(back.detail, ctx.paths.envFile)}): look at the service now.`;
 }

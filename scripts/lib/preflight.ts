@@ -7,6 +7,7 @@ import { preflightCommand, preflightProperties } from './units.ts';
 import { journalTail, serviceControlEnabled } from './systemd.ts';
 import { record, history, type Context } from './context.ts';
 import { liveRelease } from './switch.ts';
+import { maskSecrets } from './secrets.ts';
 
 /** A loopback port nobody listens on right now (the kernel picks it). */
 export function freeLoopbackPort(): Promise<number> {
@@ -68,11 +69,13 @@ export async function preflight(ctx: Context, id: string): Promise<void> {
     }
   });
   if (gate.ok) return;
-  const journal = await journalTail(`${unit}.service`, 20, since);
+  // The app's own lines and check output may hold its secrets (a failed start often prints its database URL).
+  const journal = maskSecrets(await journalTail(`${unit}.service`, 20, since), ctx.paths.envFile);
+  const detail = maskSecrets(gate.detail, ctx.paths.envFile);
   const rec = history(ctx).records.get(id);
-  await record(ctx, { event: 'activation-failed', release: id, commit: rec?.commit, previous: liveRelease(ctx.paths) ?? null, reason: `preflight: ${gate.detail}` });
+  await record(ctx, { event: 'activation-failed', release: id, commit: rec?.commit, previous: liveRelease(ctx.paths) ?? null, reason: `preflight: ${detail}` });
   throw new OperationError(
-    `Release ${id} failed preflight and never went live: ${gate.detail}.` + (journal ? `\nLast lines of its journal:\n${journal}` : ''),
+    `Release ${id} failed preflight and never went live: ${detail}.` + (journal ? `\nLast lines of its journal:\n${journal}` : ''),
     `The live release was not touched. ${id} is marked bad and kept for inspection; fix the app and release again.`,
   );
 }
