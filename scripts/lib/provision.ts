@@ -66,25 +66,42 @@ export function assertRootIsReal(root: string): void {
   }
 }
 
-interface DirSpec { dir: string; mode: number; owner: string }
+interface DirSpec {
+  dir: string;
+  mode: number;
+  owner: string;
+  /** The owning group; the owner's own group by default. */
+  group?: string;
+}
+
+async function gidOf(group: string): Promise<number | undefined> {
+  const p = await $({ quiet: true, nothrow: true })`getent group ${group}`;
+  return p.exitCode === 0 ? Number(p.stdout.split(':')[2]) : undefined;
+}
 
 async function ensureDir(ctx: Context, spec: DirSpec, changes: Changes): Promise<void> {
   const st = fs.lstatSync(spec.dir, { throwIfNoEntry: false });
   if (st?.isSymbolicLink()) throw new OperationError(`${spec.dir} is a symlink; cutover will not follow it.`, 'Remove it, then provision again.');
   if (st && !st.isDirectory()) throw new OperationError(`${spec.dir} exists and is not a directory.`, 'Move it away, then provision again.');
+  const group = spec.group ?? spec.owner;
   const uid = spec.owner === 'root' ? 0 : await uidOf(spec.owner);
-  if (st && (st.mode & 0o7777) === spec.mode && (uid === undefined || st.uid === uid)) return;
+  const gid = group === 'root' ? 0 : await gidOf(group);
+  if (st && (st.mode & 0o7777) === spec.mode && (uid === undefined || st.uid === uid) && (gid === undefined || st.gid === gid)) return;
   if (!st) await ctx.ops.mkdir(spec.dir, spec.mode);
   await ctx.ops.chmod(spec.dir, spec.mode.toString(8));
-  await ctx.ops.chown(spec.dir, spec.owner);
-  changes.push(`${st ? 'fixed the owner and mode of' : 'created'} ${spec.dir} (${spec.owner}, ${spec.mode.toString(8)})`);
+  if (group === spec.owner) await ctx.ops.chown(spec.dir, spec.owner);
+  else await ctx.ops.run(['chown', '--no-dereference', `${spec.owner}:${group}`, spec.dir], { quiet: true });
+  const who = group === spec.owner ? spec.owner : `${spec.owner}:${group}`;
+  changes.push(`${st ? 'fixed the owner and mode of' : 'created'} ${spec.dir} (${who}, ${spec.mode.toString(8)})`);
 }
 
 export async function ensureLayoutOwned(ctx: Context, changes: Changes): Promise<void> {
   const { paths, m } = ctx;
   assertRootIsReal(paths.root);
   for (const spec of [
-    { dir: paths.root, mode: 0o755, owner: 'root' },
+    // Only root and the app's group may enter the root: other apps' users cannot read its code, mirror,
+    // history or shared files (the releases themselves are world-readable once sealed).
+    { dir: paths.root, mode: 0o750, owner: 'root', group: m.user },
     { dir: paths.releases, mode: 0o755, owner: 'root' },
     { dir: paths.shared, mode: 0o755, owner: 'root' },
     { dir: paths.cache, mode: 0o750, owner: m.user },
