@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { bootKitHost, expectExit, isRoot, type KitHost } from '../helpers/hostkit.ts';
-import { getJson, waitForHttp } from '../helpers/apps.ts';
+import { getJson } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { describeLoad, loadDuring, versionSequence } from '../helpers/load.ts';
 
