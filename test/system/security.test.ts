@@ -103,7 +103,7 @@ async function probe(where: 'outside' | 'sandbox', user: string, unit: string, p
   assert.not.ok(groups.split(' ').includes('0'), `the probe holds no root group: ${groups}`);
   const verdicts: Verdicts = {};
   for (const line of lines) {
-    const m = /^(ALLOWED|DENIED) ([^:]+?)(?:: (.*))?$/.exec(line);
+    const m = /^(ALLOWED|DENIED) ([^:]+?)(?::\s?(.*))?$/.exec(line);
     if (m) verdicts[m[2]] = { allowed: m[1] === 'ALLOWED', output: m[3] ?? '' };
   }
   for (const p of probes) assert.ok(p.name in verdicts, `probe ${p.name} ran (${where}):\n${r.stdout}`);
@@ -207,14 +207,26 @@ test.before(async () => {
     health: { path: '/health', timeout: 20 },
     stop_timeout: 5,
   });
-  for (const app of [NODE, PY]) expectExit(await kit(app.app, 'provision'), 0, `provision ${app.app}`);
+  // The two apps are independent: provision and release them side by side.
+  await Promise.all(
+    [NODE, PY].map(async (app) => {
+      const t = Date.now();
+      expectExit(await kit(app.app, 'provision'), 0, `provision ${app.app}`);
+      console.log(`  provision ${app.app} (${manifestObjs[app.app].runtime}): ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    }),
+  );
   // The secrets: written into the env files provision made (mode kept), before the first release.
   await sh(`cat > ${NODE.root}/shared/.env <<'EOF'\nGREETING=hello-${SECRET}\nAPI_TOKEN=${SECRET}-token\nEOF`);
   await sh(`cat > ${PY.root}/shared/.env <<'EOF'\nGREETING=hello-${PY_SECRET}\nEOF`);
   await sh(`echo private > ${PY.root}/shared/data/notes.txt && chown ${PY.user}: ${PY.root}/shared/data/notes.txt && chmod 640 ${PY.root}/shared/data/notes.txt`);
   await withPsSampler(async () => {
-    expectExit(await kit(NODE.app, 'release', ['main']), 0, `release ${NODE.app}`);
-    expectExit(await kit(PY.app, 'release', ['main']), 0, `release ${PY.app}`);
+    await Promise.all(
+      [NODE, PY].map(async (app) => {
+        const t = Date.now();
+        expectExit(await kit(app.app, 'release', ['main']), 0, `release ${app.app}`);
+        console.log(`  release ${app.app}: ${((Date.now() - t) / 1000).toFixed(1)} s`);
+      }),
+    );
     await getJson(`${url(NODE.port)}/`);
     await getJson(`${url(PY.port)}/`);
   });
@@ -352,6 +364,25 @@ it("secrets never appear in cutover's output, its history, or the process list",
   assert.ok(outputs.length >= 8 && psSnapshots.length >= 4, 'the outputs and process lists were collected');
   assert.ok(psSnapshots.join('').split('----').length > 20, 'ps sampled many times');
   assert.equal(found, [], `secrets leaked:\n${found.join('\n')}`);
+});
+
+it('every release on disk (live, rolled back from, refused) stays unmodifiable by the app user, inside and outside the sandbox', async () => {
+  const releases = (await sh(`ls ${NODE.root}/releases`)).split('\n');
+  assert.ok(releases.length >= 2, `several releases on disk: ${releases.join(' ')}`);
+  console.log(`  releases on disk: ${releases.join(' ')}`);
+  const before = await treeDigest(NODE.root + '/releases');
+  // Each probe succeeds if it changed ANY release.
+  const any = (op: string) => `for d in ${NODE.root}/releases/*/; do ${op} && exit 0; done; exit 1`;
+  const probes: Probe[] = [
+    { name: 'create-in-any-release', cmd: any('touch "$d/evil" 2>/dev/null') },
+    { name: 'append-to-any-release', cmd: any('echo evil 2>/dev/null >> "$d/VERSION"') },
+    { name: 'chmod-any-release', cmd: any('chmod 777 "$d" 2>/dev/null') },
+    { name: 'rename-any-release', cmd: any('mv "$d" "${d%/}.evil" 2>/dev/null') },
+  ];
+  for (const where of ['outside', 'sandbox'] as const) {
+    expectVerdicts(await probe(where, NODE.user, `${NODE.app}.service`, probes), { denied: probes.map((p) => p.name) }, `every release, ${where}`);
+  }
+  assert.is(await treeDigest(NODE.root + '/releases'), before, 'the releases are unchanged');
 });
 
 it('systemd-analyze security of the default units: at most 1.5 for the node and the python app', async () => {
