@@ -7,7 +7,7 @@ import { formatDuration } from './log.ts';
 import { history, record, releaseOnDisk, type Context } from './context.ts';
 import { preflight } from './preflight.ts';
 import { maskSecrets } from './secrets.ts';
-import type { ReleaseRecord } from './history.ts';
+import { activations, type ReleaseRecord } from './history.ts';
 
 export type Via = 'release' | 'activate' | 'rollback';
 
@@ -65,19 +65,27 @@ async function cutTo(ctx: Context, id: string) {
  * names the commit of a release this run would have built.
  */
 export async function activateRelease(ctx: Context, id: string, via: Via, plannedCommit?: string): Promise<void> {
-  const { records } = history(ctx);
+  const { events, records } = history(ctx);
   // A dry run of release plans the activation of a build it did not make: that release is not in the history.
   const planned: ReleaseRecord | undefined =
     ctx.dryRun && plannedCommit && !records.has(id)
       ? { id, commit: plannedCommit, state: 'ready', order: records.size, builtAt: new Date().toISOString() }
       : undefined;
   const rec = planned ?? assertActivatable(ctx, id, records.get(id));
-  const previous = liveRelease(ctx.paths);
+  let previous = liveRelease(ctx.paths);
   if (previous === id && !ctx.dryRun) {
+    const lastActivated = activations(events).at(-1)?.release;
     const state = await unitState(ctx.paths.unitName);
-    if (state === 'active' || state === 'off') {
+    if (lastActivated === id && (state === 'active' || state === 'off')) {
       ctx.log.info(`Release ${id} is already live; nothing to do.`);
       return;
+    }
+    // `active` points at id but its activation was never recorded: a kill or power loss between the
+    // switch and the record, and the service may still run the release before it. Finish the
+    // activation; on a failed gate go back to the release last recorded live.
+    if (lastActivated !== id) {
+      ctx.log.info(`Release ${id} is linked as active, but its activation did not finish: finishing it now.`);
+      previous = lastActivated && records.get(lastActivated)?.state === 'ready' && releaseOnDisk(ctx, lastActivated) ? lastActivated : undefined;
     }
   }
   await preflight(ctx, id);
