@@ -5,7 +5,7 @@ import { history, type Context } from './context.ts';
 import { rollbackTarget, type ReleaseState } from './history.ts';
 import { describeHolder, liveHolder } from './lock.ts';
 import { liveRelease } from './switch.ts';
-import { unitState } from './systemd.ts';
+import { mainPid, unitState } from './systemd.ts';
 
 export interface ReleaseStatus {
   id: string;
@@ -26,6 +26,8 @@ export interface StatusReport {
   root: string;
   service: string;
   live: string | null;
+  /** The release the service's process runs in (its working directory); null when it runs none. */
+  serving: string | null;
   rollbackTarget: string | null;
   lock: string | null;
   releases: ReleaseStatus[];
@@ -46,6 +48,20 @@ export function diskUsage(dir: string): number {
   };
   walk(dir);
   return total;
+}
+
+/**
+ * The release a process runs in: systemd resolves WorkingDirectory=<root>/active when it starts the
+ * process, so its cwd names the release it really serves, whatever `active` says now.
+ */
+export function releaseOfProcess(releasesDir: string, pid: number | undefined): string | undefined {
+  if (!pid) return undefined;
+  try {
+    const rel = path.relative(fs.realpathSync(releasesDir), fs.readlinkSync(`/proc/${pid}/cwd`));
+    return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel.split(path.sep)[0] : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function gatherStatus(ctx: Context, now = Date.now()): Promise<StatusReport> {
@@ -78,6 +94,7 @@ export async function gatherStatus(ctx: Context, now = Date.now()): Promise<Stat
     root: ctx.paths.root,
     service: await unitState(ctx.paths.unitName),
     live: live ?? null,
+    serving: releaseOfProcess(ctx.paths.releases, await mainPid(ctx.paths.unitName)) ?? null,
     rollbackTarget: rollback ?? null,
     lock: holder ? describeHolder(holder) : null,
     releases,
@@ -102,6 +119,9 @@ export function formatStatus(r: StatusReport): string {
     `app ${r.app} in ${r.root}`,
     `service: ${r.service}`,
     `live: ${r.live ?? 'none'}`,
+    ...(r.serving && r.serving !== r.live
+      ? [`serving: ${r.serving} (the service still runs ${r.serving}: the switch to ${r.live ?? 'none'} was not followed by a restart${r.live ? `; \`npx tsx scripts/activate.ts ${r.live}\` finishes it` : ''})`]
+      : []),
     `rollback target: ${r.rollbackTarget ?? 'none'}`,
   ];
   if (r.lock) lines.push(`lock: held by ${r.lock}`);

@@ -46,6 +46,14 @@ export async function unitState(unit: string): Promise<string> {
   return props.ActiveState || 'unknown';
 }
 
+/** The unit's main process id, or undefined when it runs none (or service control is off). */
+export async function mainPid(unit: string): Promise<number | undefined> {
+  if (!serviceControlEnabled()) return undefined;
+  const p = await systemctl(['show', '--property=MainPID', '--value', unit]);
+  const pid = Number(p.stdout.trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
 export async function unitExists(unit: string): Promise<boolean> {
   if (!serviceControlEnabled()) return true;
   const p = await systemctl(['show', '--property=LoadState', '--value', unit]);
