@@ -1,0 +1,438 @@
+// system tier: SIGKILL the kit at every step boundary of release, activate, rollback and prune (and in the middle of fetch, install, build and a delete), and cut the power during an activation; after each the app is whole, status tells the truth, and the next release just works.
+//
+// The kill points are found from the outside, with no hook in the kit: the scripts print a
+// `==> <step>` header when a step starts and `    done in …` when it ends; the test watches the
+// script's stdout and SIGKILLs its whole process group (the kit and every command it started) the
+// moment the header of a step appears (or a set delay into a long step, or when a file inside
+// the host changes). One host boot serves every point; two apps ("lanes") take turns in parallel.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { bootKitHost, expectExit, isRoot, type KitHost } from '../helpers/hostkit.ts';
+import { httpGet } from '../helpers/apps.ts';
+import { cleanupTempDirs, tempDir, type AppRepo } from '../helpers/gitrepo.ts';
+import { bootKitHostAgain, inHost, runAndKill, startKit, tail, type KillPoint, type KillResult } from '../helpers/crash.ts';
+
+const ROOT = isRoot();
+if (!ROOT) {
+  console.warn('\n  !!! SKIPPING test/system/crash.test.ts: the system tier needs root (it boots a systemd-nspawn test host) !!!\n');
+}
+const it = ROOT ? test : test.skip;
+
+// Ports 3700-3799 belong to the reliability tests; this file uses 3701 and 3702.
+const t0 = Date.now();
+let h: KitHost;
+let stateDir: string;
+
+interface Lane {
+  app: string;
+  port: number;
+  root: string;
+  repo: AppRepo;
+  manifest: string;
+  version: number;
+}
+let lanes: Lane[] = [];
+
+interface Outcome {
+  name: string;
+  problems: string[];
+}
+const outcomes: Outcome[] = [];
+
+// ---------------------------------------------------------------------------------------------
+// The app and its state, read from the host
+
+function manifestObject(app: string, port: number, repoUrl: string): Record<string, unknown> {
+  return {
+    app,
+    repo: repoUrl,
+    runtime: 'node',
+    // A commit holding SLOW_INSTALL or SLOW_BUILD makes that step take 3 s: room to kill it in the middle.
+    install: 'if [ -f SLOW_INSTALL ]; then sleep 3; fi; echo installed > .installed',
+    build: 'if [ -f SLOW_BUILD ]; then sleep 3; fi; node build.js',
+    migrate: 'echo migrated',
+    start: 'node server.js',
+    port,
+    socket: true,
+    shared: ['uploads/'],
+    env: { STARTUP_DELAY_MS: '50' },
+    health: { path: '/health', timeout: 15 },
+    stop_timeout: 5,
+    keep: 3,
+  };
+}
+
+function activeId(l: Lane): string | undefined {
+  try {
+    return fs.readlinkSync(inHost(h, `${l.root}/active`)).replace(/^releases\//, '');
+  } catch {
+    return undefined;
+  }
+}
+
+const releaseDir = (l: Lane, id: string) => inHost(h, `${l.root}/releases/${id}`);
+
+/** Why a release directory does not hold a whole build (its REVISION, the app, the install's and the build's output), or undefined. */
+function incomplete(l: Lane, id: string): string | undefined {
+  const dir = releaseDir(l, id);
+  if (!fs.existsSync(dir)) return 'its directory is missing';
+  for (const f of ['REVISION', 'server.js', 'package.json', '.installed', 'dist/version.json']) {
+    if (!fs.existsSync(path.join(dir, f))) return `its ${f} is missing`;
+  }
+  return undefined;
+}
+
+const revisionOf = (l: Lane, id: string) => fs.readFileSync(path.join(releaseDir(l, id), 'REVISION'), 'utf8').trim();
+
+async function status(l: Lane): Promise<any> {
+  const r = await h.kit('status', ['--json'], { manifest: l.manifest });
+  expectExit(r, 0, `status --json of ${l.app}`);
+  return JSON.parse(r.stdout);
+}
+
+/** What the app answers on GET /: the release it runs in and its version, or why it did not answer. */
+async function served(l: Lane): Promise<{ release: string; version: string } | string> {
+  try {
+    const r = await httpGet(`http://127.0.0.1:${l.port}/`, { timeoutMs: 10_000 });
+    if (r.status !== 200) return `HTTP ${r.status}`;
+    const j = JSON.parse(r.body);
+    return { release: j.release, version: String(j.version).trim() };
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+const BULK_FILES = 3000;
+
+/** A new commit on main: VERSION n, plus extra files; the test switches (SLOW_*, BIG, bulk/) of earlier commits are dropped. */
+async function newCommit(l: Lane, extra: Record<string, string | null> = {}): Promise<string> {
+  l.version++;
+  return l.repo.commit({ VERSION: `${l.version}\n`, SLOW_INSTALL: null, SLOW_BUILD: null, BIG: null, bulk: null, ...extra }, `v${l.version}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// What "safe" means after a kill
+
+interface Expect {
+  /** The commit the next release must make live (the one the killed run was about). */
+  commit: string;
+  /** A release killed during its build: it must show interrupted, or ready if the kill came after its build finished. */
+  building?: string;
+  /** The release a killed rollback was leaving. */
+  leaving?: string;
+}
+
+/** The release a killed `release` was building, from its "==> export <sha> into …/releases/<id>" header. */
+function buildingIn(out: string): string | undefined {
+  return /==> export [0-9a-f]+ into \S+\/releases\/(\S+)/.exec(out)?.[1];
+}
+
+/**
+ * After a kill, "safe" means:
+ *  - nothing of the killed run is left running, and the lock is free (flock agrees, status names no holder);
+ *  - `active` points at a complete release that the history calls ready;
+ *  - the service answers, and status is truthful about it: `live` is what `active` says, and
+ *    `serving` is the release that actually answered (they differ only when the kill fell between
+ *    the switch and the restart, and status then says so);
+ *  - no release is "building" (its process is gone): the killed build shows interrupted, or ready
+ *    when the kill came after its build was recorded;
+ *  - every release status calls ready that is on disk is whole, and so is the rollback target,
+ *    which is never the live release;
+ *  - a rollback that got past its switch does not offer the release it left as the rollback target.
+ */
+async function checkAfterKill(l: Lane, kr: Pick<KillResult, 'survivors' | 'stdout'>, expect: Expect): Promise<string[]> {
+  const problems: string[] = [];
+  if (kr.survivors.length) problems.push(`processes of the killed run still alive: ${kr.survivors.join(', ')}`);
+  const flock = await h.host.exec(['flock', '--nonblock', `${l.root}/cutover.lock`, 'true'], { timeoutMs: 20_000 });
+  if (flock.code !== 0) problems.push('the lock is still held');
+  const live = activeId(l);
+  if (!live) problems.push('active points at no release');
+  else if (incomplete(l, live)) problems.push(`active points at ${live}, and ${incomplete(l, live)}`);
+  const answer = await served(l);
+  const s = await status(l);
+  if (s.lock !== null) problems.push(`status says the lock is held: ${s.lock}`);
+  if (s.live !== (live ?? null)) problems.push(`status says live is ${s.live}, active points at ${live}`);
+  const byId = new Map<string, any>(s.releases.map((r: any) => [r.id, r]));
+  if (live && byId.get(live)?.state !== 'ready') problems.push(`the live release ${live} is ${byId.get(live)?.state}, not ready`);
+  if (typeof answer === 'string') problems.push(`the service does not answer: ${answer}`);
+  else if (answer.release !== s.serving) problems.push(`the service answers from ${answer.release}, but status says it serves ${s.serving}`);
+  for (const r of s.releases) {
+    if (r.state === 'building') problems.push(`${r.id} is still "building" though no process builds it`);
+    if (r.state === 'ready' && r.onDisk && incomplete(l, r.id)) problems.push(`status calls ${r.id} ready, but ${incomplete(l, r.id)}`);
+  }
+  if (s.rollbackTarget) {
+    if (byId.get(s.rollbackTarget)?.state !== 'ready' || incomplete(l, s.rollbackTarget)) {
+      problems.push(`the rollback target ${s.rollbackTarget} is not a whole ready release`);
+    }
+    if (s.rollbackTarget === s.live) problems.push('the rollback target is the live release');
+  }
+  if (expect.building) {
+    const want = /^Release \S+ is ready/m.test(kr.stdout) ? 'ready' : 'interrupted';
+    const got = byId.get(expect.building)?.state;
+    if (got !== want) problems.push(`the killed build ${expect.building} shows ${got ?? 'nothing'}, expected ${want}`);
+  }
+  if (expect.leaving && live !== expect.leaving && s.rollbackTarget === expect.leaving) {
+    problems.push(`the rollback switched away from ${expect.leaving}, yet status offers ${expect.leaving} as the rollback target (state ${byId.get(expect.leaving)?.state})`);
+  }
+  return problems;
+}
+
+/** The next release of the same commit succeeds with no manual cleanup, and leaves that commit live, serving and whole. */
+async function checkRecovery(l: Lane, expect: Expect): Promise<string[]> {
+  const problems: string[] = [];
+  const r = await h.kit('release', [expect.commit], { manifest: l.manifest });
+  if (r.code !== 0) return [`the next release of ${expect.commit.slice(0, 12)} exited ${r.code}:\n${tail(r.stdout + r.stderr, 15)}`];
+  const live = activeId(l);
+  const revision = live && !incomplete(l, live) ? revisionOf(l, live) : '';
+  if (revision !== expect.commit) problems.push(`after the next release, active is ${live} (${revision.slice(0, 12) || 'incomplete'}), not the released commit`);
+  const answer = await served(l);
+  if (typeof answer === 'string') problems.push(`after the next release the service does not answer: ${answer}`);
+  else if (answer.release !== live) problems.push(`after the next release the service answers from ${answer.release}, but active is ${live}`);
+  const hist = fs.readFileSync(inHost(h, `${l.root}/history.jsonl`), 'utf8').trim().split('\n').map((x) => JSON.parse(x));
+  const lastActivation = hist.filter((e) => e.event === 'activated').at(-1);
+  if (lastActivation?.release !== live) problems.push(`after the next release the history's last activation is ${lastActivation?.release}, not the live ${live}`);
+  for (const id of fs.readdirSync(inHost(h, `${l.root}/releases`))) {
+    const started = hist.filter((e) => e.release === id);
+    const last = started.at(-1)?.event;
+    if (last === 'build-started' || last === 'build-interrupted') problems.push(`the interrupted build ${id} is still on disk after the next release`);
+  }
+  const units = await h.host.exec(['systemctl', 'list-units', '--all', '--no-legend', '--plain', `cutover-preflight-${l.app}-*`]);
+  if (units.stdout.trim()) problems.push(`preflight units left behind:\n${units.stdout.trim()}`);
+  return problems;
+}
+
+function report(name: string, problems: string[], ms: number, out?: string): Outcome {
+  const o = { name, problems };
+  outcomes.push(o);
+  const detail = problems.length ? `\n      ${problems.join('\n      ')}${out ? `\n      --- the killed run printed:\n${tail(out, 8).replace(/^/gm, '      | ')}` : ''}` : '';
+  console.log(`  ${problems.length ? 'UNSAFE' : 'safe  '} ${name} (${(ms / 1000).toFixed(1)} s)${detail}`);
+  return o;
+}
+
+interface Point extends KillPoint {
+  /** The kill must land inside this step: its header is the last one printed, and it has not printed "done in". */
+  within?: string;
+}
+
+/** One kill point: run the verb, SIGKILL it at the point, check the state, release the same commit again, check again. */
+async function killPoint(l: Lane, verb: string, args: string[], point: Point, expect: Omit<Expect, 'building'>): Promise<Outcome> {
+  const started = Date.now();
+  const kr = await runAndKill(h, verb, args, point, { manifest: l.manifest });
+  const name = `${l.app}: ${verb}${args.length ? ' ' + args.join(' ') : ''}: ${point.name}`.replace(/\b[0-9a-f]{40}\b/g, (x) => x.slice(0, 12));
+  const problems: string[] = [];
+  if (!kr.killed) {
+    problems.push(kr.timedOut ? 'the kill point was never reached (timed out)' : `the run ended (exit ${kr.code}) before the kill point:\n${tail(kr.stdout + kr.stderr)}`);
+  } else {
+    if (point.within) {
+      const headers = kr.stdoutAtKill.split('\n').filter((x) => x.startsWith('==> '));
+      const last = headers.at(-1) ?? '';
+      if (!last.startsWith(`==> ${point.within}`) || /\n    (done in|failed after)[^\n]*\n?$/.test(kr.stdoutAtKill)) {
+        problems.push(`the kill missed the middle of ${point.within}: the run had printed\n${tail(kr.stdoutAtKill, 4)}`);
+      }
+    }
+    const building = verb === 'release' ? buildingIn(kr.stdout) : undefined;
+    problems.push(...(await checkAfterKill(l, kr, { ...expect, building })));
+    problems.push(...(await checkRecovery(l, expect)));
+  }
+  return report(name, problems, Date.now() - started, kr.stdout);
+}
+
+function assertAllSafe(list: Outcome[]): void {
+  const bad = list.filter((o) => o.problems.length);
+  assert.ok(list.length > 0, 'no kill points ran');
+  assert.is(bad.length, 0, `${bad.length} of ${list.length} kill points were not safe:\n${bad.map((o) => `${o.name}:\n    ${o.problems.join('\n    ')}`).join('\n')}`);
+}
+
+/** Runs each lane's share of the points (point i goes to lane i mod 2), the lanes side by side. */
+async function acrossLanes<P>(points: P[], run: (l: Lane, p: P) => Promise<Outcome>): Promise<Outcome[]> {
+  const results = await Promise.all(
+    lanes.map(async (l, i) => {
+      const mine: Outcome[] = [];
+      for (const p of points.filter((_, j) => j % lanes.length === i)) mine.push(await run(l, p));
+      return mine;
+    }),
+  );
+  return results.flat();
+}
+
+const header = (title: string) => new RegExp(`^==> ${title}`, 'm');
+const doneAfter = (title: string) => new RegExp(`^==> ${title}.*\\n    done in`, 'm');
+const isLive = /^Release \S+ \(commit .*is live/m;
+
+// ---------------------------------------------------------------------------------------------
+
+test.before(async () => {
+  if (!ROOT) return;
+  stateDir = await tempDir('cutover-crash-state');
+  h = await bootKitHost({ stateDir });
+  for (const [app, port] of [['crasha', 3701], ['crashb', 3702]] as const) {
+    const made = await h.repo(app);
+    const l: Lane = { app, port, root: `/usr/local/src/${app}`, repo: made.repo, manifest: h.manifest(manifestObject(app, port, made.url)), version: 1 };
+    lanes.push(l);
+  }
+  await Promise.all(
+    lanes.map(async (l) => {
+      expectExit(await h.kit('provision', [], { manifest: l.manifest }), 0, `provision ${l.app}`);
+      for (let i = 0; i < 2; i++) {
+        const sha = await newCommit(l);
+        expectExit(await h.kit('release', [sha], { manifest: l.manifest }), 0, `release v${l.version} of ${l.app}`);
+      }
+    }),
+  );
+});
+
+test.after(async () => {
+  if (h) await h.stop();
+  await cleanupTempDirs();
+  const safe = outcomes.filter((o) => o.problems.length === 0).length;
+  console.log(`\n  crash safety: ${outcomes.length} kill points tried, ${safe} safe`);
+  console.log(`  crash.test.ts took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+});
+
+it('release: SIGKILL at every step boundary, and in the middle of fetch, install and build', async () => {
+  const points: (Point & { extra?: () => Record<string, string | null> })[] = [
+    { name: 'at ==> fetch', when: header('fetch') },
+    { name: 'in the middle of fetch (a 48 MB commit)', when: header('fetch'), delayMs: 150, within: 'fetch', extra: () => ({ BIG: randomBytes(36 << 20).toString('base64') }) },
+    { name: 'after the ref is resolved, before the build is recorded', when: /^\S+ is commit [0-9a-f]{40}\.$/m },
+    { name: 'at ==> export', when: header('export') },
+    { name: 'at ==> link shared paths', when: header('link shared paths') },
+    { name: 'at ==> install', when: header('install') },
+    { name: 'in the middle of install', when: header('install'), delayMs: 1500, within: 'install', extra: () => ({ SLOW_INSTALL: '1\n' }) },
+    { name: 'at ==> build', when: header('build') },
+    { name: 'in the middle of build', when: header('build'), delayMs: 1500, within: 'build', extra: () => ({ SLOW_BUILD: '1\n' }) },
+    { name: 'at ==> migrate', when: header('migrate') },
+    { name: 'at ==> seal', when: header('seal') },
+    { name: 'after the build is recorded ready', when: /^Release \S+ is ready/m },
+    { name: 'at ==> preflight', when: header('preflight') },
+    { name: 'at ==> switch active', when: header('switch active') },
+    { name: 'at ==> restart', when: header('restart') },
+    { name: 'at ==> health gate', when: header('health gate') },
+    { name: 'after the health gate passed, before the activation is recorded', when: doneAfter('health gate') },
+    { name: 'after the activation is recorded', when: isLive },
+    { name: 'at ==> prune', when: header('prune') },
+  ];
+  const mine = await acrossLanes(points, async (l, p) => {
+    const sha = await newCommit(l, p.extra?.());
+    return killPoint(l, 'release', [sha], p, { commit: sha });
+  });
+  assertAllSafe(mine);
+});
+
+/** A ready release that is not live (the rollback target): what activate and rollback go to. */
+async function otherReady(l: Lane): Promise<{ id: string; commit: string; live: string }> {
+  const s = await status(l);
+  assert.ok(s.rollbackTarget, `${l.app} has a rollback target:\n${JSON.stringify(s, null, 2)}`);
+  return { id: s.rollbackTarget, commit: revisionOf(l, s.rollbackTarget), live: s.live };
+}
+
+it('activate: SIGKILL at every step boundary', async () => {
+  const points: Point[] = [
+    { name: 'at ==> preflight', when: header('preflight') },
+    { name: 'at ==> switch active', when: header('switch active') },
+    { name: 'at ==> restart', when: header('restart') },
+    { name: 'at ==> health gate', when: header('health gate') },
+    { name: 'after the health gate passed, before the activation is recorded', when: doneAfter('health gate') },
+    { name: 'at the "is live" line', when: isLive },
+  ];
+  const mine = await acrossLanes(points, async (l, p) => {
+    const target = await otherReady(l);
+    return killPoint(l, 'activate', [target.id], p, { commit: target.commit });
+  });
+  assertAllSafe(mine);
+});
+
+it('rollback: SIGKILL at every step boundary', async () => {
+  const points: Point[] = [
+    { name: 'at "Rolling back"', when: /^Rolling back from/m },
+    { name: 'at ==> preflight', when: header('preflight') },
+    { name: 'at ==> switch active', when: header('switch active') },
+    { name: 'at ==> restart', when: header('restart') },
+    { name: 'at ==> health gate', when: header('health gate') },
+    { name: 'after the health gate passed, before the activation is recorded', when: doneAfter('health gate') },
+    { name: 'after the activation is recorded, before the release it leaves is marked bad', when: isLive },
+    { name: 'at the "marked bad" line', when: /is marked bad and kept/m },
+  ];
+  const mine = await acrossLanes(points, async (l, p) => {
+    const target = await otherReady(l);
+    return killPoint(l, 'rollback', [], p, { commit: target.commit, leaving: target.live });
+  });
+  assertAllSafe(mine);
+});
+
+it('prune: SIGKILL at its boundaries, in the middle of deleting a release, and between two deletions', async () => {
+  interface PrunePoint extends Point {
+    /** Builds the releases to delete; returns a poll for the kill, when the point needs one. */
+    prepare?: (l: Lane, bulk: string) => KillPoint['poll'];
+  }
+  const historySize = (l: Lane) => fs.statSync(inHost(h, `${l.root}/history.jsonl`)).size;
+  const points: PrunePoint[] = [
+    { name: 'at the plan', when: /^Prune plan/m },
+    { name: 'at the first "delete" line of the plan', when: /^ {2}delete /m },
+    {
+      name: `in the middle of deleting a release (${BULK_FILES} files)`,
+      prepare: (l, bulk) => {
+        const dir = path.join(releaseDir(l, bulk), 'bulk');
+        const before = fs.statSync(dir).mtimeMs;
+        return () => fs.statSync(dir).mtimeMs !== before;
+      },
+    },
+    {
+      name: 'between two deletions',
+      prepare: (l) => {
+        const before = historySize(l);
+        return () => historySize(l) !== before;
+      },
+    },
+    { name: 'at "Deleted"', when: /^Deleted \d+ release/m },
+  ];
+  const mine = await acrossLanes(points, async (l, p) => {
+    // Two releases that are neither live nor the rollback target, the older one big: prune --keep 1 deletes it.
+    const bulk = Object.fromEntries(Array.from({ length: BULK_FILES }, (_, i) => [`bulk/f${i}`, `${i}\n`]));
+    const shaBulk = await newCommit(l, bulk);
+    expectExit(await h.kit('release', [shaBulk, '--no-activate'], { manifest: l.manifest }), 0, 'build the bulk release');
+    const sha = await newCommit(l);
+    expectExit(await h.kit('release', [sha, '--no-activate'], { manifest: l.manifest }), 0, 'build a newer release');
+    const bulkId = fs.readdirSync(inHost(h, `${l.root}/releases`)).filter((id) => id.startsWith(shaBulk.slice(0, 12))).sort().at(-1)!;
+    const poll = p.prepare?.(l, bulkId);
+    const live = activeId(l)!;
+    return killPoint(l, 'prune', ['--keep', '1'], { ...p, poll }, { commit: revisionOf(l, live) });
+  });
+  assertAllSafe(mine);
+});
+
+it('power cut: the whole host stops during the switch, and during the restart, of an activation; it boots again whole', async () => {
+  const mine: Outcome[] = [];
+  for (const step of ['switch active', 'restart']) {
+    const started = Date.now();
+    const l = lanes[0]!;
+    const sha = await newCommit(l);
+    expectExit(await h.kit('release', [sha, '--no-activate'], { manifest: l.manifest }), 0, 'build the release to activate');
+    const id = sha.slice(0, 12);
+    let cut: Promise<void> | undefined;
+    const run = startKit(h, 'activate', [id], {
+      manifest: l.manifest,
+      onStdout: (all) => {
+        if (!cut && header(step).test(all)) cut = h.host.cutPower();
+      },
+    });
+    const r = await run.done;
+    const problems: string[] = [];
+    if (!cut) problems.push(`the activation ended (exit ${r.code}) before ==> ${step}:\n${tail(r.stdout + r.stderr)}`);
+    else {
+      await cut;
+      h = await bootKitHostAgain(h, stateDir);
+      // Enabled units come back at boot by themselves: the socket listens before anyone runs anything.
+      const socket = await h.host.exec(['systemctl', 'is-active', `${l.app}.socket`]);
+      if (socket.stdout.trim() !== 'active') problems.push(`after the boot ${l.app}.socket is ${socket.stdout.trim()}`);
+      problems.push(...(await checkAfterKill(l, { survivors: [], stdout: r.stdout }, { commit: sha })));
+      problems.push(...(await checkRecovery(l, { commit: sha })));
+    }
+    mine.push(report(`${l.app}: power cut at ==> ${step} of activate ${id}, then a second boot`, problems, Date.now() - started, r.stdout));
+  }
+  assertAllSafe(mine);
+});
+
+test.run();
