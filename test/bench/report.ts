@@ -1,0 +1,203 @@
+// The bench's results: the machine, the tables (printed and as Markdown) and results/latest.{json,md}.
+import { renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { KitHost } from '../helpers/hostkit.ts';
+import { APP_START_MS, GATE_TIMEOUT_S, LATENCY_GOAL_MS, LEAD_MS, TAIL_MS, WORKERS, type ScenarioResult } from './deploys.ts';
+import { median, type SpeedResult } from './speed.ts';
+import type { Anatomy, anatomySummary } from './anatomy.ts';
+
+export const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
+
+export interface Machine {
+  date: string;
+  nproc: number;
+  cpu: string;
+  memoryGiB: number;
+  kernel: string;
+  nodeInHost: string;
+  systemdInHost: string;
+  nodeOfClient: string;
+}
+
+export interface Results {
+  machine: Machine;
+  load: { workers: number; newConnectionPerRequest: true; leadMs: number; tailMs: number; path: string };
+  appStartMs: number;
+  latencyGoalMs: number;
+  anatomy?: ReturnType<typeof anatomySummary> & { runs: Anatomy };
+  scenarios: ScenarioResult[];
+  speed?: SpeedResult;
+  goals: { goal: string; met: boolean | null; detail: string }[];
+  totalSeconds: number;
+}
+
+export async function machineInfo(k: KitHost): Promise<Machine> {
+  const sh = async (s: string) => (await k.host.sh(s)).stdout.trim();
+  const memKiB = Number((await sh(`awk '/^MemTotal:/ {print $2}' /proc/meminfo`)) || 0);
+  return {
+    date: new Date().toISOString(),
+    nproc: Number(await sh('nproc')),
+    cpu: (await sh(`awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo`)) || 'unknown',
+    memoryGiB: Math.round((memKiB / (1 << 20)) * 10) / 10,
+    kernel: await sh('uname -r'),
+    nodeInHost: await sh('node --version'),
+    systemdInHost: (await sh('systemctl --version')).split('\n')[0],
+    nodeOfClient: process.version,
+  };
+}
+
+const ms = (n: number) => `${Math.round(n)} ms`;
+const s2 = (n: number) => `${(n / 1000).toFixed(2)} s`;
+const yes = (b: boolean | undefined | null) => (b === undefined || b === null ? '–' : b ? 'yes' : '**no**');
+
+function errorsText(e: Record<string, number>): string {
+  const parts = Object.entries(e).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`);
+  return parts.length ? parts.join(', ') : '';
+}
+
+function table(head: string[], rows: string[][]): string {
+  return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+export function scenarioTable(rs: ScenarioResult[]): string {
+  return table(
+    ['#', 'scenario', 'exit', 'requests', 'failed (by error)', 'longest outage', 'p50', 'p99', 'max', 'deploy wall', `0 failed / max ≤ ${LATENCY_GOAL_MS} ms`],
+    rs.map((r) => [
+      r.id,
+      r.title,
+      r.error ? 'error' : String(r.deploy.exit),
+      String(r.load.requests),
+      r.error ? `bench error: ${r.error.split('\n')[0]}` : `${r.load.failed}${r.load.failed ? ` (${errorsText(r.load.errors)})` : ''}`,
+      `${ms(r.load.longestOutageMs)}${r.load.outageOpenAtEnd ? ' (still down)' : ''}`,
+      ms(r.load.p50),
+      ms(r.load.p99),
+      ms(r.load.max),
+      s2(r.deploy.wallMs),
+      `${yes(r.zeroFailedGoal)} / ${yes(r.latencyGoal)}`,
+    ]),
+  );
+}
+
+export function speedTables(sp: SpeedResult): string {
+  const out: string[] = [];
+  const row = (t: { label: string; wallMs: number; buildMs?: number; steps: Record<string, number>; exit: number }) => [
+    t.label,
+    s2(t.wallMs),
+    t.buildMs === undefined ? '–' : s2(t.buildMs),
+    t.steps.install !== undefined ? `install ${s2(t.steps.install)}` : t.steps['install (copied)'] !== undefined ? `copy node_modules ${s2(t.steps['install (copied)'])}` : '–',
+    ['fetch', 'export', 'build', 'seal', 'preflight', 'restart', 'health gate', 'prune'].filter((k) => t.steps[k] !== undefined).map((k) => `${k} ${ms(t.steps[k])}`).join(', '),
+    t.exit === 0 ? '' : `exit ${t.exit}`,
+  ];
+  const rows: string[][] = [];
+  if (sp.cold) rows.push(row(sp.cold));
+  sp.warm.forEach((w) => rows.push(row(w)));
+  if (sp.warm.length) {
+    rows.push([`**warm, median of ${sp.warm.length}**`, s2(median(sp.warm.map((w) => w.wallMs))), s2(median(sp.warm.map((w) => w.buildMs ?? 0))), '', '', '']);
+  }
+  if (sp.lockfile) rows.push(row(sp.lockfile));
+  out.push(table(['release of examples/node-deps-app', 'release wall', 'build phase', 'dependencies', 'other steps', ''], rows));
+  if (sp.warmOverCold) {
+    out.push(`\nwarm / cold: **${sp.warmOverCold.wall.toFixed(2)}** of the release wall time, ${sp.warmOverCold.build.toFixed(2)} of the build phase (goal ≤ 0.30).`);
+  }
+  if (sp.overhead) {
+    const o = sp.overhead;
+    out.push(
+      '\n' +
+        table(
+          ['kit overhead', 'value'],
+          [
+            [`activate wall (median of ${o.activateMs.length}: ${o.activateMs.map(ms).join(', ')})`, ms(median(o.activateMs))],
+            [`systemctl restart → /health 200 (median of ${o.restartToHealthyMs.length}: ${o.restartToHealthyMs.map(ms).join(', ')})`, ms(median(o.restartToHealthyMs))],
+            ['**the kit\'s own overhead** (activate − restart-to-healthy)', `**${ms(o.kitOverheadMs)}**`],
+            ['activate steps (last run)', Object.entries(o.activateSteps).map(([k, v]) => `${k} ${ms(v)}`).join(', ')],
+            [`status wall (median of ${o.statusMs.length}: ${o.statusMs.map(ms).join(', ')})`, ms(median(o.statusMs))],
+          ],
+        ),
+    );
+  }
+  if (sp.disk) {
+    const d = sp.disk;
+    out.push(
+      '\n' +
+        table(
+          ['disk (du -sk; a hard-linked file counted once)', 'KiB'],
+          [
+            [`one release alone (the cold one)`, String(d.oneKiB)],
+            [`${d.releases} × one release`, String(d.releases * d.oneKiB)],
+            [`**the ${d.releases} kept releases** (code-only changes)`, `**${d.allKiB}** (${d.ratio.toFixed(2)} × one release; goal ≤ 1.5)`],
+          ],
+        ),
+    );
+  }
+  if (sp.notes.length) out.push(`\n${sp.notes.map((n) => `- ${n}`).join('\n')}`);
+  if (sp.errors.length) out.push(`\nErrors:\n${sp.errors.map((e) => `- ${e.split('\n')[0]}`).join('\n')}`);
+  return out.join('\n');
+}
+
+export function anatomyTable(a: NonNullable<Results['anatomy']>): string {
+  const list = (xs: number[]) => xs.map(ms).join(', ');
+  return table(
+    ['where a restart goes (no load; median of 3)', 'ms', 'runs'],
+    [
+      ['`node -e 0` inside the test host (Node\'s own boot on this machine)', ms(a.nodeBootMs), list(a.runs.nodeBootMs)],
+      [`\`node server.js\` → /health answers (STARTUP_DELAY_MS=${APP_START_MS}, no systemd): **the app's real start**`, ms(a.appStartMs), list(a.runs.appStartMs)],
+      ['the service unit\'s sandbox: `systemd-run --wait /bin/true` with it − without it', ms(a.sandboxSetupMs), `${list(a.runs.sandboxedUnitMs)} vs ${list(a.runs.bareUnitMs)}`],
+      ['plain unit: `systemctl restart` → first answer (refused meanwhile)', ms(a.plainRestartMs), list(a.runs.plainRestartMs)],
+      ['cutover unit (socket: true): `systemctl restart` → first answer (queued meanwhile)', ms(a.cutoverRestartMs), list(a.runs.cutoverRestartMs)],
+    ],
+  );
+}
+
+export function goals(rs: ScenarioResult[], sp: SpeedResult | undefined): Results['goals'] {
+  const g: Results['goals'] = [];
+  for (const r of rs) {
+    if (r.zeroFailedGoal !== undefined) g.push({ goal: `scenario ${r.id}: 0 failed requests`, met: r.error ? false : r.zeroFailedGoal, detail: `${r.load.failed} of ${r.load.requests} failed` });
+  }
+  for (const r of rs) {
+    if (r.latencyGoal !== undefined) g.push({ goal: `scenario ${r.id}: max latency ≤ ${LATENCY_GOAL_MS} ms`, met: r.latencyGoal, detail: `max ${ms(r.load.max)}` });
+  }
+  if (sp?.warmOverCold) g.push({ goal: 'warm release ≤ 0.30 × cold release', met: sp.warmOverCold.wall <= 0.3, detail: `${sp.warmOverCold.wall.toFixed(2)} (release wall), ${sp.warmOverCold.build.toFixed(2)} (build phase)` });
+  if (sp?.disk) g.push({ goal: '5 kept releases ≤ 1.5 × one release', met: sp.disk.ratio <= 1.5, detail: `${sp.disk.ratio.toFixed(2)}` });
+  return g;
+}
+
+export function markdown(res: Results): string {
+  const m = res.machine;
+  const lines = [
+    '# cutover benchmarks: latest run',
+    '',
+    `${m.date} · ${m.nproc} cores (${m.cpu}), ${m.memoryGiB} GiB, Linux ${m.kernel} · in the test host: Node ${m.nodeInHost}, ${m.systemdInHost} · load client: Node ${m.nodeOfClient} · whole run ${res.totalSeconds.toFixed(0)} s`,
+    '',
+    `Load: ${res.load.workers} workers on loopback, a new connection per request, \`GET ${res.load.path}\`, from ${res.load.leadMs / 1000} s before the deploy to ${res.load.tailMs / 1000} s after it; latencies of the successful requests in that window. The example app waits ${res.appStartMs} ms before it listens (node example app; scenario 6's health timeout ${GATE_TIMEOUT_S} s).`,
+    '',
+    '## Deploys under load',
+    '',
+    scenarioTable(res.scenarios),
+    '',
+    ...res.scenarios.flatMap((r) => [`- ${r.id}: ${r.notes.join('; ')}`]),
+    '',
+  ];
+  if (res.anatomy) lines.push('## Where a restart\'s time goes', '', anatomyTable(res.anatomy), '');
+  if (res.speed) lines.push('## Release speed, kit overhead, disk', '', speedTables(res.speed), '');
+  lines.push('## Goals', '', table(['goal', 'met', 'measured'], res.goals.map((x) => [x.goal, yes(x.met), x.detail])), '');
+  lines.push('Reproduce: `sudo npm run bench` (root; boots the disposable systemd test host, ≈ 4–6 min).', '');
+  return lines.join('\n');
+}
+
+function writeAtomic(file: string, text: string): void {
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
+export function writeResults(res: Results): { json: string; md: string } {
+  mkdirSync(resultsDir, { recursive: true });
+  const json = path.join(resultsDir, 'latest.json');
+  const md = path.join(resultsDir, 'latest.md');
+  writeAtomic(json, JSON.stringify(res, null, 2) + '\n');
+  writeAtomic(md, markdown(res));
+  return { json, md };
+}
+
+export { APP_START_MS, LATENCY_GOAL_MS, WORKERS, LEAD_MS, TAIL_MS };
