@@ -83,22 +83,22 @@ if (systemTierAvailable(import.meta.url)) {
     assert.is.not(login.code, 0, 'su to the app user must be refused: it has no login shell');
     assert.not.match(login.stdout, 'logged-in');
 
-    // The layout.
-    const expect: [string, string, string, string][] = [
-      [ROOT, 'root', '755', 'directory'],
-      [`${ROOT}/releases`, 'root', '755', 'directory'],
-      [`${ROOT}/shared`, 'root', '755', 'directory'],
-      [`${ROOT}/cache`, APP, '750', 'directory'],
-      [`${ROOT}/shared/.env`, APP, '600', 'regular empty file'],
-      [`${ROOT}/shared/uploads`, APP, '750', 'directory'],
-      [`${ROOT}/shared/storage`, 'root', '755', 'directory'],
-      [`${ROOT}/shared/storage/sessions`, APP, '750', 'directory'],
-      [SERVICE_FILE, 'root', '644', 'regular file'],
-      [CRON_FILE, 'root', '644', 'regular file'],
+    // The layout. The root is root:<app group> 0750 (other apps' users cannot look inside; commit 8337cb8).
+    const expect: [string, string, string, string, string][] = [
+      [ROOT, 'root', APP, '750', 'directory'],
+      [`${ROOT}/releases`, 'root', 'root', '755', 'directory'],
+      [`${ROOT}/shared`, 'root', 'root', '755', 'directory'],
+      [`${ROOT}/cache`, APP, APP, '750', 'directory'],
+      [`${ROOT}/shared/.env`, APP, APP, '600', 'regular empty file'],
+      [`${ROOT}/shared/uploads`, APP, APP, '750', 'directory'],
+      [`${ROOT}/shared/storage`, 'root', 'root', '755', 'directory'],
+      [`${ROOT}/shared/storage/sessions`, APP, APP, '750', 'directory'],
+      [SERVICE_FILE, 'root', 'root', '644', 'regular file'],
+      [CRON_FILE, 'root', 'root', '644', 'regular file'],
     ];
-    for (const [p, owner, mode, type] of expect) {
+    for (const [p, owner, group, mode, type] of expect) {
       const st = await statInside(k, p);
-      assert.equal(st, { owner, group: owner, mode, type }, `${p}: ${JSON.stringify(st)}`);
+      assert.equal(st, { owner, group, mode, type }, `${p}: ${JSON.stringify(st)}`);
     }
     assert.not.ok(fs.existsSync(hostPath(k, SOCKET_FILE)), 'socket: false writes no socket unit');
 
