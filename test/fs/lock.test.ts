@@ -24,7 +24,7 @@ async function startSlowRelease(ref: string, user: string): Promise<{ child: Chi
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 90_000;
   while (!/==> build: /.test(out)) {
     if (child.exitCode !== null) throw new Error(`the slow release ended early (${child.exitCode}): ${out}`);
     if (Date.now() > deadline) throw new Error(`the slow release did not reach its build step: ${out}`);
@@ -58,7 +58,7 @@ const startedOf = (commit: string) => f.history().find((e) => e.event === 'build
 
 test.before(async () => {
   // The build sleeps when the commit has a SLOW file: a deploy that holds the lock for a while.
-  f = await makeFixture({ keep: 10, build: 'test ! -f SLOW || sleep 60; npm run build' });
+  f = await makeFixture({ keep: 10, build: 'test ! -f SLOW || sleep 300; npm run build' });
   c1 = await f.repo.head();
   const r = await f.run('release', ['main']);
   assert.is(r.code, 0, r.out);

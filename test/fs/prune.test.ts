@@ -13,7 +13,7 @@ let f: Fixture;
 const G: string[] = []; // good releases G[1]..G[6], in build order
 let X1: string, X2: string, I: string, F: string; // bad, bad, interrupted, failed
 const UNKNOWN = ['0123456789ab', 'hand-made'];
-let user: ChildProcess | undefined; // a process whose cwd is inside G[4]
+let user: ChildProcess | undefined; // a process whose cwd is inside G[4] (`sleep 30` would end mid-file on a slow machine)
 const dir = (id: string) => path.join(f.root, 'releases', id);
 const exists = (id: string) => fs.existsSync(dir(id));
 
@@ -34,7 +34,7 @@ async function interruptedBuild(): Promise<string> {
   });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 90_000;
   while (!/==> build: /.test(out)) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the slow build did not start: ${out}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -54,7 +54,7 @@ function planOf(out: string): Map<string, [string, string]> {
 }
 
 test.before(async () => {
-  f = await makeFixture({ keep: 2, health: { command: 'test -f dist/version.json && test ! -f UNHEALTHY', timeout: 1 }, build: 'test ! -f SLOW || sleep 60; npm run build' });
+  f = await makeFixture({ keep: 2, build: 'test ! -f SLOW || sleep 300; npm run build' });
   G[1] = await build({}, 'g1');
   for (let n = 2; n <= 6; n++) G[n] = await build({ VERSION: `${n}\n` }, `g${n}`);
   X1 = await build({ VERSION: 'x1\n', UNHEALTHY: 'yes\n' }, 'x1');
@@ -74,7 +74,7 @@ test.before(async () => {
   }
   // Directory mtimes in the reverse of the build order: nothing may go by them.
   G.slice(1).forEach((id, i) => fs.utimesSync(dir(id), 1e9 + (6 - i) * 86400, 1e9 + (6 - i) * 86400));
-  user = spawn('sleep', ['30'], { cwd: path.join(dir(G[4]), 'dist'), stdio: 'ignore' });
+  user = spawn('sleep', ['600'], { cwd: path.join(dir(G[4]), 'dist'), stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 100));
 });
 test.after(async () => {
@@ -160,8 +160,10 @@ test('--keep 0, abc, -1, 1.5 exit 2 and change nothing', async () => {
 });
 
 test('release prunes automatically after activation', async () => {
+  assert.is(user!.exitCode, null, 'the process using G4 was still running until now');
+  const gone = new Promise((r) => user!.once('exit', r));
   user!.kill('SIGKILL');
-  await new Promise((r) => user!.once('exit', r));
+  await gone;
   const g7 = (await f.repo.commit({ VERSION: '7\n' }, 'g7')).slice(0, 12);
   const r = await f.run('release', ['main']);
   assert.is(r.code, 0, r.out);
