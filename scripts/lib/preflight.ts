@@ -33,6 +33,7 @@ export function preflightArgv(ctx: Context, id: string, unit: string, port: numb
   return [
     'systemd-run', `--unit=${unit}`, '--quiet', '--no-block',
     ...socketArgs,
+    `--property=SyslogIdentifier=${ctx.m.app}-preflight`,
     ...preflightProperties(ctx.m, port, ctx.paths.release(id)),
     '--', ...preflightCommand(ctx.m, port),
   ];
