@@ -62,14 +62,16 @@ async function gunicornMain(): Promise<number> {
 }
 
 /** Answers from a gunicorn worker of the unit's arbiter, running in releases/<rid>. */
-async function assertServes(version: string, rid: string): Promise<{ pid: number; main: number }> {
+async function assertServes(version: string, rid: string): Promise<{ main: number; workers: string }> {
   const body = await app();
   assert.equal([body.version, body.release, body.greeting], [version, rid, 'hello from gunicorn']);
   const main = await gunicornMain();
   assert.is(Number(await inside(k, `awk '/^PPid:/ {print $2}' /proc/${body.pid}/status`)), main, 'a worker of the unit answers');
   assert.is(await inside(k, `readlink /proc/${main}/cwd`), `${ROOT}/releases/${rid}`);
   assert.is(activeInside(k, ROOT), rid);
-  return { pid: body.pid, main };
+  const workers = (await inside(k, `pgrep -P ${main} | sort -n | tr '\n' ' '`)).trim();
+  assert.is(workers.split(' ').length, 2, `two workers: ${workers}`);
+  return { main, workers };
 }
 
 if (systemTierAvailable(import.meta.url)) {
@@ -113,7 +115,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.match(r.stderr, 'crashing at start on purpose', 'its journal lines are printed');
     assert.not.match(out(r), `switch active to ${id.crash}`);
     const after = await assertServes('2', id.v2);
-    assert.equal(after, before, 'the live gunicorn and its worker were not touched');
+    assert.equal(after, before, 'the live gunicorn and its workers were not touched');
     assert.is((await statusJson(k, manifest)).releases.find((x: any) => x.id === id.crash).state, 'bad');
   });
 
@@ -159,6 +161,21 @@ if (systemTierAvailable(import.meta.url)) {
     assert.is(failed.length, 1);
     assert.match(failed[0].reason, /^preflight: /);
     assert.is(await inside(k, `systemctl list-units --all --no-legend 'cutover-preflight-*'`), '', 'no preflight unit or socket left');
+  });
+
+  test('socket true → false while live: the app keeps serving on its inherited socket, the next release binds the port', async () => {
+    const before = await assertServes('5', id.v5);
+    writeManifest({ socket: false });
+    const p = await kit('provision');
+    expectExit(p, 0, 'provision socket: false');
+    assert.match(p.stdout, `removed /etc/systemd/system/${APP}.socket`);
+    assert.equal(await assertServes('5', id.v5), before, 'the running gunicorn was neither stopped nor restarted');
+    assert.equal(await unitProps(k, `${APP}.socket`, ['LoadState', 'ActiveState']), { LoadState: 'not-found', ActiveState: 'inactive' });
+    await release('v7', { VERSION: '7\n', BEHAVIOUR: null });
+    const { main } = await assertServes('7', id.v7);
+    const ss = await inside(k, `ss -ltnpH 'sport = :${PORT}'`);
+    assert.not.match(ss, '"systemd"', `systemd no longer holds the port:\n${ss}`);
+    assert.match(ss, `("gunicorn",pid=${main},`);
   });
 }
 
