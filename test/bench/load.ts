@@ -15,8 +15,10 @@ export interface LoadOptions {
   workers?: number;
   /** Load before the action starts (default 1000 ms). */
   leadMs?: number;
-  /** Load after the action ends (default 1000 ms). */
+  /** Load after the action ends and the app answers again (default 1000 ms). */
   tailMs?: number;
+  /** After the action, wait at most this long for the app to answer again before the tail (default 5000 ms). */
+  settleMaxMs?: number;
   /** Hard bound on the whole load, whatever the action does (default 120 s). */
   maxMs?: number;
   /** Hard bound on the number of requests (default 2 000 000). */
@@ -67,9 +69,14 @@ export async function loadAround<T>(url: string, action: () => Promise<T>, opts:
   const hits: Hit[] = [];
   const began = performance.now();
   let stop = false;
+  let lastOkStart = -1;
   const hardStop = setTimeout(() => (stop = true), maxMs);
   const worker = async () => {
-    while (!stop && hits.length < maxRequests) hits.push(await hit(url, began, timeoutMs));
+    while (!stop && hits.length < maxRequests) {
+      const h = await hit(url, began, timeoutMs);
+      hits.push(h);
+      if (h.ok) lastOkStart = Math.max(lastOkStart, h.start);
+    }
   };
   const loops = Array.from({ length: workers }, worker);
   let result: T;
@@ -80,6 +87,9 @@ export async function loadAround<T>(url: string, action: () => Promise<T>, opts:
     actionStart = performance.now() - began;
     result = await action();
     actionEnd = performance.now() - began;
+    // A plain `systemctl restart` returns before the app is back: keep loading until it answers again.
+    const settleUntil = performance.now() + (opts.settleMaxMs ?? 5000);
+    while (lastOkStart < actionEnd && performance.now() < settleUntil && !stop) await sleep(20);
     await sleep(opts.tailMs ?? 1000);
   } finally {
     stop = true;

@@ -18,6 +18,8 @@ export interface Machine {
   nodeInHost: string;
   systemdInHost: string;
   nodeOfClient: string;
+  /** /proc/loadavg (1, 5, 15 min) when the run began and ended: other work on this machine */
+  loadAverage: { start: string; end?: string };
 }
 
 export interface Results {
@@ -44,7 +46,12 @@ export async function machineInfo(k: KitHost): Promise<Machine> {
     nodeInHost: await sh('node --version'),
     systemdInHost: (await sh('systemctl --version')).split('\n')[0],
     nodeOfClient: process.version,
+    loadAverage: { start: await loadAverage(k) },
   };
+}
+
+export async function loadAverage(k: KitHost): Promise<string> {
+  return (await k.host.exec(['cat', '/proc/loadavg'])).stdout.trim().split(' ').slice(0, 3).join(' ');
 }
 
 const ms = (n: number) => `${Math.round(n)} ms`;
@@ -86,7 +93,10 @@ export function speedTables(sp: SpeedResult): string {
     s2(t.wallMs),
     t.buildMs === undefined ? '–' : s2(t.buildMs),
     t.steps.install !== undefined ? `install ${s2(t.steps.install)}` : t.steps['install (copied)'] !== undefined ? `copy node_modules ${s2(t.steps['install (copied)'])}` : '–',
-    ['fetch', 'export', 'build', 'seal', 'preflight', 'restart', 'health gate', 'prune'].filter((k) => t.steps[k] !== undefined).map((k) => `${k} ${ms(t.steps[k])}`).join(', '),
+    [
+      `outside steps (tsx start, manifest, history) ${ms(t.wallMs - Object.values(t.steps).reduce((a, b) => a + b, 0))}`,
+      ...['fetch', 'export', 'build', 'seal', 'preflight', 'restart', 'health gate', 'prune'].filter((k) => t.steps[k] !== undefined).map((k) => `${k} ${ms(t.steps[k])}`),
+    ].join(', '),
     t.exit === 0 ? '' : `exit ${t.exit}`,
   ];
   const rows: string[][] = [];
@@ -110,7 +120,7 @@ export function speedTables(sp: SpeedResult): string {
             [`activate wall (median of ${o.activateMs.length}: ${o.activateMs.map(ms).join(', ')})`, ms(median(o.activateMs))],
             [`systemctl restart → /health 200 (median of ${o.restartToHealthyMs.length}: ${o.restartToHealthyMs.map(ms).join(', ')})`, ms(median(o.restartToHealthyMs))],
             ['**the kit\'s own overhead** (activate − restart-to-healthy)', `**${ms(o.kitOverheadMs)}**`],
-            ['activate steps (last run)', Object.entries(o.activateSteps).map(([k, v]) => `${k} ${ms(v)}`).join(', ')],
+            ['activate steps (last run)', Object.entries(o.activateSteps).map(([k, v]) => `${k} ${ms(v)}`).join(', ') + `; outside steps (tsx start, manifest, lock, history) ≈ ${ms(o.activateMs.at(-1)! - Object.values(o.activateSteps).reduce((a, b) => a + b, 0))}`],
             [`status wall (median of ${o.statusMs.length}: ${o.statusMs.map(ms).join(', ')})`, ms(median(o.statusMs))],
           ],
         ),
@@ -167,9 +177,9 @@ export function markdown(res: Results): string {
   const lines = [
     '# cutover benchmarks: latest run',
     '',
-    `${m.date} · ${m.nproc} cores (${m.cpu}), ${m.memoryGiB} GiB, Linux ${m.kernel} · in the test host: Node ${m.nodeInHost}, ${m.systemdInHost} · load client: Node ${m.nodeOfClient} · whole run ${res.totalSeconds.toFixed(0)} s`,
+    `${m.date} · ${m.nproc} cores (${m.cpu}), ${m.memoryGiB} GiB, Linux ${m.kernel} · in the test host: Node ${m.nodeInHost}, ${m.systemdInHost} · load client: Node ${m.nodeOfClient} · whole run ${res.totalSeconds.toFixed(0)} s · load average ${m.loadAverage.start} at the start, ${m.loadAverage.end ?? '?'} at the end (other work shares this machine)`,
     '',
-    `Load: ${res.load.workers} workers on loopback, a new connection per request, \`GET ${res.load.path}\`, from ${res.load.leadMs / 1000} s before the deploy to ${res.load.tailMs / 1000} s after it; latencies of the successful requests in that window. The example app waits ${res.appStartMs} ms before it listens (node example app; scenario 6's health timeout ${GATE_TIMEOUT_S} s).`,
+    `Load: ${res.load.workers} workers on loopback, a new connection per request (no pause after a failure: raw counts), \`GET ${res.load.path}\`, from ${res.load.leadMs / 1000} s before the deploy until ${res.load.tailMs / 1000} s after it ended and the app answered again (waiting at most 5 s for that); latencies of the successful requests in that window. Kit verbs run as \`/opt/cutover/node_modules/.bin/tsx scripts/<verb>.ts\` inside the test host; the deploy wall time includes that start. The example app waits ${res.appStartMs} ms before it listens (node example app; scenario 6's health timeout ${GATE_TIMEOUT_S} s).`,
     '',
     '## Deploys under load',
     '',

@@ -5,7 +5,7 @@ import { DeployBench } from './deploys.ts';
 import { anatomySummary, measureAnatomy, type Anatomy } from './anatomy.ts';
 import { PLAIN } from './plain.ts';
 import { releaseSpeed, type SpeedResult } from './speed.ts';
-import { APP_START_MS, LATENCY_GOAL_MS, LEAD_MS, TAIL_MS, WORKERS, goals, machineInfo, markdown, writeResults, type Results } from './report.ts';
+import { APP_START_MS, LATENCY_GOAL_MS, LEAD_MS, TAIL_MS, WORKERS, goals, loadAverage, machineInfo, markdown, writeResults, type Results } from './report.ts';
 
 const say = (line: string) => console.log(line);
 
@@ -46,6 +46,7 @@ async function main(): Promise<void> {
     } catch (e) {
       say(`release speed stopped: ${(e as Error).stack ?? e}`);
     }
+    machine.loadAverage.end = await loadAverage(k);
     const res: Results = {
       machine,
       load: { workers: WORKERS, newConnectionPerRequest: true, leadMs: LEAD_MS, tailMs: TAIL_MS, path: '/' },
