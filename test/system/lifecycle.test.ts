@@ -25,6 +25,8 @@ import {
 const APP = 'life';
 const ROOT = `/usr/local/src/${APP}`;
 const PORT = 3410;
+/** A PORT the env file sets, which cutover must override. */
+const STRAY_PORT = 3411;
 const SERVICE = `${APP}.service`;
 const SECRET = `greeting-${randomBytes(8).toString('hex')}`;
 
@@ -91,7 +93,8 @@ if (systemTierAvailable(import.meta.url)) {
   test('release v1: the service answers from releases/<id>, with the env file reaching the app', async () => {
     expectExit(await kit('provision'), 0, 'provision');
     const envFile = hostPath(k, `${ROOT}/shared/.env`);
-    fs.writeFileSync(envFile, `# secrets\nGREETING=${SECRET}\n`);
+    // The env file may set PORT too: the service and its preflight must still use the manifest's port.
+    fs.writeFileSync(envFile, `# secrets\nGREETING=${SECRET}\nPORT=${STRAY_PORT}\n`);
     id.v1 = releaseIdOf(await repo.head());
     const t0 = Date.now();
     const r = await kit('release', ['main']);
@@ -108,6 +111,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.is(body.pid, pid, 'the unit main process answers (exec replaced the shell)');
     assert.is(await inside(k, `readlink /proc/${pid}/cwd`), `${ROOT}/releases/${id.v1}`);
     assert.is(await inside(k, `stat -c '%U %a' ${ROOT}/shared/.env`), `${APP} 600`);
+    assert.is(await inside(k, `ss -ltnH 'sport = :${STRAY_PORT}'`), '', "nothing listens on the env file's PORT");
     const status = await statusJson(k, manifest);
     assert.is(status.live, id.v1);
     assert.is(status.service, 'active');
