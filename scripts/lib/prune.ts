@@ -105,8 +105,10 @@ export async function applyPrune(ctx: Context, plan: PruneDecision[]): Promise<n
     ctx.log.info(`  ${d.action === 'keep' ? 'keep  ' : 'delete'} ${d.id}: ${d.reason}`);
   }
   for (const d of plan.filter((x) => x.action === 'delete')) {
-    await ctx.ops.remove(ctx.paths.release(d.id));
+    // Recorded first: a delete cut short (kill, power loss) leaves a release the history calls removed,
+    // which the next prune deletes again, never a half-deleted one it still calls ready.
     await record(ctx, { event: 'removed', release: d.id, reason: d.reason });
+    await ctx.ops.remove(ctx.paths.release(d.id));
     deleted++;
   }
   return deleted;
