@@ -310,6 +310,11 @@ if (systemTierAvailable(import.meta.url)) {
       assert.not.ok(t.includes(SECRET), `the secret appears in ${where}`);
     }
     assert.ok(printed.length > 15, 'the output of every kit call was collected');
+    // After all this life, provision still finds nothing to change (no drift from releases or prunes).
+    const again = await kit('provision');
+    expectExit(again, 0, 'provision after the releases');
+    assert.match(again.stdout, 'Nothing to change');
+    assert.not.ok(again.stdout.includes(SECRET) || again.stderr.includes(SECRET));
     assert.is((await app()).greeting, SECRET, 'while the app still has it');
   });
 }
