@@ -44,6 +44,22 @@ async function restartToAnswer(k: KitHost, unit: string, port: number, units: st
   }
 }
 
+/** `node server.js` started by bash until curl gets /health: the ms printed at that moment (the stop afterwards is not counted). */
+async function appStart(k: KitHost, appDir: string): Promise<number> {
+  const script = `cd '${appDir}' || exit 1
+s=$(date +%s%N)
+PORT=${SPARE_PORT} STARTUP_DELAY_MS=300 node server.js >/dev/null 2>&1 & pid=$!
+n=0
+until curl -sf -o /dev/null http://127.0.0.1:${SPARE_PORT}/health; do n=$((n + 1)); [ $n -gt 3000 ] && break; sleep 0.01; done
+e=$(date +%s%N)
+kill $pid; wait $pid
+echo $(( (e - s) / 1000000 ))`;
+  const r = await k.host.exec(['bash', '-c', script], { timeoutMs: 60_000 });
+  const ms = Number(r.stdout.trim().split('\n').at(-1));
+  if (!Number.isFinite(ms)) throw new Error(`timing the app's start: exit ${r.code} ${r.stderr}`);
+  return ms;
+}
+
 /** The sandbox lines of a rendered service unit, as systemd-run -p arguments. */
 async function sandboxProps(k: KitHost, unitFile: string): Promise<string[]> {
   const r = await k.host.exec(['cat', unitFile]);
@@ -61,12 +77,7 @@ export async function measureAnatomy(
   const quoted = props.map((p) => `'${p.replace(/'/g, `'\\''`)}'`).join(' ');
   for (let i = 0; i < REPEATS; i++) {
     a.nodeBootMs.push(await bashMs(k, 'node -e 0'));
-    a.appStartMs.push(
-      await bashMs(
-        k,
-        `cd '${o.appDir}' && { PORT=${SPARE_PORT} STARTUP_DELAY_MS=300 node server.js & pid=$!; n=0; until curl -sf -o /dev/null http://127.0.0.1:${SPARE_PORT}/health || [ $n -gt 3000 ]; do n=$((n + 1)); sleep 0.01; done; }; kill $pid; wait $pid`,
-      ),
-    );
+    a.appStartMs.push(await appStart(k, o.appDir));
     a.bareUnitMs.push(await bashMs(k, `systemd-run --wait --quiet -p User=${o.user} /bin/true`));
     a.sandboxedUnitMs.push(await bashMs(k, `systemd-run --wait --quiet -p User=${o.user} ${quoted} /bin/true`));
   }

@@ -128,16 +128,15 @@ export function speedTables(sp: SpeedResult): string {
   }
   if (sp.disk) {
     const d = sp.disk;
+    const rows: string[][] = [];
+    for (const u of [d.onDisk, d.inside]) {
+      if (!u) continue;
+      const where = u === d.onDisk ? `${u.fs}: a cp -a copy on this machine's disk` : `${u.fs}: in the test host (directories take no blocks)`;
+      rows.push([where, String(u.oneKiB), String(d.releases * u.oneKiB), `**${u.allKiB}**`, `**${u.ratio.toFixed(2)}**`]);
+    }
     out.push(
       '\n' +
-        table(
-          ['disk (du -sk; a hard-linked file counted once)', 'KiB'],
-          [
-            [`one release alone (the cold one)`, String(d.oneKiB)],
-            [`${d.releases} × one release`, String(d.releases * d.oneKiB)],
-            [`**the ${d.releases} kept releases** (code-only changes)`, `**${d.allKiB}** (${d.ratio.toFixed(2)} × one release; goal ≤ 1.5)`],
-          ],
-        ),
+        table([`disk, du -sk (a hard-linked file counted once); one release = ${d.files} files, ${d.dirs} directories`, 'one release (KiB)', `${d.releases} × one`, `${d.releases} kept releases`, 'kept / one (goal ≤ 1.5)'], rows),
     );
   }
   if (sp.notes.length) out.push(`\n${sp.notes.map((n) => `- ${n}`).join('\n')}`);
@@ -168,7 +167,8 @@ export function goals(rs: ScenarioResult[], sp: SpeedResult | undefined): Result
     if (r.latencyGoal !== undefined) g.push({ goal: `scenario ${r.id}: max latency ≤ ${LATENCY_GOAL_MS} ms`, met: r.latencyGoal, detail: `max ${ms(r.load.max)}` });
   }
   if (sp?.warmOverCold) g.push({ goal: 'warm release ≤ 0.30 × cold release', met: sp.warmOverCold.wall <= 0.3, detail: `${sp.warmOverCold.wall.toFixed(2)} (release wall), ${sp.warmOverCold.build.toFixed(2)} (build phase)` });
-  if (sp?.disk) g.push({ goal: '5 kept releases ≤ 1.5 × one release', met: sp.disk.ratio <= 1.5, detail: `${sp.disk.ratio.toFixed(2)}` });
+  const disk = sp?.disk?.onDisk ?? sp?.disk?.inside;
+  if (disk) g.push({ goal: `${sp!.disk!.releases} kept releases ≤ 1.5 × one release`, met: disk.ratio <= 1.5, detail: `${disk.ratio.toFixed(2)} (${disk.fs})` });
   return g;
 }
 
@@ -191,6 +191,18 @@ export function markdown(res: Results): string {
   if (res.anatomy) lines.push('## Where a restart\'s time goes', '', anatomyTable(res.anatomy), '');
   if (res.speed) lines.push('## Release speed, kit overhead, disk', '', speedTables(res.speed), '');
   lines.push('## Goals', '', table(['goal', 'met', 'measured'], res.goals.map((x) => [x.goal, yes(x.met), x.detail])), '');
+  const a = res.anatomy;
+  const queued = res.scenarios.filter((r) => r.latencyGoal !== undefined && r.load.failed === 0 && !r.error && r.load.max > LATENCY_GOAL_MS);
+  if (a && queued.length) {
+    lines.push(
+      `On the latency goal: a request that arrives during a restart waits in the socket's queue until the new process accepts it. ` +
+        `Without load, \`systemctl restart\` → first answer of the cutover unit took ${ms(a.cutoverRestartMs)} here (the plain unit, no sandbox: ${ms(a.plainRestartMs)}); ` +
+        `the app alone, started by hand, answers after ${ms(a.appStartMs)} (Node's own boot ≈ ${ms(a.nodeBootMs)}, then its ${APP_START_MS} ms), and the unit's sandbox adds ≈ ${ms(a.sandboxSetupMs)} per start. ` +
+        `Measured against that restart time + 100 ms (${ms(a.cutoverRestartMs + 100)}) instead of ${LATENCY_GOAL_MS} ms: ` +
+        queued.map((r) => `scenario ${r.id} max ${ms(r.load.max)} ${r.load.max <= a.cutoverRestartMs + 100 ? 'within' : '**over**'}`).join(', ') + '.',
+      '',
+    );
+  }
   lines.push('Reproduce: `sudo npm run bench` (root; boots the disposable systemd test host, ≈ 4–6 min).', '');
   return lines.join('\n');
 }

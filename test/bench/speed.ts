@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { $ } from 'zx';
 import type { ExecResult } from '../host/host.ts';
 import { SRC, type KitHost } from '../helpers/hostkit.ts';
-import { examplesDir } from '../helpers/gitrepo.ts';
+import { examplesDir, removeTempDir, tempDir } from '../helpers/gitrepo.ts';
 import { httpGet } from '../helpers/apps.ts';
 import { historyInside } from '../helpers/system.ts';
 import { kitSteps } from './steps.ts';
@@ -45,13 +45,13 @@ export interface SpeedResult {
   };
   disk?: {
     releases: number;
-    /** du -sk <root>/releases: a hard-linked inode counted once */
-    allKiB: number;
-    /** du -sk of one release alone (the cold one) */
-    oneKiB: number;
-    /** each release alone */
-    eachKiB: Record<string, number>;
-    ratio: number;
+    /** files and directories in the cold release */
+    files: number;
+    dirs: number;
+    /** in the test host (its writable layer is tmpfs: directories take no blocks there) */
+    inside: DiskUse;
+    /** a hard-link-preserving copy (cp -a) of the releases onto this machine's disk (ext4): directories count too */
+    onDisk?: DiskUse;
   };
   notes: string[];
   errors: string[];
@@ -154,7 +154,9 @@ export async function releaseSpeed(k: KitHost, say: (line: string) => void): Pro
 
   // Disk: the 5 kept releases vs 5 × one release.
   result.disk = await measureDisk(k, result.cold.release);
-  if (result.disk) say(`  disk: ${result.disk.releases} releases use ${result.disk.allKiB} KiB; one release alone ${result.disk.oneKiB} KiB (ratio ${result.disk.ratio.toFixed(2)})`);
+  for (const d of [result.disk?.inside, result.disk?.onDisk]) {
+    if (d) say(`  disk (${d.fs}): ${result.disk!.releases} releases use ${d.allKiB} KiB; one release alone ${d.oneKiB} KiB (ratio ${d.ratio.toFixed(2)})`);
+  }
 
   // A commit that changes the lockfile: a fresh npm ci (from the warm npm cache), nothing to copy.
   const fixture = path.join(FIXTURES, 'lockfile-change');
@@ -178,18 +180,44 @@ export async function releaseSpeed(k: KitHost, say: (line: string) => void): Pro
   return result;
 }
 
-async function duKiB(k: KitHost, p: string): Promise<number> {
-  const r = await k.host.exec(['du', '-sk', p]);
-  return Number(r.stdout.split('\t')[0]);
+export interface DiskUse {
+  /** the file system type */
+  fs: string;
+  /** du -sk of the releases directory: a hard-linked inode counted once */
+  allKiB: number;
+  /** du -sk of one release alone (the cold one) */
+  oneKiB: number;
+  /** each release alone */
+  eachKiB: Record<string, number>;
+  ratio: number;
+}
+
+async function diskUse(run: (argv: string[]) => Promise<string>, releases: string, ids: string[], coldId: string | undefined): Promise<DiskUse> {
+  const du = async (p: string) => Number((await run(['du', '-sk', p])).split('\t')[0]);
+  const eachKiB: Record<string, number> = {};
+  for (const id of ids) eachKiB[id] = await du(path.posix.join(releases, id));
+  const allKiB = await du(releases);
+  const oneKiB = (coldId && eachKiB[coldId]) || Object.values(eachKiB)[0] || 0;
+  const fs = (await run(['stat', '-f', '-c', '%T', releases])).trim();
+  return { fs, allKiB, oneKiB, eachKiB, ratio: oneKiB ? allKiB / oneKiB : 0 };
 }
 
 async function measureDisk(k: KitHost, coldId: string | undefined): Promise<SpeedResult['disk']> {
-  const ids = (await k.host.exec(['ls', `${ROOT}/releases`])).stdout.split('\n').filter(Boolean);
-  const eachKiB: Record<string, number> = {};
-  for (const id of ids) eachKiB[id] = await duKiB(k, `${ROOT}/releases/${id}`);
-  const allKiB = await duKiB(k, `${ROOT}/releases`);
-  const oneKiB = (coldId && eachKiB[coldId]) || Object.values(eachKiB)[0] || 0;
-  return { releases: ids.length, allKiB, oneKiB, eachKiB, ratio: oneKiB ? allKiB / oneKiB : 0 };
+  const releases = `${ROOT}/releases`;
+  const ids = (await k.host.exec(['ls', releases])).stdout.split('\n').filter(Boolean);
+  const count = async (type: string) => Number((await k.host.sh(`find '${releases}/${coldId ?? ids[0]}' -type ${type} | wc -l`)).stdout.trim());
+  const inside = await diskUse(async (argv) => (await k.host.exec(argv)).stdout, releases, ids, coldId);
+  let onDisk: DiskUse | undefined;
+  const copy = await tempDir('cutover-bench-disk');
+  try {
+    // cp -a keeps hard links between the files it copies in one run.
+    await $({ quiet: true })`cp -a ${path.join(k.host.root, releases)} ${copy}`;
+    const run = async (argv: string[]) => (await $({ quiet: true })`${argv}`).stdout;
+    onDisk = await diskUse(run, path.join(copy, 'releases'), ids, coldId);
+  } finally {
+    await removeTempDir(copy);
+  }
+  return { releases: ids.length, files: await count('f'), dirs: await count('d'), inside, onDisk };
 }
 
 /** `systemctl restart` then GET /health until it answers 200: the service's own restart-to-healthy time. */
