@@ -1,7 +1,7 @@
 // Activation: check ready → (preflight) → switch the symlink → restart → health gate → record; undo on failure.
 import { OperationError, UsageError } from './errors.ts';
 import { healthGate } from './health.ts';
-import { journalTail, resetFailed, restart, serviceControlEnabled, unitState } from './systemd.ts';
+import { unitChangedSinceStart, journalTail, resetFailed, restart, serviceControlEnabled, unitState } from './systemd.ts';
 import { liveRelease, switchActive } from './switch.ts';
 import { formatDuration } from './log.ts';
 import { history, record, releaseOnDisk, type Context } from './context.ts';
@@ -76,10 +76,12 @@ export async function activateRelease(ctx: Context, id: string, via: Via, planne
   if (previous === id && !ctx.dryRun) {
     const lastActivated = activations(events).at(-1)?.release;
     const state = await unitState(ctx.paths.unitName);
-    if (lastActivated === id && (state === 'active' || state === 'off')) {
+    const unitChanged = state === 'active' && (await unitChangedSinceStart(ctx.paths.unitName, ctx.paths.unitFile));
+    if (lastActivated === id && (state === 'active' || state === 'off') && !unitChanged) {
       ctx.log.info(`Release ${id} is already live; nothing to do.`);
       return;
     }
+    if (unitChanged) ctx.log.info(`${ctx.paths.unitName} changed after its process started (provision ran): restarting ${id} under the new unit.`);
     // `active` points at id but its activation was never recorded: a kill or power loss between the
     // switch and the record, and the service may still run the release before it. Finish the
     // activation; on a failed gate go back to the release last recorded live.

@@ -5,7 +5,8 @@ import { $ } from 'zx';
 import { OperationError } from './errors.ts';
 import type { Context } from './context.ts';
 import { renderUnits, type RenderedFile } from './units.ts';
-import { daemonReload, serviceControlEnabled } from './systemd.ts';
+import { daemonReload, serviceControlEnabled, unitState } from './systemd.ts';
+import { liveRelease } from './switch.ts';
 
 /** What provision did (or, with --dry-run, would do): one line per change. */
 export type Changes = string[];
@@ -184,6 +185,10 @@ export async function ensureUnits(ctx: Context, changes: Changes): Promise<void>
   if (await removeStaleSocket(ctx, changes)) unitChanged = true;
   if (!serviceControlEnabled()) return;
   if (unitChanged) await daemonReload(ctx.ops);
+  if (unitChanged && !ctx.dryRun && (await unitState(ctx.paths.unitName)) === 'active') {
+    const live = liveRelease(ctx.paths);
+    ctx.log.info(`    ${ctx.paths.unitName} is running under its old unit until the next cutover${live ? `; to apply the change now: npx tsx scripts/activate.ts ${live}` : ''}`);
+  }
   const units = [ctx.paths.unitName, ...(ctx.m.socket ? [ctx.paths.socketUnitName] : [])];
   for (const unit of units) {
     // Checked in a dry run too: a unit that is already enabled is not a change it would make.

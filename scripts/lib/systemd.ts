@@ -1,4 +1,5 @@
 // Service control through the real systemctl and journalctl; the only module that talks to systemd.
+import fs from 'node:fs';
 import { $ } from 'zx';
 import type { Ops } from './ops.ts';
 
@@ -66,4 +67,17 @@ export async function journalTail(unit: string, lines = 20, since?: Date): Promi
   const sinceArgs = since ? ['--since', `@${Math.floor(since.getTime() / 1000)}`] : [];
   const p = await $({ quiet: true, nothrow: true })`journalctl --unit ${unit} --no-pager --output=short-iso --lines ${String(lines)} ${sinceArgs}`;
   return p.stdout.trim();
+}
+
+/** Was the unit file written after the service's current process started (so it runs the old unit)? */
+export async function unitChangedSinceStart(unit: string, unitFile: string): Promise<boolean> {
+  if (!serviceControlEnabled()) return false;
+  const p = await systemctl(['show', '--timestamp=unix', '--property=ExecMainStartTimestamp', '--value', unit]);
+  const started = Number(p.stdout.trim().replace(/^@/, ''));
+  if (!started) return false;
+  try {
+    return fs.statSync(unitFile).mtimeMs / 1000 > started;
+  } catch {
+    return false;
+  }
 }
