@@ -198,7 +198,7 @@ async function diskUse(run: (argv: string[]) => Promise<string>, releases: strin
   for (const id of ids) eachKiB[id] = await du(path.posix.join(releases, id));
   const allKiB = await du(releases);
   const oneKiB = (coldId && eachKiB[coldId]) || Object.values(eachKiB)[0] || 0;
-  const fs = (await run(['stat', '-f', '-c', '%T', releases])).trim();
+  const fs = (await run(['df', '--output=fstype', releases])).trim().split('\n').at(-1) ?? 'unknown';
   return { fs, allKiB, oneKiB, eachKiB, ratio: oneKiB ? allKiB / oneKiB : 0 };
 }
 
