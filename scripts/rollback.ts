@@ -2,7 +2,7 @@
 import { dryRunOption, runCommand } from './lib/cli.ts';
 import { createContext, history, record, withLock } from './lib/context.ts';
 import { activateRelease } from './lib/activation.ts';
-import { rollbackTarget } from './lib/history.ts';
+import { activations, rollbackTarget } from './lib/history.ts';
 import { assertReleaseId } from './lib/paths.ts';
 import { liveRelease } from './lib/switch.ts';
 import { OperationError } from './lib/errors.ts';
@@ -24,6 +24,15 @@ await runCommand(spec, async (args) => {
   await withLock(ctx, `rollback${to ? ` to ${to}` : ''}`, async () => {
     const { events, records } = history(ctx);
     const live = liveRelease(ctx.paths);
+    // `active` ahead of the history's last activation: an activation (or a rollback) was cut short after its
+    // switch. Which way "back" is cannot be told from here, so say what happened instead of guessing.
+    const recorded = activations(events).at(-1)?.release;
+    if (!to && live && live !== recorded) {
+      throw new OperationError(
+        `The activation of ${live} did not finish: active points at it, but the last recorded activation is of ${recorded ?? 'none'}.`,
+        `Finish it with \`npx tsx scripts/activate.ts ${live}\`${recorded ? `, or go back with \`npx tsx scripts/rollback.ts --to ${recorded}\`` : ''}.`,
+      );
+    }
     const target = to ?? rollbackTarget(events, live, records, (id) => releaseOnDisk(ctx, id));
     if (!target) {
       throw new OperationError('There is no earlier good release to roll back to.', '`npx tsx scripts/status.ts` shows the releases and their states.');

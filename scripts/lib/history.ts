@@ -114,9 +114,14 @@ export function releaseStates(
       case 'build-interrupted':
         if (r && r.state === 'building') Object.assign(r, { state: 'interrupted', reason: e.reason, interruptionRecorded: true });
         return;
-      case 'activated':
+      case 'activated': {
         if (r) r.lastActivatedAt = e.at;
+        // A rollback's activation names the release it left, which the rollback marks bad: that holds
+        // from this line on, so a crash before the separate marked-bad line cannot leave it looking good.
+        const left = e.via === 'rollback' && e.previous ? records.get(e.previous) : undefined;
+        if (left?.state === 'ready') Object.assign(left, { state: 'bad', reason: `rolled back to ${e.release}` });
         return;
+      }
       case 'activation-failed':
       case 'marked-bad':
         if (r && r.state !== 'removed') Object.assign(r, { state: 'bad', reason: e.reason });

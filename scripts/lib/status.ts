@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { history, type Context } from './context.ts';
-import { rollbackTarget, type ReleaseState } from './history.ts';
+import { activations, rollbackTarget, type ReleaseState } from './history.ts';
 import { describeHolder, liveHolder } from './lock.ts';
 import { liveRelease } from './switch.ts';
 import { mainPid, unitState } from './systemd.ts';
@@ -28,6 +28,13 @@ export interface StatusReport {
   live: string | null;
   /** The release the service's process runs in (its working directory); null when it runs none. */
   serving: string | null;
+  /**
+   * The live release when its activation did not finish (`active` points at it, but the history's last
+   * activation is another: a kill or power loss after the switch); then there is no rollback target.
+   */
+  unfinished: string | null;
+  /** The release of the history's last recorded activation. */
+  recordedLive: string | null;
   rollbackTarget: string | null;
   lock: string | null;
   releases: ReleaseStatus[];
@@ -68,7 +75,9 @@ export async function gatherStatus(ctx: Context, now = Date.now()): Promise<Stat
   const { events, records } = history(ctx);
   const onDisk = new Set(fs.existsSync(ctx.paths.releases) ? fs.readdirSync(ctx.paths.releases) : []);
   const live = liveRelease(ctx.paths);
-  const rollback = rollbackTarget(events, live, records, (id) => onDisk.has(id));
+  const recorded = activations(events).at(-1)?.release;
+  const unfinished = live !== undefined && live !== recorded ? live : undefined;
+  const rollback = unfinished ? undefined : rollbackTarget(events, live, records, (id) => onDisk.has(id));
   const releases: ReleaseStatus[] = [...records.values()]
     .sort((a, b) => b.order - a.order)
     .filter((r) => r.state !== 'removed' || onDisk.has(r.id))
@@ -95,6 +104,8 @@ export async function gatherStatus(ctx: Context, now = Date.now()): Promise<Stat
     service: await unitState(ctx.paths.unitName),
     live: live ?? null,
     serving: releaseOfProcess(ctx.paths.releases, await mainPid(ctx.paths.unitName)) ?? null,
+    unfinished: unfinished ?? null,
+    recordedLive: recorded ?? null,
     rollbackTarget: rollback ?? null,
     lock: holder ? describeHolder(holder) : null,
     releases,
@@ -119,8 +130,9 @@ export function formatStatus(r: StatusReport): string {
     `app ${r.app} in ${r.root}`,
     `service: ${r.service}`,
     `live: ${r.live ?? 'none'}`,
-    ...(r.serving && r.serving !== r.live
-      ? [`serving: ${r.serving} (the service still runs ${r.serving}: the switch to ${r.live ?? 'none'} was not followed by a restart${r.live ? `; \`npx tsx scripts/activate.ts ${r.live}\` finishes it` : ''})`]
+    ...(r.serving && r.serving !== r.live ? [`serving: ${r.serving} (the service still runs it: the switch to ${r.live ?? 'none'} was not followed by a restart)`] : []),
+    ...(r.unfinished
+      ? [`unfinished: the activation of ${r.unfinished} did not finish (the last recorded one is of ${r.recordedLive ?? 'none'}); \`npx tsx scripts/activate.ts ${r.unfinished}\` finishes it${r.recordedLive ? `, \`npx tsx scripts/rollback.ts --to ${r.recordedLive}\` goes back` : ''}`]
       : []),
     `rollback target: ${r.rollbackTarget ?? 'none'}`,
   ];
