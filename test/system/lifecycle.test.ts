@@ -317,6 +317,26 @@ if (systemTierAvailable(import.meta.url)) {
     assert.not.ok(again.stdout.includes(SECRET) || again.stderr.includes(SECRET));
     assert.is((await app()).greeting, SECRET, 'while the app still has it');
   });
+
+  test('a unit change from provision reaches the live service through activate <live>', async () => {
+    const live = activeInside(k, ROOT)!.split('/').pop()!;
+    const before = await mainPid();
+    const environ = async (pid: number) => inside(k, `tr '\\0' '\\n' < /proc/${pid}/environ`);
+    await new Promise((r) => setTimeout(r, 1100)); // the unit file's mtime must be later than the start, in seconds
+    manifest = writeManifest({ keep: 1, env: { UNIT_GENERATION: 'two' } });
+    const p = await kit('provision');
+    expectExit(p, 0, 'provision with a new environment variable');
+    assert.match(p.stdout, `to apply the change now: npx tsx scripts/activate.ts ${live}`);
+    assert.not.match(await environ(before), 'UNIT_GENERATION=two', 'the running process still has the old environment');
+    const a = await kit('activate', [live]);
+    expectExit(a, 0, 'activate the live release');
+    assert.match(a.stdout, 'changed after its process started');
+    const after = await mainPid();
+    assert.is.not(after, before, 'the service was restarted');
+    assert.match(await environ(after), 'UNIT_GENERATION=two');
+    const again = await kit('activate', [live]);
+    assert.match(again.stdout, 'already live; nothing to do');
+  });
 }
 
 test.run();
