@@ -130,18 +130,31 @@ function buildingIn(out: string): string | undefined {
   return /==> export [0-9a-f]+ into \S+\/releases\/(\S+)/.exec(out)?.[1];
 }
 
+function historyOf(l: Lane): any[] {
+  return fs.readFileSync(inHost(h, `${l.root}/history.jsonl`), 'utf8').split('\n').filter(Boolean).flatMap((x) => {
+    try {
+      return [JSON.parse(x)];
+    } catch {
+      return []; // a line cut short is skipped by the kit too
+    }
+  });
+}
+
 /**
  * After a kill, "safe" means:
  *  - nothing of the killed run is left running, and the lock is free (flock agrees, status names no holder);
  *  - `active` points at a complete release that the history calls ready;
  *  - the service answers, and status is truthful about it: `live` is what `active` says, and
  *    `serving` is the release that actually answered (they differ only when the kill fell between
- *    the switch and the restart, and status then says so);
+ *    the switch and the restart);
+ *  - an activation cut short after its switch (active is not the history's last activation) is
+ *    reported as unfinished, with no rollback target, and a plain `rollback` refuses to guess which
+ *    way "back" is (exit 1, nothing changed) instead of undoing the half-done activation;
  *  - no release is "building" (its process is gone): the killed build shows interrupted, or ready
  *    when the kill came after its build was recorded;
  *  - every release status calls ready that is on disk is whole, and so is the rollback target,
  *    which is never the live release;
- *  - a rollback that got past its switch does not offer the release it left as the rollback target.
+ *  - once a rollback's activation is recorded, the release it left is bad, never the rollback target.
  */
 async function checkAfterKill(l: Lane, kr: Pick<KillResult, 'survivors' | 'stdout'>, expect: Expect): Promise<string[]> {
   const problems: string[] = [];
@@ -169,13 +182,25 @@ async function checkAfterKill(l: Lane, kr: Pick<KillResult, 'survivors' | 'stdou
     }
     if (s.rollbackTarget === s.live) problems.push('the rollback target is the live release');
   }
+  const events = historyOf(l);
+  const recorded = events.filter((e) => e.event === 'activated').at(-1)?.release;
+  if (live && live !== recorded) {
+    // Cut short between the switch and the record.
+    if (s.unfinished !== live) problems.push(`active (${live}) is ahead of the last recorded activation (${recorded}), but status does not call it unfinished`);
+    if (s.rollbackTarget !== null) problems.push(`status offers ${s.rollbackTarget} as the rollback target of an unfinished activation`);
+    const rb = await h.kit('rollback', [], { manifest: l.manifest });
+    if (rb.code !== 1 || !/did not finish/.test(rb.stderr)) problems.push(`a plain rollback of the unfinished activation exited ${rb.code}:\n${tail(rb.stdout + rb.stderr, 6)}`);
+    if (activeId(l) !== live) problems.push('that rollback switched anyway');
+  } else if (s.unfinished !== null) problems.push(`status calls ${s.unfinished} unfinished, though its activation is recorded`);
   if (expect.building) {
     const want = /^Release \S+ is ready/m.test(kr.stdout) ? 'ready' : 'interrupted';
     const got = byId.get(expect.building)?.state;
     if (got !== want) problems.push(`the killed build ${expect.building} shows ${got ?? 'nothing'}, expected ${want}`);
   }
-  if (expect.leaving && live !== expect.leaving && s.rollbackTarget === expect.leaving) {
-    problems.push(`the rollback switched away from ${expect.leaving}, yet status offers ${expect.leaving} as the rollback target (state ${byId.get(expect.leaving)?.state})`);
+  if (expect.leaving && recorded !== expect.leaving && events.some((e) => e.event === 'activated' && e.via === 'rollback' && e.previous === expect.leaving)) {
+    const left = byId.get(expect.leaving);
+    if (left?.state !== 'bad') problems.push(`the rollback's activation is recorded, yet ${expect.leaving}, the release it left, is ${left?.state}, not bad`);
+    if (s.rollbackTarget === expect.leaving) problems.push(`status offers ${expect.leaving}, the release the rollback left, as the rollback target`);
   }
   return problems;
 }
@@ -215,29 +240,64 @@ function report(name: string, problems: string[], ms: number, out?: string): Out
 interface Point extends KillPoint {
   /** The kill must land inside this step: its header is the last one printed, and it has not printed "done in". */
   within?: string;
+  /**
+   * After the line that triggered the kill, the run must not have printed this (default: a step's
+   * header, end, or a release/activation line): otherwise the kill came too late (a busy machine) and
+   * the point is tried again (the late kill still counts as a point of its own).
+   */
+  until?: RegExp;
 }
 
-/** One kill point: run the verb, SIGKILL it at the point, check the state, release the same commit again, check again. */
-async function killPoint(l: Lane, verb: string, args: string[], point: Point, expect: Omit<Expect, 'building'>): Promise<Outcome> {
-  const started = Date.now();
-  const kr = await runAndKill(h, verb, args, point, { manifest: l.manifest });
-  const name = `${l.app}: ${verb}${args.length ? ' ' + args.join(' ') : ''}: ${point.name}`.replace(/\b[0-9a-f]{40}\b/g, (x) => x.slice(0, 12));
-  const problems: string[] = [];
-  if (!kr.killed) {
-    problems.push(kr.timedOut ? 'the kill point was never reached (timed out)' : `the run ended (exit ${kr.code}) before the kill point:\n${tail(kr.stdout + kr.stderr)}`);
-  } else {
-    if (point.within) {
-      const headers = kr.stdoutAtKill.split('\n').filter((x) => x.startsWith('==> '));
-      const last = headers.at(-1) ?? '';
-      if (!last.startsWith(`==> ${point.within}`) || /\n    (done in|failed after)[^\n]*\n?$/.test(kr.stdoutAtKill)) {
-        problems.push(`the kill missed the middle of ${point.within}: the run had printed\n${tail(kr.stdoutAtKill, 4)}`);
+const NEXT_STEP = /^(==> |    done in|    failed after|Release \S+ (is ready|\(commit|is marked bad)|Rolling back)/m;
+
+/** Where a kill landed, when it came later than aimed: the first line the run printed past the trigger. */
+function overshoot(point: Point, kr: KillResult): string | undefined {
+  if (!point.when) return undefined;
+  const m = point.when.exec(kr.stdout);
+  if (!m) return undefined;
+  const rest = kr.stdout.slice(m.index + m[0].length).replace(/^[^\n]*\n?/, '');
+  const next = (point.until ?? NEXT_STEP).exec(rest);
+  return next ? rest.slice(next.index).split('\n')[0] : undefined;
+}
+
+interface Attempt {
+  args: string[];
+  expect: Omit<Expect, 'building'>;
+  poll?: KillPoint['poll'];
+  /** For a point found by watching the host: why the kill came too late, if it did. */
+  late?: (kr: KillResult) => string | undefined;
+}
+
+/**
+ * One kill point: prepare, run the verb, SIGKILL it at the point, check the state, release the same
+ * commit again, check again. A kill that came too late is checked all the same, and the point is aimed at again (up to 3 times).
+ */
+async function killPoint(l: Lane, verb: string, point: Point, prepare: () => Promise<Attempt>): Promise<Outcome[]> {
+  const outcomes: Outcome[] = [];
+  for (let attempt = 1; ; attempt++) {
+    const { args, expect, poll, late: lateFor } = await prepare();
+    const started = Date.now();
+    const kr = await runAndKill(h, verb, args, { ...point, poll: poll ?? point.poll }, { manifest: l.manifest });
+    const late = kr.killed ? (overshoot(point, kr) ?? lateFor?.(kr)) : undefined;
+    const name = `${l.app}: ${verb}${args.length ? ' ' + args.join(' ') : ''}: ${point.name}${late ? ` (landed late, at "${late.trim()}")` : ''}`.replace(/\b[0-9a-f]{40}\b/g, (x) => x.slice(0, 12));
+    const problems: string[] = [];
+    if (!kr.killed) {
+      problems.push(kr.timedOut ? 'the kill point was never reached (timed out)' : `the run ended (exit ${kr.code}) before the kill point:\n${tail(kr.stdout + kr.stderr)}`);
+    } else {
+      if (point.within) {
+        const last = kr.stdoutAtKill.split('\n').filter((x) => x.startsWith('==> ')).at(-1) ?? '';
+        if (!last.startsWith(`==> ${point.within}`) || /\n    (done in|failed after)[^\n]*\n?$/.test(kr.stdoutAtKill)) {
+          problems.push(`the kill missed the middle of ${point.within}: the run had printed\n${tail(kr.stdoutAtKill, 4)}`);
+        }
       }
+      const building = verb === 'release' ? buildingIn(kr.stdout) : undefined;
+      problems.push(...(await checkAfterKill(l, kr, { ...expect, building })));
+      problems.push(...(await checkRecovery(l, expect)));
     }
-    const building = verb === 'release' ? buildingIn(kr.stdout) : undefined;
-    problems.push(...(await checkAfterKill(l, kr, { ...expect, building })));
-    problems.push(...(await checkRecovery(l, expect)));
+    if (late && attempt === 3) problems.push(`three kills in a row came too late for "${point.name}"`);
+    outcomes.push(report(name, problems, Date.now() - started, kr.stdout));
+    if (!late || attempt === 3) return outcomes;
   }
-  return report(name, problems, Date.now() - started, kr.stdout);
 }
 
 function assertAllSafe(list: Outcome[]): void {
@@ -247,11 +307,11 @@ function assertAllSafe(list: Outcome[]): void {
 }
 
 /** Runs each lane's share of the points (point i goes to lane i mod 2), the lanes side by side. */
-async function acrossLanes<P>(points: P[], run: (l: Lane, p: P) => Promise<Outcome>): Promise<Outcome[]> {
+async function acrossLanes<P>(points: P[], run: (l: Lane, p: P) => Promise<Outcome[]>): Promise<Outcome[]> {
   const results = await Promise.all(
     lanes.map(async (l, i) => {
       const mine: Outcome[] = [];
-      for (const p of points.filter((_, j) => j % lanes.length === i)) mine.push(await run(l, p));
+      for (const p of points.filter((_, j) => j % lanes.length === i)) mine.push(...(await run(l, p)));
       return mine;
     }),
   );
@@ -314,10 +374,12 @@ it('release: SIGKILL at every step boundary, and in the middle of fetch, install
     { name: 'after the activation is recorded', when: isLive },
     { name: 'at ==> prune', when: header('prune') },
   ];
-  const mine = await acrossLanes(points, async (l, p) => {
-    const sha = await newCommit(l, p.extra?.());
-    return killPoint(l, 'release', [sha], p, { commit: sha });
-  });
+  const mine = await acrossLanes(points, (l, p) =>
+    killPoint(l, 'release', p, async () => {
+      const sha = await newCommit(l, p.extra?.());
+      return { args: [sha], expect: { commit: sha } };
+    }),
+  );
   assertAllSafe(mine);
 });
 
@@ -337,10 +399,12 @@ it('activate: SIGKILL at every step boundary', async () => {
     { name: 'after the health gate passed, before the activation is recorded', when: doneAfter('health gate') },
     { name: 'at the "is live" line', when: isLive },
   ];
-  const mine = await acrossLanes(points, async (l, p) => {
-    const target = await otherReady(l);
-    return killPoint(l, 'activate', [target.id], p, { commit: target.commit });
-  });
+  const mine = await acrossLanes(points, (l, p) =>
+    killPoint(l, 'activate', p, async () => {
+      const target = await otherReady(l);
+      return { args: [target.id], expect: { commit: target.commit } };
+    }),
+  );
   assertAllSafe(mine);
 });
 
@@ -355,51 +419,63 @@ it('rollback: SIGKILL at every step boundary', async () => {
     { name: 'after the activation is recorded, before the release it leaves is marked bad', when: isLive },
     { name: 'at the "marked bad" line', when: /is marked bad and kept/m },
   ];
-  const mine = await acrossLanes(points, async (l, p) => {
-    const target = await otherReady(l);
-    return killPoint(l, 'rollback', [], p, { commit: target.commit, leaving: target.live });
-  });
+  const mine = await acrossLanes(points, (l, p) =>
+    killPoint(l, 'rollback', p, async () => {
+      const target = await otherReady(l);
+      return { args: [], expect: { commit: target.commit, leaving: target.live } };
+    }),
+  );
   assertAllSafe(mine);
 });
 
 it('prune: SIGKILL at its boundaries, in the middle of deleting a release, and between two deletions', async () => {
   interface PrunePoint extends Point {
-    /** Builds the releases to delete; returns a poll for the kill, when the point needs one. */
-    prepare?: (l: Lane, bulk: string) => KillPoint['poll'];
+    /** For a point found by watching the host: the poll that fires the kill, and how to tell it came too late. */
+    watch?: (l: Lane, bulk: string) => Pick<Attempt, 'poll' | 'late'>;
   }
-  const historySize = (l: Lane) => fs.statSync(inHost(h, `${l.root}/history.jsonl`)).size;
+  const removals = (l: Lane) => historyOf(l).filter((e) => e.event === 'removed').length;
+  const untilDeleted = /^Deleted \d+ release/m;
   const points: PrunePoint[] = [
-    { name: 'at the plan', when: /^Prune plan/m },
-    { name: 'at the first "delete" line of the plan', when: /^ {2}delete /m },
+    { name: 'at the plan', when: /^Prune plan/m, until: untilDeleted },
+    { name: 'at the first "delete" line of the plan', when: /^ {2}delete /m, until: untilDeleted },
     {
       name: `in the middle of deleting a release (${BULK_FILES} files)`,
-      prepare: (l, bulk) => {
+      watch: (l, bulk) => {
         const dir = path.join(releaseDir(l, bulk), 'bulk');
         const before = fs.statSync(dir).mtimeMs;
-        return () => fs.statSync(dir).mtimeMs !== before;
+        return {
+          poll: () => fs.statSync(dir).mtimeMs !== before,
+          late: () => (fs.existsSync(releaseDir(l, bulk)) ? undefined : `${bulk} was already deleted`),
+        };
       },
     },
     {
       name: 'between two deletions',
-      prepare: (l) => {
-        const before = historySize(l);
-        return () => historySize(l) !== before;
+      watch: (l) => {
+        const before = removals(l);
+        return {
+          poll: () => removals(l) > before,
+          late: (kr) => {
+            const planned = (kr.stdout.match(/^ {2}delete /gm) ?? []).length;
+            return removals(l) - before >= planned ? 'every deletion was done' : undefined;
+          },
+        };
       },
     },
-    { name: 'at "Deleted"', when: /^Deleted \d+ release/m },
+    { name: 'at "Deleted"', when: untilDeleted },
   ];
-  const mine = await acrossLanes(points, async (l, p) => {
-    // Two releases that are neither live nor the rollback target, the older one big: prune --keep 1 deletes it.
-    const bulk = Object.fromEntries(Array.from({ length: BULK_FILES }, (_, i) => [`bulk/f${i}`, `${i}\n`]));
-    const shaBulk = await newCommit(l, bulk);
-    expectExit(await h.kit('release', [shaBulk, '--no-activate'], { manifest: l.manifest }), 0, 'build the bulk release');
-    const sha = await newCommit(l);
-    expectExit(await h.kit('release', [sha, '--no-activate'], { manifest: l.manifest }), 0, 'build a newer release');
-    const bulkId = fs.readdirSync(inHost(h, `${l.root}/releases`)).filter((id) => id.startsWith(shaBulk.slice(0, 12))).sort().at(-1)!;
-    const poll = p.prepare?.(l, bulkId);
-    const live = activeId(l)!;
-    return killPoint(l, 'prune', ['--keep', '1'], { ...p, poll }, { commit: revisionOf(l, live) });
-  });
+  const mine = await acrossLanes(points, (l, p) =>
+    killPoint(l, 'prune', p, async () => {
+      // Two releases that are neither live nor the rollback target, the older one big: prune --keep 1 deletes it first.
+      const bulk = Object.fromEntries(Array.from({ length: BULK_FILES }, (_, i) => [`bulk/f${i}`, `${i}\n`]));
+      const shaBulk = await newCommit(l, bulk);
+      expectExit(await h.kit('release', [shaBulk, '--no-activate'], { manifest: l.manifest }), 0, 'build the bulk release');
+      const sha = await newCommit(l);
+      expectExit(await h.kit('release', [sha, '--no-activate'], { manifest: l.manifest }), 0, 'build a newer release');
+      const bulkId = fs.readdirSync(inHost(h, `${l.root}/releases`)).filter((id) => id.startsWith(shaBulk.slice(0, 12))).sort().at(-1)!;
+      return { args: ['--keep', '1'], expect: { commit: revisionOf(l, activeId(l)!) }, ...p.watch?.(l, bulkId) };
+    }),
+  );
   assertAllSafe(mine);
 });
 
