@@ -150,7 +150,7 @@ export function anatomyTable(a: NonNullable<Results['anatomy']>): string {
     ['where a restart goes (no load; median of 3)', 'ms', 'runs'],
     [
       ['`node -e 0` inside the test host (Node\'s own boot on this machine)', ms(a.nodeBootMs), list(a.runs.nodeBootMs)],
-      [`\`node server.js\` → /health answers (STARTUP_DELAY_MS=${APP_START_MS}, no systemd): **the app's real start**`, ms(a.appStartMs), list(a.runs.appStartMs)],
+      [`\`node server.js\` spawned → /health answers (STARTUP_DELAY_MS=${APP_START_MS}, as root, no systemd): **the app's real start here**`, ms(a.appStartMs), list(a.runs.appStartMs)],
       ['the service unit\'s sandbox: `systemd-run --wait /bin/true` with it − without it', ms(a.sandboxSetupMs), `${list(a.runs.sandboxedUnitMs)} vs ${list(a.runs.bareUnitMs)}`],
       ['plain unit: `systemctl restart` → first answer (refused meanwhile)', ms(a.plainRestartMs), list(a.runs.plainRestartMs)],
       ['cutover unit (socket: true): `systemctl restart` → first answer (queued meanwhile)', ms(a.cutoverRestartMs), list(a.runs.cutoverRestartMs)],
