@@ -172,17 +172,36 @@ export async function buildRelease(ctx: Context, commit: string, ref: string, id
       await shareWithNeighbour(ctx, id);
     });
   } catch (e) {
-    const reason = (e as Error).message.split('\n')[0];
-    await record(ctx, { event: 'build-failed', release: id, commit, duration_ms: Math.round(performance.now() - t0), reason });
+    const full = ctx.dryRun ? '' : diskFullNote(paths.root);
+    const reason = (e as Error).message.split('\n')[0] + (full ? ' (the disk is full)' : '');
+    // Removed first: on a full disk the history line may need the space the partial release holds.
+    // A crash in between leaves a build whose process is gone: interrupted, and cleaned up next time.
     await ops.remove(dir);
+    await record(ctx, { event: 'build-failed', release: id, commit, duration_ms: Math.round(performance.now() - t0), reason });
     throw new OperationError(
-      `The build of ${id} failed: ${(e as Error).message}`,
+      `The build of ${id} failed: ${(e as Error).message}${full}`,
       'The live release and the service were not touched; the failed release was removed. Fix the app and release again.',
     );
   }
   const ms = Math.round(performance.now() - t0);
   await record(ctx, { event: 'build-finished', release: id, commit, duration_ms: ms });
   log.info(`Release ${id} is ready (built in ${formatDuration(ms)}).`);
+}
+
+/**
+ * A sentence for a failed build when the filesystem holding dir has (almost) no space left for the
+ * app's user: the failing tool's own words ("No space left on device") are easy to miss in its output.
+ */
+export function diskFullNote(dir: string): string {
+  try {
+    const st = fs.statfsSync(dir);
+    const free = st.bavail * st.bsize;
+    if (free >= 16 << 20) return '';
+    const mb = (n: number) => `${(n / (1 << 20)).toFixed(1)} MB`;
+    return `\nThe filesystem holding ${dir} is full (${mb(free)} free of ${mb(st.blocks * st.bsize)}): free some space (\`npx tsx scripts/prune.ts\` deletes old releases) and release again.`;
+  } catch {
+    return '';
+  }
 }
 
 /** Under the lock: a build whose process is gone is recorded as interrupted and its directory removed. */
