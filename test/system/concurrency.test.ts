@@ -117,27 +117,33 @@ async function waitForStep(run: RunningKit, re: RegExp, what: string): Promise<v
 
 test.before(async () => {
   if (!ROOT) return;
-  h = await bootKitHost();
-  const made = await h.repo(APP);
-  repo = made.repo;
-  manifest = h.manifest({
-    app: APP,
-    repo: made.url,
-    runtime: 'node',
-    // A commit holding SLOW_BUILD builds until the test opens its gate (/tmp/go-<version>, at most 2 min):
-    // a deploy that holds the lock for as long as the test needs, however loaded the machine is.
-    build: 'if [ -f SLOW_BUILD ]; then for i in $(seq 1200); do [ -e /tmp/go-$(cat VERSION) ] && break; sleep 0.1; done; fi; node build.js',
-    start: 'node server.js',
-    port: PORT,
-    socket: true,
-    env: { STARTUP_DELAY_MS: '50' },
-    health: { path: '/health', timeout: 15 },
-    stop_timeout: 5,
-    keep: 10,
-  });
-  expectExit(await h.kit('provision', [], { manifest }), 0, 'provision');
-  expectExit(await h.kit('release', ['main'], { manifest }), 0, 'release v1');
-  expectExit(await h.kit('release', [await newCommit(false)], { manifest }), 0, 'release v2');
+  // uvu reports a failing before hook only as tests that did not pass: say why.
+  try {
+    h = await bootKitHost();
+    const made = await h.repo(APP);
+    repo = made.repo;
+    manifest = h.manifest({
+      app: APP,
+      repo: made.url,
+      runtime: 'node',
+      // A commit holding SLOW_BUILD builds until the test opens its gate (/tmp/go-<version>, at most 2 min):
+      // a deploy that holds the lock for as long as the test needs, however loaded the machine is.
+      build: 'if [ -f SLOW_BUILD ]; then for i in $(seq 1200); do [ -e /tmp/go-$(cat VERSION) ] && break; sleep 0.1; done; fi; node build.js',
+      start: 'node server.js',
+      port: PORT,
+      socket: true,
+      env: { STARTUP_DELAY_MS: '50' },
+      health: { path: '/health', timeout: 15 },
+      stop_timeout: 5,
+      keep: 10,
+    });
+    expectExit(await h.kit('provision', [], { manifest }), 0, 'provision');
+    expectExit(await h.kit('release', ['main'], { manifest }), 0, 'release v1');
+    expectExit(await h.kit('release', [await newCommit(false)], { manifest }), 0, 'release v2');
+  } catch (e) {
+    console.error(`\n  setting up the test host failed: ${(e as Error).stack ?? e}`);
+    throw e;
+  }
 });
 
 // A failed test must not leave a gated build waiting for its two minutes.

@@ -327,22 +327,28 @@ const isLive = /^Release \S+ \(commit .*is live/m;
 
 test.before(async () => {
   if (!ROOT) return;
-  stateDir = await tempDir('cutover-crash-state');
-  h = await bootKitHost({ stateDir });
-  for (const [app, port] of [['crasha', 3701], ['crashb', 3702]] as const) {
-    const made = await h.repo(app);
-    const l: Lane = { app, port, root: `/usr/local/src/${app}`, repo: made.repo, manifest: h.manifest(manifestObject(app, port, made.url)), version: 1 };
-    lanes.push(l);
+  // uvu reports a failing before hook only as tests that did not pass: say why.
+  try {
+    stateDir = await tempDir('cutover-crash-state');
+    h = await bootKitHost({ stateDir });
+    for (const [app, port] of [['crasha', 3701], ['crashb', 3702]] as const) {
+      const made = await h.repo(app);
+      const l: Lane = { app, port, root: `/usr/local/src/${app}`, repo: made.repo, manifest: h.manifest(manifestObject(app, port, made.url)), version: 1 };
+      lanes.push(l);
+    }
+    await Promise.all(
+      lanes.map(async (l) => {
+        expectExit(await h.kit('provision', [], { manifest: l.manifest }), 0, `provision ${l.app}`);
+        for (let i = 0; i < 2; i++) {
+          const sha = await newCommit(l);
+          expectExit(await h.kit('release', [sha], { manifest: l.manifest }), 0, `release v${l.version} of ${l.app}`);
+        }
+      }),
+    );
+  } catch (e) {
+    console.error(`\n  setting up the test host failed: ${(e as Error).stack ?? e}`);
+    throw e;
   }
-  await Promise.all(
-    lanes.map(async (l) => {
-      expectExit(await h.kit('provision', [], { manifest: l.manifest }), 0, `provision ${l.app}`);
-      for (let i = 0; i < 2; i++) {
-        const sha = await newCommit(l);
-        expectExit(await h.kit('release', [sha], { manifest: l.manifest }), 0, `release v${l.version} of ${l.app}`);
-      }
-    }),
-  );
 });
 
 test.after(async () => {

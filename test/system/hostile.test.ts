@@ -66,26 +66,32 @@ const show = (s: string) => JSON.stringify(s);
 
 test.before(async () => {
   if (!ROOT) return;
-  h = await bootKitHost();
-  const made = await h.repo(APP);
-  repo = made.repo;
-  manifest = h.manifest({
-    app: APP,
-    repo: made.url,
-    runtime: 'node',
-    build: 'node build.js',
-    start: 'node server.js',
-    port: PORT,
-    socket: true,
-    env_file: '.env',
-    shared: ['.env', 'uploads/', 'cfg/settings.json'],
-    env: { STARTUP_DELAY_MS: '50' },
-    health: { path: '/health', timeout: 15 },
-    stop_timeout: 5,
-    keep: 5,
-  });
-  expectExit(await h.kit('provision', [], { manifest }), 0, 'provision');
-  expectExit(await h.kit('release', ['main'], { manifest }), 0, 'release v1');
+  // uvu reports a failing before hook only as tests that did not pass: say why.
+  try {
+    h = await bootKitHost();
+    const made = await h.repo(APP);
+    repo = made.repo;
+    manifest = h.manifest({
+      app: APP,
+      repo: made.url,
+      runtime: 'node',
+      build: 'node build.js',
+      start: 'node server.js',
+      port: PORT,
+      socket: true,
+      env_file: '.env',
+      shared: ['.env', 'uploads/', 'cfg/settings.json'],
+      env: { STARTUP_DELAY_MS: '50' },
+      health: { path: '/health', timeout: 15 },
+      stop_timeout: 5,
+      keep: 5,
+    });
+    expectExit(await h.kit('provision', [], { manifest }), 0, 'provision');
+    expectExit(await h.kit('release', ['main'], { manifest }), 0, 'release v1');
+  } catch (e) {
+    console.error(`\n  setting up the test host failed: ${(e as Error).stack ?? e}`);
+    throw e;
+  }
 });
 
 test.after(async () => {
