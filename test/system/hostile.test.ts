@@ -179,15 +179,11 @@ it('bad refs for release, and bad release names for activate and rollback --to: 
   await repo.git('branch', '-D', 'doomed');
   const live = activeId();
   const refs = [
-    '../x', '-rf', '--upload-pack=touch /tmp/pwned', 'main branch', 'main\nevil', 'main\r', 'main\u0000x',
-    '$(touch /tmp/pwned)', '`touch /tmp/pwned`', 'main;touch${IFS}/tmp/pwned', 'main;id', 'main|id', 'main&&id', "main'", 'main"',
-    'main>x', 'HEAD:VERSION', 'main:VERSION', 'main~1', 'main^', 'main@{1}', '@', 'refs/heads/../x', '/etc/passwd', 'main/', 'main.lock',
-    orphan, orphan.slice(0, 12), 'ffffffffffffffffffffffffffffffffffffffff', 'HEAD', 'x'.repeat(300),
-  ].filter((r) => !r.includes('\u0000')); // argv cannot carry NUL
-  const names = [
-    '../x', '-rf', 'a b', 'a\nb', '$(touch /tmp/pwned)', '`id`', ';id', '..', '.', 'releases', '../../etc', `${live}/`, `${live}/../x`,
-    `${live}\n`, live.toUpperCase(), `${live}-r`, 'ffffffffffff', `${live.slice(0, 11)}`,
+    '../x', '-rf', '--upload-pack=touch /tmp/pwned', 'main branch', 'main\nevil', '$(touch /tmp/pwned)', '`touch /tmp/pwned`',
+    'main;touch${IFS}/tmp/pwned', 'main|id', 'HEAD:VERSION', 'main~1', 'main@{1}', '/etc/passwd',
+    orphan, orphan.slice(0, 12), 'ffffffffffffffffffffffffffffffffffffffff', 'x'.repeat(300),
   ];
+  const names = ['../x', '-rf', 'a b', 'a\nb', '$(touch /tmp/pwned)', ';id', '..', `${live}/../x`, live.toUpperCase(), 'ffffffffffff'];
   interface Case { verb: string; args: string[]; what: string }
   const cases: Case[] = [
     ...refs.map((r) => ({ verb: 'release', args: [r], what: r })),
