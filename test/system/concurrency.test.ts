@@ -188,11 +188,23 @@ it('a release and a prune started together: the prune is refused while the relea
   const sha = await newCommit(true);
   const live = activeId();
   const t = Date.now();
-  const release = startKit(h, 'release', [sha], { manifest });
+  let release = startKit(h, 'release', [sha], { manifest });
   const together = await h.kit('prune', ['--keep', '1'], { manifest });
-  // Started together, either may take the lock first: the prune (fast) runs, or it is refused naming the release.
-  if (together.code !== 0) assertRefused(together, 'prune started with the release', { pid: await builderPid(sha), operation: `release ${sha}`, after: t });
-  await waitForStep(release, /^==> build: /m, 'the release');
+  // Started together, either may take the lock first.
+  if (await release.waitFor(/^==> build: /m, 60_000)) {
+    // The release won: the prune ran before it took the lock, or was refused naming it.
+    if (together.code !== 0) assertRefused(together, 'prune started with the release', { pid: await builderPid(sha), operation: `release ${sha}`, after: t });
+  } else {
+    // The prune won: the release gave up at once, naming the prune, and did nothing.
+    const lost = await release.done;
+    expectExit(together, 0, 'the prune that took the lock first');
+    assert.is(lost.code, 3, `the release exits 3:\n${lost.stdout}\n${lost.stderr}`);
+    const m = HOLDER.exec(lost.stderr);
+    assert.ok(m && m[3] === 'prune' && Date.parse(m[4]!) >= t - 2000, `the release names the prune and since when:\n${lost.stderr}`);
+    assert.not.ok(history().some((e) => e.commit === sha), 'the refused release left no trace');
+    release = startKit(h, 'release', [sha], { manifest });
+    await waitForStep(release, /^==> build: /m, 'the release, run again');
+  }
   const during = await h.kit('prune', ['--keep', '1'], { manifest });
   assertRefused(during, 'prune during the build', { pid: await builderPid(sha), operation: `release ${sha}`, after: t });
   assert.ok(fs.existsSync(inHost(h, `${APP_ROOT}/releases/${live}`)), 'the live release is still there');
