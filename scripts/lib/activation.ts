@@ -48,10 +48,16 @@ function units(ctx: Context): string[] {
 /** Switches to `id` and restarts; returns the gate's verdict. */
 async function cutTo(ctx: Context, id: string) {
   await ctx.log.step(`switch active to ${id}`, () => switchActive(ctx.ops, ctx.paths, id));
-  await ctx.log.step(`restart ${ctx.paths.unitName}`, async () => {
-    await resetFailed(ctx.ops, units(ctx));
-    await restart(ctx.ops, ctx.paths.unitName);
-  });
+  try {
+    await ctx.log.step(`restart ${ctx.paths.unitName}`, async () => {
+      await resetFailed(ctx.ops, units(ctx));
+      await restart(ctx.ops, ctx.paths.unitName);
+    });
+  } catch (e) {
+    // systemd refused the start (a socket that cannot bind, a unit that does not load): a failed
+    // gate like any other, so the caller switches back instead of leaving `active` on this release.
+    return { ok: false, detail: `the restart failed: ${(e as Error).message.split('\n').join(' ')}` };
+  }
   if (ctx.dryRun) {
     ctx.log.info(`    would wait for ${ctx.paths.unitName} to stay active and pass its health check (up to ${ctx.m.health.timeout} s)`);
     return { ok: true, detail: 'dry run' };

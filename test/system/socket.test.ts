@@ -1,4 +1,5 @@
 // system tier: socket activation end to end in a real systemd: native fd 3, the preload, zero failed requests under load during release and rollback.
+import net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { bootKitHost, expectExit, isRoot, type KitHost } from '../helpers/hostkit.ts';
@@ -203,6 +204,31 @@ it('a release that crashes at start under socket: true: preflight refuses it, ze
   assert.is(crash?.state, 'bad', `the crashing release is marked bad: ${JSON.stringify(crash)}`);
   assert.match(crash?.reason ?? '', /preflight/);
   assert.is.not(status.live, crashId);
+  assert.is((await getJson(`${url(NATIVE.port)}/`)).version, '1');
+});
+
+it('a restart that systemd refuses (the socket cannot bind) fails the cutover and switches active back', async () => {
+  const m = manifests[NATIVE.app];
+  const live = await liveLink(NATIVE.app);
+  await repos[NATIVE.app].commit({ VERSION: '4\n', BEHAVIOUR: null }, 'v4');
+  expectExit(await h.kit('release', ['main', '--no-activate'], { manifest: m }), 0, 'build v4');
+  const v4 = (await repos[NATIVE.app].head()).slice(0, 12);
+  expectExit(await h.host.exec(['systemctl', 'stop', `${NATIVE.app}.socket`, `${NATIVE.app}.service`]), 0, 'stop the socket');
+  // Someone else takes the port (the test host shares this machine's network), so the socket unit cannot bind.
+  const squatter = net.createServer();
+  await new Promise<void>((resolve, reject) => squatter.once('error', reject).listen(NATIVE.port, '127.0.0.1', resolve));
+  try {
+    const r = await h.kit('activate', [v4], { manifest: m });
+    expectExit(r, 1, 'activate while the port is taken');
+    assert.match(r.stderr, /the restart failed/);
+    assert.is(await liveLink(NATIVE.app), live, 'active points at the release that was live before');
+    const status = JSON.parse((await h.kit('status', ['--json'], { manifest: m })).stdout);
+    assert.is(status.releases.find((x: { id: string }) => x.id === v4)?.state, 'bad');
+  } finally {
+    await new Promise((resolve) => squatter.close(resolve));
+  }
+  const back = await h.kit('activate', [live.split('/').pop()!], { manifest: m });
+  expectExit(back, 0, 'activate the live release once the port is free');
   assert.is((await getJson(`${url(NATIVE.port)}/`)).version, '1');
 });
 
