@@ -11,12 +11,15 @@ import { liveRelease } from './switch.ts';
 /** What provision did (or, with --dry-run, would do): one line per change. */
 export type Changes = string[];
 
-/** Debian packages a runtime needs; a command already on PATH counts as present. */
+/**
+ * Debian packages a runtime needs; a command already on PATH counts as present. For Python that is
+ * python3 and its venv module (a venv brings its own pip), not a system-wide pip.
+ */
 export function packagesFor(runtime: 'node' | 'python'): { command: string; pkg: string }[] {
   const common = [{ command: 'git', pkg: 'git' }, { command: 'flock', pkg: 'util-linux' }];
   return runtime === 'node'
     ? [...common, { command: 'node', pkg: 'nodejs' }, { command: 'npm', pkg: 'npm' }]
-    : [...common, { command: 'python3', pkg: 'python3' }, { command: 'pip3', pkg: 'python3-pip' }, { command: 'pyvenv', pkg: 'python3-venv' }];
+    : [...common, { command: 'python3', pkg: 'python3' }, { command: 'pyvenv', pkg: 'python3-venv' }];
 }
 
 function onPath(command: string): boolean {
