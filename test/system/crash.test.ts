@@ -34,7 +34,7 @@ interface Lane {
   manifest: string;
   version: number;
 }
-let lanes: Lane[] = [];
+const lanes: Lane[] = [];
 
 interface Outcome {
   name: string;
