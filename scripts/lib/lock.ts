@@ -50,7 +50,7 @@ export function acquireLock(file: string, operation: string): Lock {
   }
   if (r.status !== 0) {
     fs.closeSync(fd);
-    throw lockedError(readHolder(file));
+    throw lockedError(readHolderSoon(file));
   }
   const holder: LockHolder = {
     pid: process.pid,
@@ -80,6 +80,16 @@ export function readHolder(file: string): LockHolder | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The holder writes its name just after it takes the flock: give it a moment before saying it is unnamed. */
+function readHolderSoon(file: string): LockHolder | undefined {
+  for (let i = 0; i < 10; i++) {
+    const h = readHolder(file);
+    if (h) return h;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+  }
+  return undefined;
 }
 
 /** The current holder, if the process named in the lock file is still the one that wrote it. */
