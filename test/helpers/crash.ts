@@ -3,10 +3,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
-import { stringify } from 'yaml';
-import { bootHost, type ExecResult } from '../host/host.ts';
-import { KIT, SRC, type KitHost } from './hostkit.ts';
-import { kitDir } from './kit.ts';
+import type { ExecResult } from '../host/host.ts';
+import { KIT, bootKitHost, type KitHost } from './hostkit.ts';
 
 const CONTAINER_ENV: Record<string, string> = {
   PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
@@ -218,30 +216,5 @@ export function inHost(k: KitHost, p: string): string {
  * repositories bound in (bootKitHost would make a fresh, empty repo dir).
  */
 export async function bootKitHostAgain(before: KitHost, stateDir: string): Promise<KitHost> {
-  const host = await bootHost({
-    binds: [
-      { host: kitDir, container: KIT, readOnly: true },
-      { host: before.srcDir, container: SRC, readOnly: true },
-    ],
-    stateDir,
-  });
-  const inside = (p: string) => path.join(host.root, p);
-  return {
-    ...before,
-    host,
-    kit: (verb, args = [], o = {}) =>
-      host.exec([`${KIT}/node_modules/.bin/tsx`, `${KIT}/scripts/${verb}.ts`, ...args, ...(o.manifest ? ['--manifest', o.manifest] : [])], {
-        cwd: KIT,
-        env: o.env,
-        timeoutMs: o.timeoutMs ?? 180_000,
-      }),
-    manifest(obj) {
-      const file = `/etc/cutover/${obj.app}.yaml`;
-      fs.mkdirSync(inside('/etc/cutover'), { recursive: true });
-      fs.writeFileSync(inside(file), stringify(obj));
-      return file;
-    },
-    read: (p) => fs.readFileSync(inside(p), 'utf8'),
-    stop: () => host.stop(),
-  };
+  return bootKitHost({ stateDir, srcDir: before.srcDir });
 }

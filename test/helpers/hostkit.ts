@@ -30,8 +30,12 @@ export function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
-export async function bootKitHost(opts: { stateDir?: string } = {}): Promise<KitHost> {
-  const srcDir = await tempDir('cutover-src');
+/**
+ * Boots a test host with the kit bound in. `srcDir` reuses the repos of an earlier host (a second
+ * boot over the same `stateDir` after a power cut); by default a fresh, empty repo dir is made.
+ */
+export async function bootKitHost(opts: { stateDir?: string; srcDir?: string } = {}): Promise<KitHost> {
+  const srcDir = opts.srcDir ?? (await tempDir('cutover-src'));
   const host = await bootHost({
     binds: [
       { host: kitDir, container: KIT, readOnly: true },
