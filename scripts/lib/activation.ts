@@ -109,6 +109,14 @@ export async function activateRelease(ctx: Context, id: string, via: Via, planne
   // The app's own lines and check output may hold its secrets (a failed start often prints its database URL).
   const journal = maskSecrets(await journalTail(ctx.paths.unitName, 20, since), ctx.paths.envFile);
   const detail = maskSecrets(gate.detail, ctx.paths.envFile);
+  if (previous === id) {
+    // A restart in place (the service was stopped, or its unit changed): there is nothing to switch
+    // back to, and the release itself served before, so it is not marked bad.
+    throw new OperationError(
+      `Restarting the live release ${id} failed its health gate: ${detail}.` + (journal ? `\nLast lines of the ${ctx.paths.unitName} journal:\n${journal}` : ''),
+      'If provision just changed the unit, the change is the likely cause: fix the manifest, provision again, then activate again.',
+    );
+  }
   const restored = await restorePrevious(ctx, previous);
   await record(ctx, { event: 'activation-failed', release: id, commit: rec.commit, previous: previous ?? null, via, duration_ms, reason: detail });
   throw new OperationError(

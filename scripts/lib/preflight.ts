@@ -73,8 +73,17 @@ export async function preflight(ctx: Context, id: string): Promise<void> {
   // The app's own lines and check output may hold its secrets (a failed start often prints its database URL).
   const journal = maskSecrets(await journalTail(`${unit}.service`, 20, since), ctx.paths.envFile);
   const detail = maskSecrets(gate.detail, ctx.paths.envFile);
+  const live = liveRelease(ctx.paths);
+  if (live === id) {
+    // The live release itself, about to restart in place (its unit changed, or it was stopped): the
+    // release served before, so the unit or the host is the likely cause; it is not marked bad.
+    throw new OperationError(
+      `The live release ${id} failed preflight under the current unit: ${detail}. It was not restarted.` + (journal ? `\nLast lines of its journal:\n${journal}` : ''),
+      'If provision just changed the unit, the change is the likely cause: fix the manifest, provision again, then activate again.',
+    );
+  }
   const rec = history(ctx).records.get(id);
-  await record(ctx, { event: 'activation-failed', release: id, commit: rec?.commit, previous: liveRelease(ctx.paths) ?? null, reason: `preflight: ${detail}` });
+  await record(ctx, { event: 'activation-failed', release: id, commit: rec?.commit, previous: live ?? null, reason: `preflight: ${detail}` });
   throw new OperationError(
     `Release ${id} failed preflight and never went live: ${detail}.` + (journal ? `\nLast lines of its journal:\n${journal}` : ''),
     `The live release was not touched. ${id} is marked bad and kept for inspection; fix the app and release again.`,

@@ -337,6 +337,25 @@ if (systemTierAvailable(import.meta.url)) {
     const again = await kit('activate', [live]);
     assert.match(again.stdout, 'already live; nothing to do');
   });
+  test('a broken unit change is caught by preflight: the live process keeps serving and the release is not blamed', async () => {
+    const live = activeInside(k, ROOT)!.split('/').pop()!;
+    const before = await mainPid();
+    await new Promise((r) => setTimeout(r, 1100));
+    manifest = writeManifest({ keep: 1, env: { UNIT_GENERATION: 'two' }, start: 'node no-such-server.js' });
+    expectExit(await kit('provision'), 0, 'provision a unit whose start command fails');
+    const a = await kit('activate', [live]);
+    expectExit(a, 1, 'activate the live release under the broken unit');
+    assert.match(a.stderr, `The live release ${live} failed preflight under the current unit`);
+    assert.match(a.stderr, 'fix the manifest, provision again');
+    assert.is(await mainPid(), before, 'the running process was not restarted');
+    assert.is((await app()).release, live, 'and it still serves');
+    assert.is(byId(await statusJson(k, manifest), live).state, 'ready', 'the release is not blamed for the unit');
+    await new Promise((r) => setTimeout(r, 1100));
+    manifest = writeManifest({ keep: 1, env: { UNIT_GENERATION: 'two' } });
+    expectExit(await kit('provision'), 0, 'provision the fixed unit');
+    expectExit(await kit('activate', [live]), 0, 'activate under the fixed unit');
+    assert.is((await app()).release, live);
+  });
 }
 
 test.run();
