@@ -3,17 +3,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
-import type { ExecResult } from '../host/host.ts';
-import { KIT, bootKitHost, type KitHost } from './hostkit.ts';
+import { CONTAINER_ENV, type ExecResult } from '../host/host.ts';
+import { KIT, bootKitHost, kitArgv, type KitHost } from './hostkit.ts';
 
-const CONTAINER_ENV: Record<string, string> = {
-  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-  HOME: '/root',
-  USER: 'root',
-  LOGNAME: 'root',
-  LANG: 'C.UTF-8',
-  TERM: 'dumb',
-};
 
 export interface RunningKit {
   /** The process group (host pid of the nsenter that leads it): the kit and everything it started. */
@@ -48,7 +40,7 @@ export function startKit(
   const env = Object.entries({ ...CONTAINER_ENV, ...opts.env }).map(([key, v]) => `${key}=${v}`);
   const argv = [
     'nsenter', '-t', String(k.host.pid), '-a', '--', 'env', '-i', '-C', KIT, ...env,
-    `${KIT}/node_modules/.bin/tsx`, `${KIT}/scripts/${verb}.ts`, ...args, ...(opts.manifest ? ['--manifest', opts.manifest] : []),
+    ...kitArgv(verb, args, opts.manifest),
   ];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let stdout = '';

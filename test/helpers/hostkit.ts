@@ -26,6 +26,11 @@ export interface KitHost {
   stop(): Promise<void>;
 }
 
+/** The argv that runs a kit verb inside the host, as an operator would on a server. */
+export function kitArgv(verb: string, args: string[], manifest?: string): string[] {
+  return [`${KIT}/node_modules/.bin/tsx`, `${KIT}/scripts/${verb}.ts`, ...args, ...(manifest ? ['--manifest', manifest] : [])];
+}
+
 export function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
@@ -48,7 +53,7 @@ export async function bootKitHost(opts: { stateDir?: string; srcDir?: string } =
     host,
     srcDir,
     kit: (verb, args = [], o = {}) =>
-      host.exec([`${KIT}/node_modules/.bin/tsx`, `${KIT}/scripts/${verb}.ts`, ...args, ...(o.manifest ? ['--manifest', o.manifest] : [])], {
+      host.exec(kitArgv(verb, args, o.manifest), {
         cwd: KIT,
         env: o.env,
         timeoutMs: o.timeoutMs ?? 180_000,

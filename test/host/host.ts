@@ -14,7 +14,8 @@ export const CACHE_DIR = process.env.CUTOVER_TEST_HOST_CACHE ?? '/var/cache/cuto
 const CGROUP_ROOTS = ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/unified'];
 const PROPAGATE_DIR = '/run/systemd/nspawn/propagate';
 const NAME_PREFIX = 'cutover-host-';
-const CONTAINER_ENV: Record<string, string> = {
+/** The clean root environment every command inside the host starts with. */
+export const CONTAINER_ENV: Record<string, string> = {
   PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
   HOME: '/root',
   USER: 'root',
