@@ -16,6 +16,7 @@ SUITE=bookworm
 
 PACKAGES=(
   nodejs npm git cron python3 gunicorn curl ca-certificates procps
+  python3-venv python3-flask python3-django
   util-linux passwd adduser tar gzip xz-utils zstd iproute2 psmisc less
   systemd-sysv libpam-systemd
 )
