@@ -3,14 +3,18 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { makeFixture, snapshot, type Fixture } from '../helpers/kit.ts';
+import { spawnSync } from 'node:child_process';
+import { makeFixture, snapshot, TEST_USER, type Fixture } from '../helpers/kit.ts';
+import { requiring, rootMissing } from '../helpers/prereq.ts';
 import { cleanupTempDirs, exampleAppDir } from '../helpers/gitrepo.ts';
 
+const withRoot = requiring(rootMissing('building as another user and sealing'));
 let f: Fixture;
 let v1: string;
 
 test.before(async () => {
-  f = await makeFixture();
+  // The build records the uid and gid it ran as, and the install the uid it ran as: what "ran as the app user" is checked against.
+  f = await makeFixture({ install: 'npm ci --no-audit --no-fund && id -u > .install-uid', build: 'npm run build && id -u > .build-uid && id -g > .build-gid' });
   v1 = await f.repo.head();
 });
 test.after(cleanupTempDirs);
@@ -36,10 +40,15 @@ test('release builds the commit in its own directory and makes it live', async (
   assert.is(st.releases[0].commit, v1);
 });
 
-test('the build ran as the unprivileged user, and the ready release is sealed', () => {
+withRoot('the install and the build ran as the unprivileged user, and the ready release is sealed', () => {
   const id = v1.slice(0, 12);
   const dir = path.join(f.root, 'releases', id);
-  if (process.getuid?.() !== 0) return;
+  const user = spawnSync('id', ['-u', TEST_USER], { encoding: 'utf8' }).stdout.trim();
+  const group = spawnSync('id', ['-g', TEST_USER], { encoding: 'utf8' }).stdout.trim();
+  assert.match(user, /^[1-9]\d*$/, `${TEST_USER} has a uid that is not root's`);
+  assert.is(fs.readFileSync(path.join(dir, '.install-uid'), 'utf8').trim(), user, `the install ran as ${TEST_USER}`);
+  assert.is(fs.readFileSync(path.join(dir, '.build-uid'), 'utf8').trim(), user, `the build ran as ${TEST_USER}`);
+  assert.is(fs.readFileSync(path.join(dir, '.build-gid'), 'utf8').trim(), group, `the build ran with ${TEST_USER}'s group`);
   const st = fs.statSync(path.join(dir, 'dist', 'version.json'));
   assert.is(st.uid, 0, 'sealed: owned by root');
   assert.is(st.mode & 0o022, 0, 'sealed: not writable by group or others');
@@ -48,13 +57,13 @@ test('the build ran as the unprivileged user, and the ready release is sealed', 
 });
 
 test('re-releasing a commit that has a ready release reuses it without rebuilding', async () => {
-  const before = f.history().length;
+  const before = f.history();
   const r = await f.run('release', [v1.slice(0, 7)]);
   assert.is(r.code, 0, r.out);
   assert.match(r.stdout, /already built and ready: reusing it/);
   assert.match(r.stdout, /already live; nothing to do/);
   assert.is(f.history().filter((e) => e.event === 'build-started').length, 1);
-  assert.ok(f.history().length >= before);
+  assert.equal(f.history(), before, '"nothing to do" writes nothing to the history');
 });
 
 test('--rebuild --no-activate builds afresh under a new id and leaves the live release alone', async () => {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { makeFixture, type Fixture } from '../helpers/kit.ts';
 import { cleanupTempDirs } from '../helpers/gitrepo.ts';
+import { requiring, rootMissing } from '../helpers/prereq.ts';
 
 let f: Fixture;
 const rel = (sha: string, ...p: string[]) => path.join(f.root, 'releases', sha.slice(0, 12), ...p);
@@ -58,8 +59,7 @@ test('a changed lockfile installs afresh; --rebuild always installs', async () =
   assert.match(r.stdout, /==> install: npm ci/);
 });
 
-test('identical files of sealed releases share one inode; differing ones do not', async () => {
-  if (process.getuid?.() !== 0) return console.log('  (skipped: sealing needs root)');
+requiring(rootMissing('sealing'))('identical files of sealed releases share one inode; differing ones do not', async () => {
   const before = await f.repo.head();
   const after = await f.repo.commit({ VERSION: '4\n' }, 'v4');
   const r = await f.run('release', ['main']);

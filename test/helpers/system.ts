@@ -5,13 +5,6 @@ import path from 'node:path';
 import type { ExecResult } from '../host/host.ts';
 import { expectExit, type KitHost } from './hostkit.ts';
 
-/** True when the system tier can run; otherwise prints the loud SKIP line the runner shows. */
-export function systemTierAvailable(file: string): boolean {
-  if (process.getuid?.() === 0) return true;
-  console.log(`SKIP: system tier needs root (${path.basename(file)})`);
-  return false;
-}
-
 /** stdout and stderr of a command, together. */
 export const out = (r: ExecResult): string => `${r.stdout}\n${r.stderr}`;
 

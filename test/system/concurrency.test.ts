@@ -2,17 +2,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
-import { bootKitHost, expectExit, isRoot, type KitHost } from '../helpers/hostkit.ts';
+import { bootKitHost, expectExit, type KitHost } from '../helpers/hostkit.ts';
 import { httpGet } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { inHost, startKit, tail, type RunningKit } from '../helpers/crash.ts';
 import type { ExecResult } from '../host/host.ts';
+import { systemTier } from '../helpers/prereq.ts';
 
-const ROOT = isRoot();
-if (!ROOT) {
-  console.warn('\n  !!! SKIPPING test/system/concurrency.test.ts: the system tier needs root (it boots a systemd-nspawn test host) !!!\n');
-}
-const it = ROOT ? test : test.skip;
+const { it, ready: ROOT } = systemTier(import.meta.url);
 
 // Ports 3700-3799 belong to the reliability tests; this file uses 3703.
 const APP = 'concapp';

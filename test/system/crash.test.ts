@@ -10,16 +10,13 @@ import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { bootKitHost, expectExit, isRoot, type KitHost } from '../helpers/hostkit.ts';
+import { bootKitHost, expectExit, type KitHost } from '../helpers/hostkit.ts';
 import { httpGet } from '../helpers/apps.ts';
 import { cleanupTempDirs, tempDir, type AppRepo } from '../helpers/gitrepo.ts';
 import { bootKitHostAgain, inHost, runAndKill, startKit, tail, type KillPoint, type KillResult } from '../helpers/crash.ts';
+import { systemTier } from '../helpers/prereq.ts';
 
-const ROOT = isRoot();
-if (!ROOT) {
-  console.warn('\n  !!! SKIPPING test/system/crash.test.ts: the system tier needs root (it boots a systemd-nspawn test host) !!!\n');
-}
-const it = ROOT ? test : test.skip;
+const { it, ready: ROOT } = systemTier(import.meta.url);
 
 // Ports 3700-3799 belong to the reliability tests; this file uses 3701 and 3702.
 const t0 = Date.now();

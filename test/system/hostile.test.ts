@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { bootKitHost, expectExit, isRoot, KIT, type KitHost } from '../helpers/hostkit.ts';
+import { bootKitHost, expectExit, KIT, type KitHost } from '../helpers/hostkit.ts';
 import { kitDir } from '../helpers/kit.ts';
 import { httpGet } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
@@ -13,12 +13,9 @@ import { inHost, tail } from '../helpers/crash.ts';
 import { assertRefSyntax } from '../../scripts/lib/git.ts';
 import { assertReleaseId } from '../../scripts/lib/paths.ts';
 import type { ExecResult } from '../host/host.ts';
+import { systemTier } from '../helpers/prereq.ts';
 
-const ROOT = isRoot();
-if (!ROOT) {
-  console.warn('\n  !!! SKIPPING test/system/hostile.test.ts: the system tier needs root (it boots a systemd-nspawn test host) !!!\n');
-}
-const it = ROOT ? test : test.skip;
+const { it, ready: ROOT } = systemTier(import.meta.url);
 
 // Ports 3700-3799 belong to the reliability tests; this file uses 3704 and 3705.
 const APP = 'hostapp';

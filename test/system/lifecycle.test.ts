@@ -18,9 +18,9 @@ import {
   releaseIdOf,
   releasesOnDisk,
   statusJson,
-  systemTierAvailable,
   unitProps,
 } from '../helpers/system.ts';
+import { systemTier } from '../helpers/prereq.ts';
 
 const APP = 'life';
 const ROOT = `/usr/local/src/${APP}`;
@@ -78,8 +78,10 @@ const app = () => getJson<{ version: string; release: string; pid: number; greet
 const mainPid = async () => Number((await unitProps(k, SERVICE, ['MainPID'])).MainPID);
 const byId = (status: any, rid: string) => status.releases.find((r: any) => r.id === rid);
 
-if (systemTierAvailable(import.meta.url)) {
+const { it, ready } = systemTier(import.meta.url);
+{
   test.before(async () => {
+    if (!ready) return;
     k = await bootKitHost();
     ({ repo, url } = await k.repo('life'));
     manifest = writeManifest();
@@ -90,7 +92,7 @@ if (systemTierAvailable(import.meta.url)) {
     await cleanupTempDirs();
   });
 
-  test('release v1: the service answers from releases/<id>, with the env file reaching the app', async () => {
+  it('release v1: the service answers from releases/<id>, with the env file reaching the app', async () => {
     expectExit(await kit('provision'), 0, 'provision');
     const envFile = hostPath(k, `${ROOT}/shared/.env`);
     // The env file may set PORT too: the service and its preflight must still use the manifest's port.
@@ -117,7 +119,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.is(status.service, 'active');
   });
 
-  test('release v2: answers v2 from a new process', async () => {
+  it('release v2: answers v2 from a new process', async () => {
     const before = await app();
     await release('v2', { VERSION: '2\n' });
     const body = await app();
@@ -126,7 +128,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.is(activeInside(k, ROOT), id.v2);
   });
 
-  test('a release that crashes at start is refused by preflight: exit 1, never live, journal printed', async () => {
+  it('a release that crashes at start is refused by preflight: exit 1, never live, journal printed', async () => {
     const before = await app();
     const r = await release('crash', { VERSION: '3\n', BEHAVIOUR: 'crash\n' }, 1);
     assert.match(r.stderr, `Release ${id.crash} failed preflight and never went live`);
@@ -143,7 +145,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.is(byId(await statusJson(k, manifest), id.crash).state, 'bad');
   });
 
-  test('health check fails with preflight off: switched, gate fails, switched back, exit 1, marked bad', async () => {
+  it('health check fails with preflight off: switched, gate fails, switched back, exit 1, marked bad', async () => {
     writeManifest({ preflight: false, health: { path: '/health', timeout: 4 } });
     try {
       const before = await app();
@@ -172,7 +174,7 @@ if (systemTierAvailable(import.meta.url)) {
     }
   });
 
-  test('rollback: the previous good release answers, the one left is marked bad', async () => {
+  it('rollback: the previous good release answers, the one left is marked bad', async () => {
     await release('v5', { VERSION: '5\n', BEHAVIOUR: null });
     assert.is((await app()).release, id.v5);
     const r = await kit('rollback');
@@ -189,7 +191,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.equal([last.release, last.via, last.previous], [id.v2, 'rollback', id.v5]);
   });
 
-  test('rollback --to: goes to the named release; a bad one is refused', async () => {
+  it('rollback --to: goes to the named release; a bad one is refused', async () => {
     const refused = await kit('rollback', ['--to', id.v5]);
     expectExit(refused, 1, 'rollback --to a bad release');
     assert.match(refused.stderr, `Release ${id.v5} cannot be activated: it was marked bad`);
@@ -203,7 +205,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.is(byId(status, id.v2).state, 'bad');
   });
 
-  test('prune from the real cron line: keeps the live release, the rollback target and the newest bad one', async () => {
+  it('prune from the real cron line: keeps the live release, the rollback target and the newest bad one', async () => {
     await release('v6', { VERSION: '6\n' });
     await release('v7', { VERSION: '7\n' });
     let status = await statusJson(k, manifest);
@@ -246,7 +248,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.is((await app()).release, id.v7, 'the live release still answers');
   });
 
-  test('activate while the service is stopped starts it again', async () => {
+  it('activate while the service is stopped starts it again', async () => {
     await inside(k, `systemctl stop ${SERVICE}`);
     await httpGet(loopback(PORT)).then(
       () => assert.unreachable('the stopped service answered'),
@@ -259,7 +261,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.equal([(await app()).release, (await unitProps(k, SERVICE, ['ActiveState'])).ActiveState], [id.v7, 'active']);
   });
 
-  test('StartLimitBurst: right after plain restarts hit the limit, 6 activations in a row all succeed', async () => {
+  it('StartLimitBurst: right after plain restarts hit the limit, 6 activations in a row all succeed', async () => {
     // The control: systemd refuses the 6th start within 10 s (StartLimitBurst=5, StartLimitIntervalSec=10s).
     const codes = await inside(k, `systemctl reset-failed ${SERVICE}; for i in 1 2 3 4 5 6; do systemctl restart ${SERVICE}; printf '%s ' $?; done`);
     assert.equal(codes.split(' '), ['0', '0', '0', '0', '0', '1'], `systemctl restart exit codes: ${codes}`);
@@ -284,7 +286,7 @@ if (systemTierAvailable(import.meta.url)) {
     }
   });
 
-  test('status --json reflects it all, and the secret never appears in output, history or status', async () => {
+  it('status --json reflects it all, and the secret never appears in output, history or status', async () => {
     const r = await kit('status', ['--json']);
     expectExit(r, 0, 'status --json');
     const s = JSON.parse(r.stdout);
@@ -318,7 +320,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.is((await app()).greeting, SECRET, 'while the app still has it');
   });
 
-  test('a unit change from provision reaches the live service through activate <live>', async () => {
+  it('a unit change from provision reaches the live service through activate <live>', async () => {
     const live = activeInside(k, ROOT)!.split('/').pop()!;
     const before = await mainPid();
     const environ = async (pid: number) => inside(k, `tr '\\0' '\\n' < /proc/${pid}/environ`);
@@ -337,7 +339,7 @@ if (systemTierAvailable(import.meta.url)) {
     const again = await kit('activate', [live]);
     assert.match(again.stdout, 'already live; nothing to do');
   });
-  test('a broken unit change is caught by preflight: the live process keeps serving and the release is not blamed', async () => {
+  it('a broken unit change is caught by preflight: the live process keeps serving and the release is not blamed', async () => {
     const live = activeInside(k, ROOT)!.split('/').pop()!;
     const before = await mainPid();
     await new Promise((r) => setTimeout(r, 1100));

@@ -3,8 +3,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { bootKitHost, expectExit, KIT, type KitHost } from '../helpers/hostkit.ts';
 import { cleanupTempDirs } from '../helpers/gitrepo.ts';
-import { hostPath, inside, out, snapshotDiff, snapshotInside, statInside, systemTierAvailable, unitProps } from '../helpers/system.ts';
+import { hostPath, inside, out, snapshotDiff, snapshotInside, statInside, unitProps } from '../helpers/system.ts';
 import fs from 'node:fs';
+import { systemTier } from '../helpers/prereq.ts';
 
 const APP = 'prov';
 const ROOT = `/usr/local/src/${APP}`;
@@ -52,8 +53,10 @@ async function verifyUnits(files: string[]): Promise<void> {
 
 const listening = async (port: number) => (await inside(k, `ss -ltnpH 'sport = :${port}'`)).trim();
 
-if (systemTierAvailable(import.meta.url)) {
+const { it, ready } = systemTier(import.meta.url);
+{
   test.before(async () => {
+    if (!ready) return;
     k = await bootKitHost();
     url = (await k.repo('prov')).url;
     manifest = k.manifest(base());
@@ -64,7 +67,7 @@ if (systemTierAvailable(import.meta.url)) {
     await cleanupTempDirs();
   });
 
-  test('provision from scratch: system user, layout with owners and modes, units enabled and valid, cron entry', async () => {
+  it('provision from scratch: system user, layout with owners and modes, units enabled and valid, cron entry', async () => {
     assert.is.not((await k.host.exec(['id', '-u', APP])).code, 0, 'the user must not exist before provision');
     const t0 = Date.now();
     const r = await k.kit('provision', [], { manifest });
@@ -146,7 +149,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.not.match(cronLog, `cutover-${APP}`, `cron complained about the cutover entry:\n${cronLog}`);
   });
 
-  test('provision again: "Nothing to change", and no file, owner, mode or mtime changes', async () => {
+  it('provision again: "Nothing to change", and no file, owner, mode or mtime changes', async () => {
     const before = snapshot();
     const t0 = Date.now();
     const r = await k.kit('provision', [], { manifest });
@@ -157,7 +160,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.equal(snapshotDiff(before, snapshot()), []);
   });
 
-  test('provision --dry-run on a changed manifest prints the diffs and changes nothing', async () => {
+  it('provision --dry-run on a changed manifest prints the diffs and changes nothing', async () => {
     const before = snapshot();
     const serviceBefore = k.read(SERVICE_FILE);
     k.manifest(base({ port: 3403, env: { NODE_ENV: 'staging' }, prune: { schedule: '5 4 * * *' }, shared: ['.env', 'uploads/', 'storage/sessions/', 'extra/'] }));
@@ -187,7 +190,7 @@ if (systemTierAvailable(import.meta.url)) {
     }
   });
 
-  test('socket false → true → false: the socket unit is added, enabled and valid, then stopped and removed', async () => {
+  it('socket false → true → false: the socket unit is added, enabled and valid, then stopped and removed', async () => {
     k.manifest(base({ socket: true }));
     let r = await k.kit('provision', [], { manifest });
     expectExit(r, 0, 'provision socket: true');
@@ -223,7 +226,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.match(r.stdout, 'Nothing to change');
   });
 
-  test('systemd-analyze security: the default unit exposure is at most 1.5', async () => {
+  it('systemd-analyze security: the default unit exposure is at most 1.5', async () => {
     const r = await k.host.exec(['systemd-analyze', 'security', '--no-pager', `${APP}.service`]);
     expectExit(r, 0, 'systemd-analyze security');
     const m = /Overall exposure level for prov\.service: (\d+\.\d+) (\S+)/.exec(r.stdout);
@@ -233,7 +236,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.ok(score <= 1.5, `exposure ${score} is above 1.5`);
   });
 
-  test('a bad manifest: exit 2, every problem listed, nothing on the host changes', async () => {
+  it('a bad manifest: exit 2, every problem listed, nothing on the host changes', async () => {
     const before = snapshot();
     const cron = snapshotInside(k, ['/etc/cron.d', '/etc/systemd/system']);
     const file = '/etc/cutover/bad.yaml';
@@ -256,7 +259,7 @@ if (systemTierAvailable(import.meta.url)) {
     fs.rmSync(hostPath(k, file));
   });
 
-  test('bootstrap.sh with node already there: says so, touches no network, provisions', async () => {
+  it('bootstrap.sh with node already there: says so, touches no network, provisions', async () => {
     const bootManifest = k.manifest({ app: 'boot', repo: url, port: BOOT_PORT, start: 'node server.js', health: { path: '/health', timeout: 10 } });
     // A network namespace with only a down loopback: any attempt to reach a mirror or a registry fails,
     // and bootstrap (set -e) would fail with it.

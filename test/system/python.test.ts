@@ -5,7 +5,8 @@ import type { ExecResult } from '../host/host.ts';
 import { getJson, runLoad } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { bootKitHost, expectExit, type KitHost } from '../helpers/hostkit.ts';
-import { activeInside, historyInside, inside, loopback, out, releaseIdOf, statusJson, systemTierAvailable, unitProps } from '../helpers/system.ts';
+import { activeInside, historyInside, inside, loopback, out, releaseIdOf, statusJson, unitProps } from '../helpers/system.ts';
+import { systemTier } from '../helpers/prereq.ts';
 
 const APP = 'pyapp';
 const ROOT = `/usr/local/src/${APP}`;
@@ -74,8 +75,10 @@ async function assertServes(version: string, rid: string): Promise<{ main: numbe
   return { main, workers };
 }
 
-if (systemTierAvailable(import.meta.url)) {
+const { it, ready } = systemTier(import.meta.url);
+{
   test.before(async () => {
+    if (!ready) return;
     k = await bootKitHost();
     ({ repo, url } = await k.repo('pyapp', 'python'));
     manifest = writeManifest();
@@ -86,7 +89,7 @@ if (systemTierAvailable(import.meta.url)) {
     await cleanupTempDirs();
   });
 
-  test('provision for runtime python, release v1: gunicorn serves it from releases/<id>', async () => {
+  it('provision for runtime python, release v1: gunicorn serves it from releases/<id>', async () => {
     const t0 = Date.now();
     const p = await kit('provision');
     expectExit(p, 0, 'provision');
@@ -101,14 +104,14 @@ if (systemTierAvailable(import.meta.url)) {
     await assertServes('1', id.v1);
   });
 
-  test('release v2: answers v2 from a new gunicorn', async () => {
+  it('release v2: answers v2 from a new gunicorn', async () => {
     const before = await gunicornMain();
     await release('v2', { VERSION: '2\n' });
     const { main } = await assertServes('2', id.v2);
     assert.is.not(main, before);
   });
 
-  test('a release that crashes at start is refused by preflight and never goes live', async () => {
+  it('a release that crashes at start is refused by preflight and never goes live', async () => {
     const before = await assertServes('2', id.v2);
     const r = await release('crash', { VERSION: '3\n', BEHAVIOUR: 'crash\n' }, 1);
     assert.match(r.stderr, `Release ${id.crash} failed preflight and never went live`);
@@ -119,7 +122,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.is((await statusJson(k, manifest)).releases.find((x: any) => x.id === id.crash).state, 'bad');
   });
 
-  test('socket: true: gunicorn takes fd 3 from the socket unit; a cutover under load refuses nothing', async () => {
+  it('socket: true: gunicorn takes fd 3 from the socket unit; a cutover under load refuses nothing', async () => {
     writeManifest({ socket: true });
     const p = await kit('provision');
     expectExit(p, 0, 'provision socket: true');
@@ -151,7 +154,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.is(result.failed, 0, `failed requests: ${JSON.stringify(result.errors)}`);
   });
 
-  test('socket: true: a crash at start is refused by preflight, the socket and the live release untouched', async () => {
+  it('socket: true: a crash at start is refused by preflight, the socket and the live release untouched', async () => {
     const before = await assertServes('5', id.v5);
     const r = await release('crash2', { VERSION: '6\n', BEHAVIOUR: 'crash\n' }, 1);
     assert.match(r.stderr, `Release ${id.crash2} failed preflight and never went live`);
@@ -163,7 +166,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.is(await inside(k, `systemctl list-units --all --no-legend 'cutover-preflight-*'`), '', 'no preflight unit or socket left');
   });
 
-  test('socket true → false while live: the app keeps serving on its inherited socket, the next release binds the port', async () => {
+  it('socket true → false while live: the app keeps serving on its inherited socket, the next release binds the port', async () => {
     const before = await assertServes('5', id.v5);
     writeManifest({ socket: false });
     const p = await kit('provision');

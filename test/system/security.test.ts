@@ -4,16 +4,13 @@ import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { bootKitHost, expectExit, isRoot, KIT, type KitHost } from '../helpers/hostkit.ts';
+import { bootKitHost, expectExit, KIT, type KitHost } from '../helpers/hostkit.ts';
 import { getJson } from '../helpers/apps.ts';
 import { cleanupTempDirs, exampleAppDir, type AppRepo } from '../helpers/gitrepo.ts';
 import type { ExecResult } from '../host/host.ts';
+import { systemTier } from '../helpers/prereq.ts';
 
-const ROOT = isRoot();
-if (!ROOT) {
-  console.warn('\n  !!! SKIPPING test/system/security.test.ts: the system tier needs root (it boots a systemd-nspawn test host) !!!\n');
-}
-const it = ROOT ? test : test.skip;
+const { it, ready: ROOT } = systemTier(import.meta.url);
 
 // Ports 3500-3599 belong to this file and socket.test.ts; this file uses 3510-3511.
 const NODE = { app: 'secnode', user: 'secnode-run', port: 3510, root: '/usr/local/src/secnode' };

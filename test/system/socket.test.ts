@@ -2,16 +2,13 @@
 import net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { bootKitHost, expectExit, isRoot, type KitHost } from '../helpers/hostkit.ts';
+import { bootKitHost, expectExit, type KitHost } from '../helpers/hostkit.ts';
 import { getJson } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { describeLoad, loadDuring, versionSequence } from '../helpers/load.ts';
+import { systemTier } from '../helpers/prereq.ts';
 
-const ROOT = isRoot();
-if (!ROOT) {
-  console.warn('\n  !!! SKIPPING test/system/socket.test.ts: the system tier needs root (it boots a systemd-nspawn test host) !!!\n');
-}
-const it = ROOT ? test : test.skip;
+const { it, ready: ROOT } = systemTier(import.meta.url);
 
 // Ports 3500-3599 belong to this file and security.test.ts; this file uses 3501-3503.
 const NATIVE = { app: 'socknative', port: 3501 }; // socket: true, the app takes fd 3

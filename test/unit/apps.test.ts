@@ -7,6 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { freePort, getJson, httpGet, runLoad, waitForHttp } from '../helpers/apps.ts';
 import { cleanupTempDirs, exampleAppDir, makeAppRepo, tempDir, type ExampleApp } from '../helpers/gitrepo.ts';
+import { commandMissing, requiring } from '../helpers/prereq.ts';
 
 interface Running {
   child: ChildProcess;
@@ -16,7 +17,7 @@ interface Running {
 }
 
 const running = new Set<ChildProcess>();
-const hasGunicorn = spawnSync('gunicorn', ['--version'], { stdio: 'ignore' }).status === 0;
+const withGunicorn = requiring(commandMissing('gunicorn', ['--version'], 'apt-get install gunicorn'));
 
 function spawnApp(cmd: string, args: string[], opts: { cwd: string; port: number; env?: Record<string, string>; fd3?: number }): Running {
   const { LISTEN_FDS: _fds, LISTEN_PID: _pid, ...inherited } = process.env;
@@ -216,11 +217,7 @@ test('python3 app.py: BEHAVIOUR crash, unhealthy, and socket activation on fd 3'
   await stop(app);
 });
 
-test('gunicorn app:application: endpoints, fd 3, crash, graceful SIGTERM', async () => {
-  if (!hasGunicorn) {
-    console.warn('\n  !!! SKIPPED: gunicorn is not installed here (apt-get install gunicorn); the python app was tested under python3 only !!!\n');
-    return;
-  }
+withGunicorn('gunicorn app:application: endpoints, fd 3, crash, graceful SIGTERM', async () => {
   const app = await startApp('gunicorn', await appCopy('python'));
   assert.is((await waitForHttp(`${app.url}/health`, 8000)).body, 'ok\n');
   assert.is((await getJson(`${app.url}/`)).release, 'python-release');

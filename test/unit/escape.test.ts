@@ -1,6 +1,6 @@
 // Tests scripts/lib/escape.ts: round trips through systemd's quoting rules, checked against the real systemd 252 parser.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -21,6 +21,7 @@ import {
   systemdUnquote,
 } from '../../scripts/lib/escape.ts';
 import { CutoverError, ExitCode } from '../../scripts/lib/errors.ts';
+import { fileMissing, requiring } from '../helpers/prereq.ts';
 
 /** Values an operator (or an attacker) could put in a manifest; none contains a control character. */
 const HOSTILE = [
@@ -197,11 +198,9 @@ function verify(file: string): void {
   assert.is(r.stderr.trim(), '', 'no warnings');
 }
 
-const haveSystemd = existsSync(SYSTEMD);
-if (!haveSystemd) console.warn(`\n!!! ${SYSTEMD} is missing: the real-systemd checks of escaping are SKIPPED\n`);
+const withSystemd = requiring(fileMissing(SYSTEMD, `${SYSTEMD} (the real systemd, to parse units)`));
 
-test('real systemd: every hostile value survives ExecStart= and Environment= exactly', () => {
-  if (!haveSystemd) return;
+withSystemd('real systemd: every hostile value survives ExecStart= and Environment= exactly', () => {
   const values = HOSTILE.filter((v) => v.length < 1000);
   const unit = [
     '[Unit]',
@@ -225,8 +224,7 @@ test('real systemd: every hostile value survives ExecStart= and Environment= exa
   values.forEach((v, i) => assert.is(env.get(`V${i}`), v, JSON.stringify(v)));
 });
 
-test('real systemd agrees with systemdUnquote on hand-written quoting', () => {
-  if (!haveSystemd) return;
+withSystemd('real systemd agrees with systemdUnquote on hand-written quoting', () => {
   const lines = [
     `a "b c" 'd e' f\\x41 "\\x41\\"" '\\'' "x"'y'z`,
     `"%%" 100%% "$$HOME" '$$\${X}'`,

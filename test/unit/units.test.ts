@@ -23,6 +23,7 @@ import {
   serviceArgv,
   serviceEnvironment,
 } from '../../scripts/lib/units.ts';
+import { commandMissing, fileMissing, requiring } from '../helpers/prereq.ts';
 
 const KIT = '/opt/cutover';
 
@@ -353,9 +354,8 @@ test('start: `exec` in front of one simple command, after its assignments; anyth
 // ---- the real systemd ----
 
 const SYSTEMD = '/lib/systemd/systemd';
-const haveAnalyze = spawnSync('systemd-analyze', ['--version']).status === 0;
-const haveSystemd = existsSync(SYSTEMD);
-if (!haveAnalyze || !haveSystemd) console.warn('\n!!! systemd-analyze or systemd is missing: the real-systemd checks of units are SKIPPED\n');
+const withAnalyze = requiring(commandMissing('systemd-analyze'));
+const withSystemd = requiring(fileMissing(SYSTEMD, `${SYSTEMD} (the real systemd, to parse units)`));
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'cutover-units-'));
 chmodSync(dir, 0o755);
@@ -384,8 +384,7 @@ function write(m: Manifest): { service: string; socket?: string } {
   return { service: path.join(unitDir, `${m.app}.service`), socket: m.socket ? path.join(unitDir, `${m.app}.socket`) : undefined };
 }
 
-test('every rendered unit passes the real `systemd-analyze verify`, without a warning', () => {
-  if (!haveAnalyze) return;
+withAnalyze('every rendered unit passes the real `systemd-analyze verify`, without a warning', () => {
   for (const [name, m] of Object.entries(VARIANTS)) {
     const { service, socket } = write(m);
     const r = spawnSync('systemd-analyze', ['verify', '--man=no', service, ...(socket ? [socket] : [])], {
@@ -397,8 +396,7 @@ test('every rendered unit passes the real `systemd-analyze verify`, without a wa
   }
 });
 
-test('the transient unit preflight describes also passes verify (properties written as a unit file)', () => {
-  if (!haveAnalyze) return;
+withAnalyze('the transient unit preflight describes also passes verify (properties written as a unit file)', () => {
   for (const [name, m] of Object.entries(VARIANTS)) {
     const props = preflightProperties(m, 41234, path.join(m.root, 'releases', '0123456789ab'), { kitDir: KIT });
     const lines = props.map((p) =>
@@ -421,8 +419,7 @@ function security(file: string): { score: number; open: string[] } {
   return { score, open: r.stdout.split('\n').filter((l) => l.startsWith('✗')) };
 }
 
-test('systemd-analyze security (offline): every default unit scores at most 1.5', () => {
-  if (!haveAnalyze) return;
+withAnalyze('systemd-analyze security (offline): every default unit scores at most 1.5', () => {
   const report: string[] = [];
   for (const [name, m] of Object.entries(VARIANTS)) {
     const { service } = write(m);
@@ -455,8 +452,7 @@ function dumpArgv(line: string): string[] {
   return [...line.matchAll(/"((?:[^"\\]|\\.)*)"|([^ ]+)/g)].map((m) => (m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]!));
 }
 
-test('real systemd reads back exactly the manifest: environment, start command, paths, sandbox', () => {
-  if (!haveSystemd) return;
+withSystemd('real systemd reads back exactly the manifest: environment, start command, paths, sandbox', () => {
   for (const name of ['hostile', 'py-socket', 'node-home']) {
     const m = VARIANTS[name]!;
     write(m);
