@@ -1,5 +1,5 @@
 // The disposable systemd test host: boots a real systemd (PID 1 in systemd-nspawn), runs commands in it, leaves nothing behind.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
@@ -14,6 +14,10 @@ export const CACHE_DIR = process.env.CUTOVER_TEST_HOST_CACHE ?? '/var/cache/cuto
 const CGROUP_ROOTS = ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/unified'];
 const PROPAGATE_DIR = '/run/systemd/nspawn/propagate';
 const NAME_PREFIX = 'cutover-host-';
+/** Host-side veth names of private networks: cth<test pid>n<counter> (at most 15 characters). */
+const LINK_PATTERN = /^cth(\d+)n\d+$/;
+/** The container-side name of its veth. */
+const CONTAINER_LINK = 'cv0';
 /** The clean root environment every command inside the host starts with. */
 export const CONTAINER_ENV: Record<string, string> = {
   PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
@@ -38,6 +42,11 @@ export interface BootOptions {
   bootTimeoutMs?: number;
   /** Echo the container's console (boot messages) to stderr. Also CUTOVER_TEST_HOST_VERBOSE=1. */
   verbose?: boolean;
+  /**
+   * Its own network namespace (own loopback, so every host can use the same ports), joined to this machine by
+   * one veth pair: the container is at `address`, reachable from this machine only, and reaches nothing else.
+   */
+  privateNetwork?: boolean;
 }
 
 export interface TestHost {
@@ -46,6 +55,8 @@ export interface TestHost {
   pid: number;
   /** The container's filesystem as seen from the host (/proc/<pid>/root). */
   root: string;
+  /** With privateNetwork: the container's IPv4 address, reachable from this machine; otherwise undefined. */
+  address?: string;
   /** Runs argv inside the container (all namespaces, clean env); never throws on a non-zero exit. */
   exec(argv: string[], opts?: ExecOptions): Promise<ExecResult>;
   /** Runs a /bin/sh -c script inside the container. */
@@ -135,14 +146,16 @@ export async function bootHost(opts: BootOptions = {}): Promise<TestHost> {
   if (running.has(name)) throw new Error(`a test host named ${name} is already running`);
   const started = Date.now();
   const cgroups = CGROUP_ROOTS.map((root) => path.join(root, name));
-  const argv = await launchArgv(base, name, opts, cgroups);
+  const net = opts.privateNetwork ? allocateNetwork() : undefined;
+  const argv = await launchArgv(base, name, opts, cgroups, net);
   for (const dir of cgroups) await fs.mkdir(dir, { recursive: true });
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  const host = new Host(name, child, cgroups, opts.verbose ?? process.env.CUTOVER_TEST_HOST_VERBOSE === '1');
+  const host = new Host(name, child, cgroups, opts.verbose ?? process.env.CUTOVER_TEST_HOST_VERBOSE === '1', net);
   running.set(name, host);
   installExitHandlers();
   try {
     await host.attach(opts.bootTimeoutMs ?? 60_000);
+    if (net) await host.configureNetwork(net);
   } catch (err) {
     const diagnosis = await host.diagnose();
     await host.cutPower(); // a half-booted PID 1 may ignore the poweroff signal
@@ -161,9 +174,11 @@ const CGROUP_WRAPPER = 'echo $$ > "$1/cgroup.procs" && echo $$ > "$2/cgroup.proc
 // Inside a private mount namespace: mounts the persistent overlay, then becomes the next command.
 const OVERLAY_WRAPPER = 'mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4" && shift 4 && exec "$@"';
 
-async function launchArgv(base: string, name: string, opts: BootOptions, cgroups: string[]): Promise<string[]> {
+async function launchArgv(base: string, name: string, opts: BootOptions, cgroups: string[], net?: PrivateNet): Promise<string[]> {
   const nspawn = ['systemd-nspawn', '-b', '--machine', name, '--register=no', '--keep-unit', '--console=pipe',
-    ...bindArgs(opts.binds ?? [])];
+    ...bindArgs(opts.binds ?? []),
+    // --network-veth-extra implies --private-network; the names are ours, so no two hosts' links can collide.
+    ...(net ? [`--network-veth-extra=${net.link}:${CONTAINER_LINK}`] : [])];
   // PDEATHSIG: if the test process dies without cleaning up, nspawn still gets SIGTERM and powers off.
   const prefix = ['sh', '-c', CGROUP_WRAPPER, 'sh', ...cgroups, 'setpriv', '--pdeathsig', 'TERM'];
   if (!opts.stateDir) return [...prefix, ...nspawn, '-D', base, '--volatile=overlay'];
@@ -189,6 +204,43 @@ async function stateDirs(stateDir: string): Promise<{ upper: string; work: strin
   return dirs;
 }
 
+// ---- private networks -------------------------------------------------------------------------
+
+interface PrivateNet {
+  /** The host-side veth. */
+  link: string;
+  /** This machine's address on the link, and the container's (a /30 of 10.213.0.0/16 each). */
+  local: string;
+  address: string;
+}
+
+let netCounter = 0;
+
+/** A link name and a /30 no interface of this machine uses yet: derived from the pid, so test processes differ. */
+function allocateNetwork(): PrivateNet {
+  const used = new Set(readdirSync('/sys/class/net'));
+  const addrs = spawnSync('ip', ['-4', '-o', 'addr', 'show'], { encoding: 'utf8' }).stdout;
+  for (let tries = 0; tries < 16; tries++) {
+    const n = netCounter++;
+    const block = ((process.pid % 1024) * 16 + (n % 16)) * 4;
+    const prefix = `10.213.${block >> 8}.`;
+    const local = `${prefix}${(block & 255) + 1}`;
+    const net = { link: `cth${process.pid}n${n}`, local, address: `${prefix}${(block & 255) + 2}` };
+    if (!used.has(net.link) && !addrs.includes(` ${local}/`)) return net;
+  }
+  throw new Error('no free private network for a test host (16 tries)');
+}
+
+function ip(args: string[]): void {
+  const r = spawnSync('ip', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ip ${args.join(' ')} failed: ${r.stderr.trim()}`);
+}
+
+/** Removes a host-side veth if it is still there (the kernel removes it with the container's namespace). */
+function removeLink(link: string): void {
+  if (existsSync(path.join('/sys/class/net', link))) spawnSync('ip', ['link', 'delete', link]);
+}
+
 // ---- the running host -----------------------------------------------------------------------
 
 class Host implements TestHost {
@@ -198,7 +250,8 @@ class Host implements TestHost {
   private hasExited = false;
   private stopping: Promise<void> | undefined;
 
-  constructor(readonly name: string, private child: ChildProcess, private cgroups: string[], verbose: boolean) {
+  constructor(readonly name: string, private child: ChildProcess, private cgroups: string[], verbose: boolean,
+    private net?: PrivateNet) {
     const collect = (chunk: Buffer) => {
       this.out = (this.out + chunk.toString('utf8')).slice(-OUTPUT_LIMIT);
       if (verbose) process.stderr.write(chunk);
@@ -209,6 +262,7 @@ class Host implements TestHost {
   }
 
   get root(): string { return `/proc/${this.pid}/root`; }
+  get address(): string | undefined { return this.net?.address; }
   get nspawnPid(): number { return this.child.pid ?? 0; }
   output(): string { return this.out; }
 
@@ -221,6 +275,15 @@ class Host implements TestHost {
     }
     while (!runsSystemd(this.pid)) await this.pause(deadline, 'exec systemd', 20);
     await this.waitSystemRunning(deadline - Date.now());
+  }
+
+  /** Addresses both ends of the veth and brings them (and the container's loopback) up. */
+  async configureNetwork(net: PrivateNet): Promise<void> {
+    ip(['addr', 'add', `${net.local}/30`, 'dev', net.link]);
+    ip(['link', 'set', net.link, 'up']);
+    const script = 'ip link set lo up && ip addr add "$1/30" dev "$2" && ip link set "$2" up';
+    const r = await this.exec(['sh', '-c', script, 'sh', net.address, CONTAINER_LINK], { timeoutMs: 10_000 });
+    if (r.code !== 0) throw new Error(`${this.name}: configuring its network failed: ${r.stderr.trim()}`);
   }
 
   private async pause(deadline: number, what: string, ms: number): Promise<void> {
@@ -299,6 +362,7 @@ class Host implements TestHost {
       clearTimeout(timer);
     }
     await removeLeftovers(this.name, this.cgroups);
+    if (this.net) removeLink(this.net.link);
     running.delete(this.name);
   }
 
@@ -316,6 +380,7 @@ class Host implements TestHost {
       waitGoneSync(this.pid, 5_000);
     }
     removeLeftoversSync(this.name, this.cgroups);
+    if (this.net) removeLink(this.net.link);
   }
 }
 
@@ -440,6 +505,13 @@ function sweepStale(): void {
     if (!isCgroupOrAbsent(name)) continue;
     log(`removing leftovers of ${name} (its test process ${owner} is gone)`);
     removeLeftoversSync(name, CGROUP_ROOTS.map((root) => path.join(root, name)));
+  }
+  for (const link of readdirSync('/sys/class/net')) {
+    const owner = LINK_PATTERN.exec(link)?.[1];
+    if (owner && Number(owner) !== process.pid && isGone(Number(owner))) {
+      log(`removing the veth ${link} (its test process ${owner} is gone)`);
+      removeLink(link);
+    }
   }
 }
 
