@@ -11,6 +11,9 @@ apt-get install -y -qq --no-install-recommends \
   git tar zstd util-linux passwd procps \
   systemd-container debootstrap \
   python3 gunicorn >/dev/null
+# ansible: Debian's package (ansible-core plus the community collections; the fleet test uses
+# community.docker's nsenter connection, so the test hosts need no sshd). No galaxy downloads.
+apt-get install -y -qq --no-install-recommends ansible >/dev/null
 
 echo "==> npm packages"
 npm ci --no-audit --no-fund --loglevel=error

@@ -1,6 +1,7 @@
 // Test helpers that talk to a running example app over loopback: wait, fetch, and a bounded load generator.
 import http from 'node:http';
 import net from 'node:net';
+import { PRIVATE_NET_PREFIX } from '../host/host.ts';
 
 export interface HttpResult {
   status: number;
@@ -12,13 +13,16 @@ const MAX_DURATION_MS = 10 * 60_000;
 const MAX_WORKERS = 256;
 const DEFAULT_MAX_REQUESTS = 1_000_000;
 
-/** Parses url and refuses anything but plain http to a loopback IP literal (127.0.0.0/8 or ::1). */
+/**
+ * Parses url and refuses anything but plain http to a loopback IP literal (127.0.0.0/8 or ::1) or to a test
+ * host's private network (10.213.x.x: a veth that only this machine reaches, see test/host/host.ts).
+ */
 export function loopbackUrl(url: string): URL {
   const parsed = new URL(url);
   const host = parsed.hostname.replace(/^\[|\]$/g, '');
-  const loopback = (net.isIPv4(host) && host.startsWith('127.')) || (net.isIPv6(host) && host === '::1');
+  const loopback = (net.isIPv4(host) && (host.startsWith('127.') || host.startsWith(PRIVATE_NET_PREFIX))) || (net.isIPv6(host) && host === '::1');
   if (parsed.protocol !== 'http:' || !loopback) {
-    throw new Error(`refusing to send traffic to ${url}: only http://127.x.x.x or http://[::1] is allowed`);
+    throw new Error(`refusing to send traffic to ${url}: only http://127.x.x.x, http://[::1] or a test host's private address is allowed`);
   }
   return parsed;
 }

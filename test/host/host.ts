@@ -14,6 +14,8 @@ export const CACHE_DIR = process.env.CUTOVER_TEST_HOST_CACHE ?? '/var/cache/cuto
 const CGROUP_ROOTS = ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/unified'];
 const PROPAGATE_DIR = '/run/systemd/nspawn/propagate';
 const NAME_PREFIX = 'cutover-host-';
+/** The private networks' addresses (10.213.0.0/16, a /30 per host): traffic to them stays on this machine. */
+export const PRIVATE_NET_PREFIX = '10.213.';
 /** Host-side veth names of private networks: cth<test pid>n<counter> (at most 15 characters). */
 const LINK_PATTERN = /^cth(\d+)n\d+$/;
 /** The container-side name of its veth. */
@@ -223,7 +225,7 @@ function allocateNetwork(): PrivateNet {
   for (let tries = 0; tries < 16; tries++) {
     const n = netCounter++;
     const block = ((process.pid % 1024) * 16 + (n % 16)) * 4;
-    const prefix = `10.213.${block >> 8}.`;
+    const prefix = `${PRIVATE_NET_PREFIX}${block >> 8}.`;
     const local = `${prefix}${(block & 255) + 1}`;
     const net = { link: `cth${process.pid}n${n}`, local, address: `${prefix}${(block & 255) + 2}` };
     if (!used.has(net.link) && !addrs.includes(` ${local}/`)) return net;
