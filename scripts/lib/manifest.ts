@@ -5,14 +5,14 @@ import path from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { UsageError } from './errors.ts';
-import { kitPaths } from './paths.ts';
+import { BUILT_ASSETS_FILE, kitPaths } from './paths.ts';
 
 /** Where the service's port comes from: the app binds it, or a systemd socket unit owns it. */
 export type SocketMode = false | true | 'preload';
 
 export type HealthCheck =
-  | { path: string; timeout: number }
-  | { command: string; timeout: number };
+  | { path: string; timeout: number; failures?: number }
+  | { command: string; timeout: number; failures?: number };
 
 /** A validated manifest with every default applied. Field names follow the YAML keys. */
 export interface Manifest {
@@ -26,6 +26,11 @@ export interface Manifest {
   env: Record<string, string>;
   env_file?: string;
   shared: string[];
+  /** Directories of content-hashed build output that a new release carries from recent releases. */
+  assets: string[];
+  assets_keep: number;
+  /** Build cache directories copied from the previous release before the build. */
+  cache: string[];
   install?: string;
   build?: string;
   migrate?: string;
@@ -392,7 +397,7 @@ const RESERVED_UNITS = new Set([
 const RESERVED_UNIT_PREFIXES = ['systemd-', 'dbus-', 'getty-', 'serial-getty', 'user-', 'apt-', 'cutover-'];
 
 /** Files cutover itself writes at the top of a release; a shared path must not replace them. */
-const RELEASE_FILES = new Set(['REVISION']);
+const RELEASE_FILES = new Set(['REVISION', BUILT_ASSETS_FILE]);
 
 function semanticProblems(m: Data, locate: Locate, found: ManifestProblem[]): ManifestProblem[] {
   const clean = (field: string) => !found.some((p) => p.path === field || p.path.startsWith(field + '.') || p.path.startsWith(field + '['));
@@ -409,9 +414,51 @@ function semanticProblems(m: Data, locate: Locate, found: ManifestProblem[]): Ma
   if (m.socket === 'preload' && m.runtime === 'python' && clean('socket') && clean('runtime')) {
     add(['socket'], ["'preload' works only for Node apps; gunicorn takes the socket natively, so use socket: true."]);
   }
+  if (m.socket && typeof m.start === 'string' && clean('socket') && clean('start') && m.runtime !== 'python') {
+    add(['start'], packageRunnerProblems(m.start, m.socket === 'preload' ? "'preload'" : 'true'));
+  }
+  for (const key of ['assets', 'cache'] as const) {
+    if (!Array.isArray(m[key]) || !clean(key)) continue;
+    const shared = Array.isArray(m.shared) ? (m.shared as unknown[]).filter((s): s is string => typeof s === 'string') : [];
+    (m[key] as string[]).forEach((dir, i) => add([key, i], releaseDirProblems(dir, shared)));
+  }
   const schedule = (m.prune as Data | undefined)?.schedule;
   if (typeof schedule === 'string' && clean('prune')) add(['prune', 'schedule'], cronProblems(schedule));
   return out;
+}
+
+/** Launchers that start the app as a child without passing it fd 3 (measured for npm and npx; yarn and pnpm spawn the same way). */
+const PACKAGE_RUNNERS = new Set(['npm', 'npx', 'yarn', 'pnpm', 'corepack']);
+
+/**
+ * A start command through npm or npx with a socket: the socket (fd 3) never reaches the app, which then
+ * binds the port the socket unit holds and fails with EADDRINUSE. Refused here, with the form that works.
+ */
+export function packageRunnerProblems(start: string, socket: string): string[] {
+  const words = start.trim().split(/\s+/).filter((w) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(w));
+  const runner = words[0] === 'exec' ? words[1] : words[0];
+  if (!runner || !PACKAGE_RUNNERS.has(path.posix.basename(runner))) return [];
+  const bin = runner === 'npx' && words[1] && /^[a-z0-9@][a-z0-9._/-]*$/.test(words[1]) ? words[1].replace(/^@[^/]+\//, '') : undefined;
+  const example = bin === 'next'
+    ? `\`node node_modules/next/dist/bin/next ${words.slice(2).join(' ')}\``.replace(/ `$/, '`')
+    : bin
+      ? `\`node node_modules/.bin/${bin}${words.length > 2 ? ' ' + words.slice(2).join(' ') : ''}\``
+      : "`node <the file your package.json's start script runs>`";
+  return [
+    `runs the app through ${runner}, which does not pass the socket (fd 3) on to the process it starts, so with socket: ${socket} the app would bind the port itself and fail (EADDRINUSE); start it with node directly, e.g. ${example}.`,
+  ];
+}
+
+/** A directory inside the release (assets, cache): plain, relative, and not under a shared path (which leads out of the release). */
+export function releaseDirProblems(dir: string, shared: string[]): string[] {
+  const parts = dir.replace(/\/$/, '').split('/');
+  if (parts.some((p) => p === '')) return ["must be written plainly, without '//'."];
+  if (parts.some((p) => p.startsWith('-'))) return ["must not have a part starting with '-'."];
+  const name = parts.join('/');
+  if (RELEASE_FILES.has(parts[0])) return [`${show(name)} is a file cutover writes in every release.`];
+  const inShared = shared.map((s) => s.replace(/\/$/, '')).find((s) => name === s || name.startsWith(s + '/') || s.startsWith(name + '/'));
+  if (inShared) return [`overlaps the shared path ${show(inShared)}, which is linked out of the release; a release's own output cannot be there.`];
+  return [];
 }
 
 function appProblems(app: string, isUser: boolean): string[] {

@@ -13,6 +13,9 @@ export const kitPaths = {
   scripts: path.join(kitDir, 'scripts'),
 };
 
+/** The file in a release listing the asset files its own build wrote (so carried files are never carried on). */
+export const BUILT_ASSETS_FILE = '.cutover-assets.json';
+
 /** A release id: the commit's first 12 hex digits, with -rN for a rebuild. */
 export const RELEASE_ID = /^[0-9a-f]{12}(-r[0-9]{1,4})?$/;
 
@@ -47,6 +50,10 @@ export interface AppPaths {
   release(id: string): string;
   /** The file inside a release that records its commit. */
   revisionFile(id: string): string;
+  /** The file inside a release that lists the asset files its build wrote. */
+  builtAssetsFile(id: string): string;
+  /** Dependencies as they were right after an install, kept (root-owned) for the next release with the same lockfile. */
+  depsSnapshots: string;
   /** A shared path as it lives under shared/ (trailing slash removed). */
   sharedTarget(rel: string): string;
   /** A shared path as it is linked inside a release. */
@@ -87,6 +94,8 @@ export function appPaths(m: { app: string; root: string; env_file?: string }, op
     cache: path.join(root, 'cache'),
     release,
     revisionFile: (id) => path.join(release(id), 'REVISION'),
+    builtAssetsFile: (id) => path.join(release(id), BUILT_ASSETS_FILE),
+    depsSnapshots: path.join(root, 'deps'),
     sharedTarget: (rel) => path.join(shared, strip(rel)),
     sharedLink: (id, rel) => path.join(release(id), strip(rel)),
     envFile: m.env_file ? path.join(shared, m.env_file) : undefined,

@@ -1,11 +1,12 @@
 // Unit tests for the manifest: the examples validate, defaults apply, and every bad fixture is refused naming its field and line.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  checkManifest,
   cronProblems,
   loadManifest,
   manifestProblems,
@@ -54,6 +55,10 @@ function parse(text: string): Manifest {
   return parseManifest(text, 'test.yaml');
 }
 
+function problemsOf(text: string) {
+  return checkManifest(text, 'test.yaml').problems;
+}
+
 const minimal = 'app: shop\nrepo: https://github.com/acme/shop.git\nstart: node build\n';
 
 // ---------------------------------------------------------------------------------------------
@@ -67,15 +72,70 @@ for (const name of readdirSync(examples).filter((f) => f.endsWith('.yaml'))) {
   });
 }
 
-test('the examples cover SvelteKit (socket), Next.js (preload) and Flask (python, socket)', async () => {
+test('the examples cover SvelteKit (socket), Next.js (preload), Flask and Django (python, socket)', async () => {
   const svelte = await loadManifest(path.join(examples, 'sveltekit.yaml'));
   const next = await loadManifest(path.join(examples, 'nextjs.yaml'));
   const flask = await loadManifest(path.join(examples, 'flask.yaml'));
+  const django = await loadManifest(path.join(examples, 'django.yaml'));
   assert.is(svelte.socket, true);
   assert.is(next.socket, 'preload');
-  assert.is(flask.runtime, 'python');
-  assert.is(flask.socket, true);
-  assert.match(flask.start, /gunicorn/);
+  for (const py of [flask, django]) {
+    assert.is(py.runtime, 'python');
+    assert.is(py.socket, true);
+    assert.match(py.start, /^\.venv\/bin\/python -m gunicorn /);
+  }
+  assert.equal(svelte.assets, ['build/client/_app/immutable']);
+  assert.equal(next.assets, ['.next/static']);
+  assert.equal(next.cache, ['.next/cache']);
+  assert.match(svelte.install!, /--include=dev/, 'vite is a devDependency: NODE_ENV=production alone would skip it');
+});
+
+// Each config/examples/<name>.yaml deploys examples/<name>-app: its start, build and asset dirs name files of that app.
+const exampleApps: Record<string, { dir: string; startFile: string; assetSource: string }> = {
+  'sveltekit.yaml': { dir: 'sveltekit-app', startFile: 'svelte.config.js', assetSource: 'src/routes/+page.svelte' },
+  'nextjs.yaml': { dir: 'nextjs-app', startFile: 'next.config.js', assetSource: 'app/page.js' },
+  'flask.yaml': { dir: 'flask-app', startFile: 'app.py', assetSource: 'build_assets.py' },
+  'django.yaml': { dir: 'django-app', startFile: 'mysite/wsgi.py', assetSource: 'mysite/settings.py' },
+};
+for (const [name, app] of Object.entries(exampleApps)) {
+  test(`config/examples/${name} is the manifest of examples/${app.dir}`, async () => {
+    const m = await loadManifest(path.join(examples, name));
+    const dir = path.join(kit, 'examples', app.dir);
+    for (const file of [app.startFile, app.assetSource]) assert.ok(existsSync(path.join(dir, file)), `${app.dir}/${file} exists`);
+    const lock = m.runtime === 'node' ? 'package-lock.json' : 'requirements.txt';
+    assert.ok(existsSync(path.join(dir, lock)), `${app.dir} commits its ${lock}`);
+    if (m.runtime === 'node') {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8'));
+      assert.ok(pkg.scripts.build, 'npm run build exists');
+      const lockfile = JSON.parse(readFileSync(path.join(dir, 'package-lock.json'), 'utf8'));
+      assert.is(lockfile.lockfileVersion, 3, 'written by npm 9 (the test host\'s), which npm ci there accepts');
+    }
+    assert.ok(m.assets.length > 0, 'it declares its content-hashed assets');
+  });
+}
+
+test('a start through npm or npx with a socket is refused, naming the form that works', () => {
+  const start = (s: string, socket = 'preload') => problemsOf(minimal.replace('start: node build', `start: ${s}`) + `socket: ${socket}\n`);
+  const [npx] = start('npx next start --hostname 127.0.0.1');
+  assert.is(npx.path, 'start');
+  assert.match(npx.message, /npx, which does not pass the socket \(fd 3\)/);
+  assert.match(npx.message, /`node node_modules\/next\/dist\/bin\/next start --hostname 127\.0\.0\.1`/);
+  assert.match(start('npm start', 'true')[0].message, /through npm.*socket: true.*EADDRINUSE/);
+  assert.match(start('NODE_ENV=x exec npm run serve')[0].message, /through npm/);
+  assert.match(start('npx vite preview')[0].message, /node node_modules\/\.bin\/vite preview/);
+  assert.equal(start('node node_modules/next/dist/bin/next start'), []);
+  assert.equal(problemsOf(minimal.replace('start: node build', 'start: npm start')), [], 'without a socket npm start is fine');
+});
+
+test('assets and cache are directories inside the release, never under a shared path', () => {
+  const dirs = (yaml: string) => problemsOf(minimal + yaml).map((p) => `${p.path}: ${p.message}`);
+  assert.equal(dirs('assets: [build/client/_app/immutable, static/]\ncache: [.next/cache]\n'), []);
+  const bad = dirs('shared: [uploads/]\nassets: [a//b, uploads/img, -x]\ncache: [../up, /abs]\n');
+  assert.is(bad.length, 5, bad.join('\n'));
+  assert.match(dirs('cache: [.cutover-assets.json]\n').join(''), /is a file cutover writes in every release/);
+  assert.match(bad.join('\n'), /assets\[0\]: must be written plainly/);
+  assert.match(bad.join('\n'), /assets\[1\]: overlaps the shared path 'uploads'/);
+  assert.match(bad.join('\n'), /cache\[0\]: must be a directory inside the release/);
 });
 
 test('config/app.yaml is the demo app', async () => {
@@ -101,6 +161,9 @@ test('a minimal manifest gets every default', () => {
     runtime: 'node',
     env: {},
     shared: [],
+    assets: [],
+    assets_keep: 2,
+    cache: [],
     port: 3000,
     socket: false,
     health: { path: '/', timeout: 30 },

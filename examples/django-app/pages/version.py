@@ -1,0 +1,2 @@
+# The app's version: a test changes it (and static/lazy.js) to make a new release.
+VERSION = 'v1'
