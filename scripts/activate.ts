@@ -1,6 +1,7 @@
 // activate <release>: make an already built release live, gated by its health check.
 import { dryRunOption, runCommand } from './lib/cli.ts';
-import { createContext, withLock } from './lib/context.ts';
+import { createContext, history, releaseOnDisk, withLock } from './lib/context.ts';
+import { assetDonors, carryAssets } from './lib/assets.ts';
 import { activateRelease } from './lib/activation.ts';
 import { assertReleaseId } from './lib/paths.ts';
 
@@ -18,5 +19,13 @@ const spec = {
 await runCommand(spec, async (args) => {
   const id = assertReleaseId(args.positionals[0]);
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
-  await withLock(ctx, `activate ${id}`, () => activateRelease(ctx, id, 'activate'));
+  await withLock(ctx, `activate ${id}`, async () => {
+    // An older release made live again serves the assets of the releases live since (see rollback).
+    const { events, records } = history(ctx);
+    if (ctx.m.assets.length > 0 && records.get(id)?.state === 'ready' && releaseOnDisk(ctx, id)) {
+      const donors = assetDonors(events, id, ctx.m.assets_keep, (r) => releaseOnDisk(ctx, r));
+      if (donors.length > 0) await ctx.log.step(`carry the assets of ${donors.join(', ')} into ${id}`, () => carryAssets(ctx, id, donors));
+    }
+    await activateRelease(ctx, id, 'activate');
+  });
 });

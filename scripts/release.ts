@@ -1,6 +1,7 @@
 // release <ref>: fetch, build in a fresh directory, then activate and prune.
 import { dryRunOption, runCommand } from './lib/cli.ts';
-import { createContext, ensureLayout, history, withLock, type Context } from './lib/context.ts';
+import { createContext, ensureLayout, history, releaseOnDisk, withLock, type Context } from './lib/context.ts';
+import { assetDonors, carryAssets } from './lib/assets.ts';
 import { fetchMirror, resolveRef, resolveRemote, assertRefSyntax } from './lib/git.ts';
 import { buildRelease, cleanInterrupted, nextReleaseId } from './lib/build.ts';
 import { readyReleaseOf } from './lib/history.ts';
@@ -50,6 +51,10 @@ await runCommand(spec, async (args) => {
     if (reuse) {
       id = reuse.id;
       ctx.log.info(`Release ${id} of this commit is already built and ready: reusing it (use --rebuild to build afresh).`);
+      if (ctx.m.assets.length > 0 && !args.values['no-activate']) {
+        const donors = assetDonors(history(ctx).events, id, ctx.m.assets_keep, (r) => releaseOnDisk(ctx, r));
+        if (donors.length > 0) await ctx.log.step(`carry the assets of ${donors.join(', ')} into ${id}`, () => carryAssets(ctx, id, donors));
+      }
     } else {
       id = nextReleaseId(commit, (x) => records.has(x) || fs.existsSync(ctx.paths.release(x)));
       await buildRelease(ctx, commit, ref, id, { fresh: Boolean(args.values.rebuild) });

@@ -7,6 +7,7 @@ import { assertReleaseId } from './lib/paths.ts';
 import { liveRelease } from './lib/switch.ts';
 import { OperationError } from './lib/errors.ts';
 import { releaseOnDisk } from './lib/context.ts';
+import { assetDonors, carryAssets } from './lib/assets.ts';
 
 const spec = {
   name: 'rollback',
@@ -39,6 +40,11 @@ await runCommand(spec, async (args) => {
     }
     if (target === live) throw new OperationError(`Release ${target} is already live.`);
     ctx.log.info(`Rolling back from ${live ?? 'nothing'} to ${target}.`);
+    // Pages the newer releases served ask for their assets: the older release serves them too.
+    if (ctx.m.assets.length > 0 && records.get(target)?.state === 'ready') {
+      const donors = assetDonors(events, target, ctx.m.assets_keep, (id) => releaseOnDisk(ctx, id));
+      await ctx.log.step(`carry the assets of ${donors.join(', ') || 'no release'} into ${target}`, () => carryAssets(ctx, target, donors));
+    }
     await activateRelease(ctx, target, 'rollback');
     if (live) await record(ctx, { event: 'marked-bad', release: live, commit: records.get(live)?.commit, reason: `rolled back to ${target} by ${ctx.by}` });
     if (live) ctx.log.info(`Release ${live} is marked bad and kept for inspection.`);

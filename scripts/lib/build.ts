@@ -8,7 +8,8 @@ import { formatDuration } from './log.ts';
 import type { Manifest } from './manifest.ts';
 import type { ReleaseRecord } from './history.ts';
 import { history, record, releaseOnDisk, type Context } from './context.ts';
-import { copyDeps, depsSpecFor, findDepsDonor, shareIdenticalFiles } from './reuse.ts';
+import { cacheDonor, carryBuildCaches, depsKey, depsSnapshotFor, depsSpecFor, restoreDeps, shareIdenticalFiles, snapshotDeps } from './reuse.ts';
+import { assetDonors, carryAssets, recordBuiltAssets } from './assets.ts';
 import { liveRelease } from './switch.ts';
 
 /** A fresh release id for a commit: its first 12 hex digits, with -rN when that one is taken. */
@@ -99,21 +100,40 @@ async function runSteps(ctx: Context, id: string, opts: BuildOptions): Promise<v
   const { m, paths } = ctx;
   const envText = paths.envFile && fs.existsSync(paths.envFile) ? fs.readFileSync(paths.envFile, 'utf8') : undefined;
   const env = buildEnv(m, paths.cache, envText);
-  const donor = m.install && !opts.fresh && !ctx.dryRun ? findDepsDonor(ctx, id, history(ctx).records) : undefined;
-  for (const [name, command] of [['install', m.install], ['build', m.build], ['migrate', m.migrate]] as const) {
-    if (!command) continue;
-    if (name === 'install' && donor) {
-      const spec = depsSpecFor(m.runtime);
-      await ctx.log.step(`install: skipped, ${spec.lockfile} is unchanged from ${donor}: copying its ${spec.dir}`, async () => {
-        await copyDeps(ctx, donor, id);
-        await ctx.ops.chown(path.join(paths.release(id), spec.dir), m.user, { recursive: true });
-      });
-      continue;
+  const run = (name: string, command: string) =>
+    ctx.log.step(`${name}: ${command}`, () => ctx.ops.run(['/bin/sh', '-c', command], { cwd: paths.release(id), env, user: m.user, display: command }));
+  if (m.install) {
+    // Keyed on the lockfile as committed, before the install could rewrite it.
+    const key = ctx.dryRun ? undefined : depsKey(paths.release(id), m.runtime, m.install);
+    const snapshot = key && !opts.fresh ? depsSnapshotFor(ctx, key) : undefined;
+    const spec = depsSpecFor(m.runtime);
+    if (snapshot) {
+      await ctx.log.step(`install: skipped, ${spec.lockfile} and the install command are unchanged: copying ${spec.dir} as the last install left it`, () =>
+        restoreDeps(ctx, snapshot, id),
+      );
+    } else {
+      await run('install', m.install);
+      if (key) await ctx.log.step(`keep ${spec.dir} as installed, for the next release with this ${spec.lockfile}`, () => snapshotDeps(ctx, id, key));
     }
-    await ctx.log.step(`${name}: ${command}`, () =>
-      ctx.ops.run(['/bin/sh', '-c', command], { cwd: paths.release(id), env, user: m.user, display: command }),
-    );
   }
+  if (m.cache.length > 0 && m.build) {
+    const donor = ctx.dryRun ? undefined : cacheDonor(ctx, id, history(ctx).records);
+    if (donor) {
+      await ctx.log.step(`copy the build cache (${m.cache.join(', ')}) from ${donor}`, async () => {
+        const carried = await carryBuildCaches(ctx, donor, id);
+        if (carried.length < m.cache.length) ctx.log.info(`    ${donor} has no ${m.cache.filter((c) => !carried.includes(c.replace(/\/+$/, ''))).join(', ')} to copy`);
+      });
+    }
+  }
+  if (m.build) await run('build', m.build);
+  if (m.migrate) await run('migrate', m.migrate);
+}
+
+/** Old pages keep their assets: list what this build wrote, then link in what the recently live releases built. */
+async function keepRecentAssets(ctx: Context, id: string): Promise<void> {
+  await recordBuiltAssets(ctx, id);
+  const donors = ctx.dryRun ? [] : assetDonors(history(ctx).events, id, ctx.m.assets_keep, (r) => releaseOnDisk(ctx, r));
+  await carryAssets(ctx, id, donors);
 }
 
 async function prepareCache(ctx: Context): Promise<void> {
@@ -167,6 +187,7 @@ export async function buildRelease(ctx: Context, commit: string, ref: string, id
       await ops.chown(dir, ctx.m.user, { recursive: true });
     });
     await runSteps(ctx, id, opts);
+    if (ctx.m.assets.length > 0) await log.step(`keep the assets of recent releases (${ctx.m.assets.join(', ')})`, () => keepRecentAssets(ctx, id));
     await log.step('seal the release read-only', async () => {
       await seal(ctx, id);
       await shareWithNeighbour(ctx, id);

@@ -8,7 +8,12 @@ import { unitState } from './systemd.ts';
 export interface CheckResult {
   ok: boolean;
   detail: string;
+  /** The HTTP status when the app answered: an answer, unlike a refused or timed-out connection, is definite. */
+  status?: number;
 }
+
+/** 4xx or 5xx answers in a row that end the wait early unless health.failures says otherwise (≈ 2.5 s of answers at the 250 ms interval). */
+export const DEFAULT_HEALTH_FAILURES = 10;
 
 export interface HealthTarget {
   port: number;
@@ -26,7 +31,7 @@ export function httpCheck(port: number, urlPath: string, timeoutMs: number): Pro
     const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false, timeout: timeoutMs }, (res) => {
       res.resume();
       const code = res.statusCode ?? 0;
-      resolve({ ok: code >= 200 && code < 400, detail: `GET ${urlPath} answered ${code}` });
+      resolve({ ok: code >= 200 && code < 400, detail: `GET ${urlPath} answered ${code}`, status: code });
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', (e) => resolve({ ok: false, detail: `GET ${urlPath}: ${e.message}` }));
@@ -55,13 +60,17 @@ export async function checkOnce(m: Manifest, target: HealthTarget, timeoutMs: nu
 }
 
 /**
- * Polls until the check passes with the unit active, the unit fails, or the manifest's timeout ends.
- * Resolves with the last result; never throws.
+ * Polls until the check passes with the unit active, the unit fails, the app answers 4xx/5xx
+ * `health.failures` times in a row (it is up, and says it is not healthy: not a slow start), or the
+ * manifest's timeout ends. No answer yet (refused, timed out) keeps waiting. Resolves with the last
+ * result; never throws.
  */
 export async function healthGate(m: Manifest, target: HealthTarget, opts: { intervalMs?: number } = {}): Promise<CheckResult> {
   const deadline = Date.now() + m.health.timeout * 1000;
   const interval = opts.intervalMs ?? 250;
+  const giveUpAfter = m.health.failures ?? DEFAULT_HEALTH_FAILURES;
   let last: CheckResult = { ok: false, detail: 'no check ran' };
+  let definite = 0;
   while (Date.now() < deadline) {
     const state = target.unit ? await unitState(target.unit) : 'off';
     if (state === 'failed' || (state === 'inactive' && !target.startsOnDemand)) {
@@ -74,8 +83,13 @@ export async function healthGate(m: Manifest, target: HealthTarget, opts: { inte
         if (after === 'active' || after === 'off' || (after === 'inactive' && target.startsOnDemand)) return last;
         last = { ok: false, detail: `${target.unit} went ${after} right after answering` };
       }
+      definite = last.status !== undefined && last.status >= 400 ? definite + 1 : 0;
+      if (giveUpAfter > 0 && definite >= giveUpAfter) {
+        return { ...last, detail: `${last.detail}, ${definite} times in a row: the app is up and says it is not healthy (health.failures: ${giveUpAfter})` };
+      }
     } else {
       last = { ok: false, detail: `${target.unit} is ${state}` };
+      definite = 0;
     }
     await new Promise((r) => setTimeout(r, interval));
   }

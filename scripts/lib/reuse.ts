@@ -1,4 +1,4 @@
-// Warm releases: reuse a ready release's installed dependencies when the lockfile is unchanged, and share identical files between sealed releases.
+// Warm releases: dependencies as they were right after the install, build caches of the previous release, identical files shared between sealed releases.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,20 +24,99 @@ function fileHash(file: string): string | undefined {
 }
 
 /**
- * The newest ready release whose lockfile is byte-identical to the new release's and that has its
- * dependencies installed: its dependencies can be copied instead of installed again.
+ * What decides whether an install can be skipped: the runtime, the install command and the lockfile
+ * as committed (read right after the export, before the install could rewrite it). Undefined without
+ * a lockfile: then there is nothing to compare, and the install always runs.
  */
-export function findDepsDonor(ctx: Context, id: string, records: Map<string, ReleaseRecord>): string | undefined {
+export function depsKey(releaseDir: string, runtime: 'node' | 'python', install: string): string | undefined {
+  const spec = depsSpecFor(runtime);
+  const lock = fileHash(path.join(releaseDir, spec.lockfile));
+  if (!lock) return undefined;
+  return crypto.createHash('sha256').update(`${runtime}\0${install}\0${lock}`).digest('hex').slice(0, 32);
+}
+
+/** The snapshot of a deps key, when a complete one exists. */
+export function depsSnapshotFor(ctx: Context, key: string): string | undefined {
+  const dir = path.join(ctx.paths.depsSnapshots, key);
+  return fs.existsSync(path.join(dir, 'complete')) ? dir : undefined;
+}
+
+/**
+ * Right after an install, before the build or a prune can change them: copies the release's
+ * dependencies to deps/<key> (root's, mode 0700), replacing older snapshots. A copy, so nothing a
+ * build does to the release's own node_modules reaches it.
+ */
+export async function snapshotDeps(ctx: Context, id: string, key: string): Promise<void> {
   const spec = depsSpecFor(ctx.m.runtime);
-  const wanted = fileHash(path.join(ctx.paths.release(id), spec.lockfile));
-  if (!wanted) return undefined;
-  const candidates = [...records.values()].filter((r) => r.state === 'ready' && r.id !== id).sort((a, b) => b.order - a.order);
-  for (const r of candidates) {
-    const dir = ctx.paths.release(r.id);
-    const deps = fs.lstatSync(path.join(dir, spec.dir), { throwIfNoEntry: false });
-    if (deps?.isDirectory() && fileHash(path.join(dir, spec.lockfile)) === wanted) return r.id;
+  const from = path.join(ctx.paths.release(id), spec.dir);
+  if (!ctx.dryRun && !fs.lstatSync(from, { throwIfNoEntry: false })?.isDirectory()) return;
+  const base = ctx.paths.depsSnapshots;
+  if (!fs.existsSync(base)) await ctx.ops.mkdir(base, 0o700);
+  const tmp = path.join(base, `${key}.tmp`);
+  await ctx.ops.remove(tmp);
+  await ctx.ops.mkdir(tmp, 0o700);
+  await ctx.ops.run(['cp', '-a', '--reflink=auto', '--', from, path.join(tmp, spec.dir)], { quiet: true });
+  await ctx.ops.writeFile(path.join(tmp, 'built-in'), ctx.paths.release(id) + '\n', 0o600);
+  await ctx.ops.writeFile(path.join(tmp, 'complete'), '', 0o600);
+  for (const old of fs.existsSync(base) ? fs.readdirSync(base) : []) {
+    if (old !== `${key}.tmp`) await ctx.ops.remove(path.join(base, old));
   }
-  return undefined;
+  await ctx.ops.rename(tmp, path.join(base, key));
+}
+
+/** Copies a snapshot's dependencies into the new release: a copy the new release owns, never a shared directory. */
+export async function restoreDeps(ctx: Context, snapshot: string, id: string): Promise<void> {
+  const spec = depsSpecFor(ctx.m.runtime);
+  const to = path.join(ctx.paths.release(id), spec.dir);
+  await ctx.ops.remove(to);
+  await ctx.ops.run(['cp', '-a', '--reflink=auto', '--', path.join(snapshot, spec.dir), to], { quiet: true });
+  if (ctx.m.runtime === 'python' && !ctx.dryRun) {
+    const builtIn = fs.readFileSync(path.join(snapshot, 'built-in'), 'utf8').trim();
+    rewriteVenvPaths(path.join(to, 'bin'), builtIn, ctx.paths.release(id));
+  }
+  await ctx.ops.chown(to, ctx.m.user, { recursive: true });
+}
+
+/** The release a build cache comes from: the newest ready release on disk other than the new one. */
+export function cacheDonor(ctx: Context, id: string, records: Map<string, ReleaseRecord>): string | undefined {
+  return [...records.values()]
+    .filter((r) => r.state === 'ready' && r.id !== id && fs.lstatSync(ctx.paths.release(r.id), { throwIfNoEntry: false })?.isDirectory())
+    .sort((a, b) => b.order - a.order)[0]?.id;
+}
+
+/** Whether every part of rel inside base is a real directory (no symlink anywhere on the way). */
+function plainDir(base: string, rel: string): boolean {
+  let cur = base;
+  for (const part of rel.split('/')) {
+    cur = path.join(cur, part);
+    if (!fs.lstatSync(cur, { throwIfNoEntry: false })?.isDirectory()) return false;
+  }
+  return true;
+}
+
+/**
+ * Before the build: copies each declared build cache (e.g. .next/cache) from the donor release into
+ * the new one, owned by the app's user. Copied, never shared: a cache the build breaks stays in its
+ * own release. A cache the repository already has is left as it is.
+ */
+export async function carryBuildCaches(ctx: Context, donor: string, id: string): Promise<string[]> {
+  const carried: string[] = [];
+  for (const rel of ctx.m.cache.map((c) => c.replace(/\/+$/, ''))) {
+    const from = path.join(ctx.paths.release(donor), rel);
+    const to = path.join(ctx.paths.release(id), rel);
+    if (!ctx.dryRun && !plainDir(ctx.paths.release(donor), rel)) continue;
+    if (fs.lstatSync(to, { throwIfNoEntry: false })) continue;
+    const parent = path.dirname(rel);
+    if (parent !== '.' && !ctx.dryRun && !plainDir(ctx.paths.release(id), parent)) {
+      if (fs.lstatSync(path.join(ctx.paths.release(id), parent), { throwIfNoEntry: false })) continue; // a symlink or a file in the way
+      await ctx.ops.mkdir(path.join(ctx.paths.release(id), parent));
+      await ctx.ops.chown(path.join(ctx.paths.release(id), parent.split('/')[0]), ctx.m.user, { recursive: true });
+    }
+    await ctx.ops.run(['cp', '-a', '--reflink=auto', '--', from, to], { quiet: true });
+    await ctx.ops.chown(to, ctx.m.user, { recursive: true });
+    carried.push(rel);
+  }
+  return carried;
 }
 
 /** Text files in a venv's bin/ name the venv by its absolute path (shebangs, activate): point them at the new release. */
@@ -55,18 +134,6 @@ export function rewriteVenvPaths(venvBin: string, from: string, to: string): num
     n++;
   }
   return n;
-}
-
-/** Copies the donor's dependencies into the new release: a copy the new release owns, never a shared directory. */
-export async function copyDeps(ctx: Context, donor: string, id: string): Promise<void> {
-  const spec = depsSpecFor(ctx.m.runtime);
-  const from = path.join(ctx.paths.release(donor), spec.dir);
-  const to = path.join(ctx.paths.release(id), spec.dir);
-  await ctx.ops.remove(to);
-  await ctx.ops.run(['cp', '-a', '--reflink=auto', '--', from, to], { quiet: true });
-  if (ctx.m.runtime === 'python' && !ctx.dryRun) {
-    rewriteVenvPaths(path.join(to, 'bin'), ctx.paths.release(donor), ctx.paths.release(id));
-  }
 }
 
 function sameContent(a: string, b: string, size: number): boolean {

@@ -1,4 +1,4 @@
-// fs tier: a warm release copies the previous release's dependencies; sealed releases share identical files.
+// fs tier: a warm release copies the dependencies as the last install left them, and the previous build's cache; sealed releases share identical files.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
@@ -12,8 +12,15 @@ let f: Fixture;
 const rel = (sha: string, ...p: string[]) => path.join(f.root, 'releases', sha.slice(0, 12), ...p);
 
 test.before(async () => {
-  // The build writes into node_modules, as some builds do (caches): proof that each release owns its copy.
-  f = await makeFixture({ build: 'npm run build && date +%s%N > node_modules/build-stamp' });
+  // The build writes into node_modules, as some builds do (caches), then prunes a dependency, as the
+  // SvelteKit recipe's `npm prune --omit=dev` does: the next release must still get it, as installed.
+  // It also fills a build cache (.cache/build) and records what it found there from the previous build.
+  f = await makeFixture({
+    build:
+      'test -f node_modules/left-pad-local/index.js && npm run build && date +%s%N > node_modules/build-stamp && rm -rf node_modules/left-pad-local' +
+      ' && mkdir -p .cache/build && cat VERSION >> .cache/build/seen && cp .cache/build/seen cache-seen',
+    cache: ['.cache/build'],
+  });
   // A real dependency (a local package, so no registry is needed): npm ci then makes node_modules.
   const vendor = path.join(f.repo.dir, 'vendor', 'left-pad-local');
   fs.mkdirSync(vendor, { recursive: true });
@@ -28,20 +35,33 @@ test.before(async () => {
 });
 test.after(cleanupTempDirs);
 
-test('a release whose lockfile is unchanged copies the dependencies instead of installing', async () => {
+test('a release whose lockfile is unchanged copies the dependencies as installed, not as the build and prune left them', async () => {
   const v1 = await f.repo.head();
-  assert.is((await f.run('release', ['main'])).code, 0);
-  assert.ok(fs.existsSync(rel(v1, 'node_modules')), 'npm ci made node_modules');
-  const stamp1 = fs.readFileSync(rel(v1, 'node_modules', 'build-stamp'), 'utf8');
-  fs.writeFileSync(path.join(rel(v1, 'node_modules'), 'marker-from-v1'), 'x'); // root may write a sealed release
-  const v2 = await f.repo.commit({ VERSION: '2\n' }, 'v2: code only');
-  const r = await f.run('release', ['main']);
+  let r = await f.run('release', ['main']);
   assert.is(r.code, 0, r.out);
-  assert.match(r.stdout, new RegExp(`install: skipped, package-lock.json is unchanged from ${v1.slice(0, 12)}: copying its node_modules`));
+  assert.match(r.stdout, /==> keep node_modules as installed, for the next release with this package-lock.json/);
+  assert.not.ok(fs.existsSync(rel(v1, 'node_modules', 'left-pad-local')), "v1's build pruned it");
+  const stamp1 = fs.readFileSync(rel(v1, 'node_modules', 'build-stamp'), 'utf8');
+  const v2 = await f.repo.commit({ VERSION: '2\n' }, 'v2: code only');
+  r = await f.run('release', ['main']);
+  assert.is(r.code, 0, r.out);
+  assert.match(r.stdout, /install: skipped, package-lock.json and the install command are unchanged: copying node_modules as the last install left it/);
   assert.not.match(r.stdout, /==> install: npm ci/);
-  assert.ok(fs.existsSync(rel(v2, 'node_modules', 'marker-from-v1')), 'the copy came from the previous release');
   assert.is(fs.readFileSync(rel(v1, 'node_modules', 'build-stamp'), 'utf8'), stamp1, "v2's build did not write into v1's dependencies");
   assert.is.not(fs.readFileSync(rel(v2, 'node_modules', 'build-stamp'), 'utf8'), stamp1, "v2's build wrote its own copy");
+  const snapshots = fs.readdirSync(path.join(f.root, 'deps'));
+  assert.is(snapshots.length, 1, 'one snapshot');
+  assert.ok(fs.lstatSync(path.join(f.root, 'deps', snapshots[0], 'node_modules', 'left-pad-local'), { throwIfNoEntry: false }), 'the snapshot is as installed (npm links a file: dependency)');
+  assert.not.ok(fs.existsSync(path.join(f.root, 'deps', snapshots[0], 'node_modules', 'build-stamp')), 'no build output in it');
+  if (process.getuid?.() === 0) assert.is(fs.statSync(path.join(f.root, 'deps')).mode & 0o777, 0o700, "the app's user cannot reach the snapshots");
+});
+
+test('the build cache of the previous release is copied into the new one before the build, never shared', async () => {
+  const v1 = (await f.history()).find((e: any) => e.event === 'build-finished').release as string;
+  const v2 = await f.repo.head();
+  assert.is(fs.readFileSync(rel(v2, 'cache-seen'), 'utf8'), `${fs.readFileSync(path.join(f.root, 'releases', v1, 'VERSION'), 'utf8')}2\n`, "v2's build found v1's cache");
+  assert.is.not(fs.statSync(rel(v2, '.cache', 'build', 'seen')).ino, fs.statSync(path.join(f.root, 'releases', v1, '.cache', 'build', 'seen')).ino, 'a copy');
+  assert.match(fs.readFileSync(path.join(f.root, 'releases', v1, '.cache', 'build', 'seen'), 'utf8'), /^[^\n]*\n$/, "v1's cache is as v1's build left it");
 });
 
 test('a changed lockfile installs afresh; --rebuild always installs', async () => {
