@@ -5,11 +5,11 @@ import { OperationError } from './errors.ts';
 import { exportTree } from './git.ts';
 import { processStartTicks } from './lock.ts';
 import { formatDuration } from './log.ts';
-import type { Manifest } from './manifest.ts';
 import type { ReleaseRecord } from './history.ts';
 import { history, record, releaseOnDisk, type Context } from './context.ts';
 import { cacheDonor, carryBuildCaches, depsKey, depsSnapshotFor, depsSpecFor, restoreDeps, shareIdenticalFiles, snapshotDeps } from './reuse.ts';
 import { assetDonors, carryAssets, recordBuiltAssets } from './assets.ts';
+import { appEnvironment } from './appenv.ts';
 import { liveRelease } from './switch.ts';
 
 /** A fresh release id for a commit: its first 12 hex digits, with -rN when that one is taken. */
@@ -17,36 +17,6 @@ export function nextReleaseId(commit: string, taken: (id: string) => boolean): s
   const base = commit.slice(0, 12);
   if (!taken(base)) return base;
   for (let n = 2; ; n++) if (!taken(`${base}-r${n}`)) return `${base}-r${n}`;
-}
-
-/** Parses an env file (KEY=VALUE lines, # comments, optional quotes) the way systemd's EnvironmentFile does for simple files. */
-export function parseEnvFile(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#') || line.startsWith(';')) continue;
-    const eq = line.indexOf('=');
-    if (eq <= 0) continue;
-    const key = line.slice(0, eq).trim().replace(/^export\s+/, '');
-    let value = line.slice(eq + 1).trim();
-    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0])) value = value.slice(1, -1);
-    env[key] = value;
-  }
-  return env;
-}
-
-/** The environment install, build and migrate run with: the app's own, never cutover's. */
-export function buildEnv(m: Manifest, cacheDir: string, envFileText?: string): Record<string, string> {
-  return {
-    PATH: '/usr/local/bin:/usr/bin:/bin',
-    LANG: 'C.UTF-8',
-    HOME: cacheDir,
-    npm_config_cache: path.join(cacheDir, 'npm'),
-    npm_config_update_notifier: 'false',
-    ...(envFileText ? parseEnvFile(envFileText) : {}),
-    ...m.env,
-    PORT: String(m.port),
-  };
 }
 
 /** Refuses a path inside a release whose parent chain holds a symlink (the repo is untrusted). */
@@ -98,8 +68,7 @@ export async function linkShared(ctx: Context, id: string): Promise<void> {
 /** Runs the manifest's install, build and migrate commands in the release, as the app's user. */
 async function runSteps(ctx: Context, id: string, opts: BuildOptions): Promise<void> {
   const { m, paths } = ctx;
-  const envText = paths.envFile && fs.existsSync(paths.envFile) ? fs.readFileSync(paths.envFile, 'utf8') : undefined;
-  const env = buildEnv(m, paths.cache, envText);
+  const env = appEnvironment(m, { home: paths.cache, envFile: paths.envFile });
   const run = (name: string, command: string) =>
     ctx.log.step(`${name}: ${command}`, () => ctx.ops.run(['/bin/sh', '-c', command], { cwd: paths.release(id), env, user: m.user, display: command }));
   if (m.install) {

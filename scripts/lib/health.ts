@@ -3,6 +3,8 @@ import http from 'node:http';
 import { $ } from 'zx';
 import type { Manifest } from './manifest.ts';
 import { asUser } from './ops.ts';
+import { appEnvironment } from './appenv.ts';
+import { appPaths } from './paths.ts';
 import { unitState } from './systemd.ts';
 
 export interface CheckResult {
@@ -44,7 +46,7 @@ export async function commandCheck(m: Manifest, target: HealthTarget, timeoutMs:
   const argv = asUser(['/bin/sh', '-c', command], m.user);
   const p = await $({
     cwd: target.cwd,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...m.env, PORT: String(target.port) },
+    env: appEnvironment(m, { port: target.port, envFile: appPaths(m).envFile }),
     quiet: true,
     nothrow: true,
     timeout: timeoutMs,

@@ -1,6 +1,6 @@
 // Secrets: the values of the app's environment file, masked in whatever cutover prints or records.
 import fs from 'node:fs';
-import { parseEnvFile } from './build.ts';
+import { parseEnvFile } from './appenv.ts';
 
 /** Shorter values are not masked: they would blank common words (true, 1, dev) all over the output. */
 export const MIN_SECRET_LENGTH = 4;

@@ -7,7 +7,8 @@ import { $ } from 'zx';
 
 export const examplesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples');
 
-export type ExampleApp = 'node' | 'python';
+/** An app of examples/<name>-app. */
+export type ExampleApp = 'node' | 'python' | 'sveltekit' | 'nextjs' | 'flask' | 'django';
 
 export interface AppRepo {
   dir: string;
@@ -72,7 +73,7 @@ function gitIn(dir: string) {
   return async (...args: string[]): Promise<string> => (await $git`git ${args}`).stdout.trim();
 }
 
-const BUILD_OUTPUTS = new Set(['node_modules', 'dist', '__pycache__', '.venv', 'BEHAVIOUR']);
+const BUILD_OUTPUTS = new Set(['node_modules', 'dist', '__pycache__', '.venv', 'BEHAVIOUR', 'build', '.svelte-kit', '.next', 'staticfiles']);
 
 async function copyExample(app: ExampleApp, dir: string): Promise<void> {
   await cp(exampleAppDir(app), dir, {
