@@ -1,0 +1,217 @@
+// System tier: three test hosts on private networks, released with the real ansible-playbook (ansible/): under load, a failed build, a failed gate, a killed run.
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { getJson } from '../helpers/apps.ts';
+import { bootFleet, HOOK_LOG, kitProcesses, type Fleet, type FleetHost, type PlayResult } from '../helpers/fleet.ts';
+import { cleanupTempDirs } from '../helpers/gitrepo.ts';
+import { describeLoad, loadDuring, versionSequence } from '../helpers/load.ts';
+import { commandMissing, requiring, systemTierMissing } from '../helpers/prereq.ts';
+
+const missing = systemTierMissing() ?? commandMissing('ansible-playbook', ['--version'], 'apt-get install ansible; test/setup.sh does');
+const it = requiring(missing, test);
+const APP = 'fleet';
+/** Inside each host: markers that the app's build (from v3 on) reads, so one host of three can fail. */
+const MARKERS = '/etc/cutover-test';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let f: Fleet;
+const ids: Record<string, string> = {};
+const timings: string[] = [];
+const t0 = Date.now();
+
+/** The app's build from v3 on: fails where MARKERS/fail-build exists, makes an unhealthy app where MARKERS/unhealthy does. */
+const BUILD_WRAPPER = `// Test build: host-dependent failures (markers under ${MARKERS}), then the example's own build.
+import { existsSync, writeFileSync } from 'node:fs';
+if (existsSync('${MARKERS}/fail-build')) {
+  console.error('build failed on purpose on this host (${MARKERS}/fail-build)');
+  process.exit(1);
+}
+if (existsSync('${MARKERS}/unhealthy')) writeFileSync(new URL('./BEHAVIOUR', import.meta.url), 'unhealthy\\n');
+await import('./build-example.js');
+`;
+
+function show(r: PlayResult): string {
+  return `exit ${r.code} after ${(r.ms / 1000).toFixed(1)} s\n--- stdout (last 6000)\n${r.stdout.slice(-6000)}\n--- stderr\n${r.stderr.slice(-3000)}`;
+}
+
+async function play(label: string, playbook: string, vars: Record<string, unknown>, opts: Parameters<Fleet['play']>[2] = {}): Promise<PlayResult> {
+  const r = await f.play(playbook, vars, opts);
+  timings.push(`${label}: ${(r.ms / 1000).toFixed(1)} s (exit ${r.code})`);
+  console.log(`\n  ${label}: ansible-playbook ${playbook} exit ${r.code} in ${(r.ms / 1000).toFixed(1)} s`);
+  return r;
+}
+
+/** The summary lines the rollout prints (its debug task's msg list). */
+function summary(r: PlayResult): string {
+  const at = r.stdout.lastIndexOf('Summarise the rollout');
+  return at < 0 ? '(no summary printed)' : r.stdout.slice(at, r.stdout.indexOf('PLAY RECAP', at));
+}
+
+async function versions(): Promise<string[]> {
+  return Promise.all(f.hosts.map(async (h) => String((await getJson<{ version: string }>(`${h.url}/`)).version)));
+}
+
+async function lives(): Promise<(string | null)[]> {
+  return Promise.all(f.hosts.map(async (h) => (await h.status()).live));
+}
+
+function marker(h: FleetHost, name: string, present: boolean): void {
+  const file = path.join(h.host.root, MARKERS, name);
+  if (present) {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, '');
+  } else fs.rmSync(file, { force: true });
+}
+
+function hookLog(h: FleetHost): string[] {
+  const file = path.join(h.host.root, HOOK_LOG);
+  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean) : [];
+}
+
+async function commitVersion(v: string, extra: Record<string, string | null> = {}): Promise<string> {
+  return f.repo.commit({ VERSION: `${v}\n`, ...extra }, `v${v}`);
+}
+
+test.before(async () => {
+  if (missing) return;
+  const booted = Date.now();
+  f = await bootFleet({
+    count: 3,
+    app: APP,
+    manifest: (repo) => ({
+      app: APP,
+      repo,
+      runtime: 'node',
+      build: 'node build.js',
+      start: 'node server.js',
+      port: 3000, // the same port on every host: each has its own network namespace
+      socket: true,
+      env: { STARTUP_DELAY_MS: '300' },
+      health: { path: '/health', timeout: 8 },
+      stop_timeout: 5,
+    }),
+  });
+  timings.push(`boot 3 hosts: ${((Date.now() - booted) / 1000).toFixed(1)} s`);
+  const v1 = await f.repo.head();
+  const r = await play('site.yml v1 (kit, provision, first release)', 'site.yml', { cutover_ref: v1 });
+  if (r.code !== 0) throw new Error(`the first site.yml run failed: ${show(r)}`);
+  ids.v1 = (await f.hosts[0]!.status()).live!;
+});
+
+test.after(async () => {
+  if (f) await f.stop();
+  await cleanupTempDirs();
+  console.log(`\n  timings (${((Date.now() - t0) / 1000).toFixed(0)} s in all):\n    ${timings.join('\n    ')}`);
+});
+
+it('a good release under load on three hosts: 0 failed requests, all serve v2, a second run changes nothing', async () => {
+  assert.equal(await versions(), ['1', '1', '1'], 'every host serves v1 after the first run');
+  const v2 = await commitVersion('2');
+  let rollout: Promise<PlayResult> | undefined;
+  const action = () => (rollout ??= play('rollout.yml v2 under load', 'rollout.yml', { cutover_ref: v2 }));
+  const loads = await Promise.all(f.hosts.map((h) => loadDuring(h.url, action, { workers: 2, leadMs: 500, tailMs: 700, maxMs: 300_000 })));
+  const r = await rollout!;
+  assert.equal(r.code, 0, show(r));
+  loads.forEach((l, i) => console.log(`  ${describeLoad(f.hosts[i]!.name, l.load, l.samples)}`));
+  loads.forEach((l, i) => {
+    assert.ok(l.load.requests > 50, `${f.hosts[i]!.name}: the load ran (${l.load.requests} requests)`);
+    assert.equal(l.load.failed, 0, `${f.hosts[i]!.name}: ${describeLoad('load', l.load)}`);
+    assert.equal(versionSequence(l.samples), ['1', '2'], `${f.hosts[i]!.name} switched once, from v1 to v2`);
+  });
+  assert.equal(await versions(), ['2', '2', '2']);
+  const live = await lives();
+  ids.v2 = live[0]!;
+  assert.ok(ids.v2 !== ids.v1 && live.every((l) => l === ids.v2), `one release everywhere: ${live}`);
+  // Each host was drained on v1 and put back on v2, one host at a time (the batches: 1, then 50 % = 1 of 3).
+  for (const h of f.hosts) assert.equal(hookLog(h).slice(-2), [`drain releases/${ids.v1}`, `undrain releases/${ids.v2}`], h.name);
+  assert.match(summary(r), /host1: built \S+; switched from /);
+
+  const again = await play('site.yml v2 again (nothing to do)', 'site.yml', { cutover_ref: v2 });
+  assert.equal(again.code, 0, show(again));
+  for (const h of f.hosts) {
+    assert.equal(again.recap[h.name]?.changed, 0, `${h.name} changed nothing on the second run: ${JSON.stringify(again.recap[h.name])}\n${show(again)}`);
+    assert.equal(again.recap[h.name]?.failed, 0, h.name);
+  }
+  assert.match(summary(again), /host3: reused \S+; already live, nothing to switch/);
+  assert.equal(await lives(), [ids.v2, ids.v2, ids.v2]);
+});
+
+it('a release whose build fails on one host: no host switched, the run fails naming it', async () => {
+  const h2 = f.hosts[1]!;
+  marker(h2, 'fail-build', true);
+  const build = fs.readFileSync(path.join(f.repo.dir, 'build.js'), 'utf8');
+  const v3 = await commitVersion('3', { 'build-example.js': build, 'build.js': BUILD_WRAPPER });
+  const hooksBefore = f.hosts.map(hookLog);
+  const r = await play('rollout.yml v3, build fails on host2', 'rollout.yml', { cutover_ref: v3 }).finally(() => marker(h2, 'fail-build', false));
+  assert.is.not(r.code, 0, show(r));
+  assert.match(summary(r), /host2: build of \S+ FAILED \(exit 1/, show(r));
+  assert.match(r.stdout, /stopped before any host switched: the build failed on host2/, show(r));
+  assert.equal(await lives(), [ids.v2, ids.v2, ids.v2], 'no host switched');
+  assert.equal(await versions(), ['2', '2', '2']);
+  assert.equal(f.hosts.map(hookLog), hooksBefore, 'no host was even drained');
+});
+
+it('a release that fails its health gate on the second host: the first is rolled back, the third never switched', async () => {
+  const [h1, h2, h3] = f.hosts as [FleetHost, FleetHost, FleetHost];
+  marker(h2, 'unhealthy', true);
+  const v4 = await commitVersion('4');
+  const hooks3 = hookLog(h3);
+  let rollout: Promise<PlayResult> | undefined;
+  const action = () => (rollout ??= play('rollout.yml v4, unhealthy on host2', 'rollout.yml', { cutover_ref: v4 }));
+  const loads = await Promise.all(f.hosts.map((h) => loadDuring(h.url, action, { workers: 1, leadMs: 300, tailMs: 500, maxMs: 300_000 })))
+    .finally(() => marker(h2, 'unhealthy', false));
+  const r = await rollout!;
+  loads.forEach((l, i) => console.log(`  ${describeLoad(f.hosts[i]!.name, l.load, l.samples)}`));
+  assert.is.not(r.code, 0, show(r));
+  assert.match(r.stdout, /The rollout of \S+ failed on host2: exit 1/, show(r));
+  assert.match(summary(r), /host1: built (\S+); switched from \S+, then rolled back to it/, show(r));
+  assert.match(summary(r), /host2: built \S+; activation FAILED/, show(r));
+  assert.match(summary(r), /host3: built \S+; not switched \(the rollout stopped\)/, show(r));
+  assert.equal(await versions(), ['2', '2', '2'], 'the whole fleet serves v2 again');
+  assert.equal(await lives(), [ids.v2, ids.v2, ids.v2]);
+  // host1 went to v4 and back (its versions), host3 never left v2 and was never drained.
+  assert.equal(versionSequence(loads[0]!.samples), ['2', '4', '2']);
+  assert.equal(versionSequence(loads[1]!.samples), ['2'], 'host2 never served v4');
+  assert.equal(versionSequence(loads[2]!.samples), ['2']);
+  assert.equal(hookLog(h3), hooks3, 'host3 was never drained');
+  const v4on1 = (await h1.status()).releases.find((x) => x.commit === v4);
+  assert.equal(v4on1?.state, 'bad', 'the release host1 left is marked bad');
+  const v4on3 = (await h3.status()).releases.find((x) => x.commit === v4);
+  assert.equal(v4on3?.state, 'ready', 'host3 built it and kept it ready, never live');
+  for (const [i, l] of loads.entries()) assert.equal(l.load.failed, 0, `${f.hosts[i]!.name}: ${describeLoad('load', l.load)}`);
+});
+
+it('the playbook killed in the middle of a batch: the next run converges', async () => {
+  const h2 = f.hosts[1]!;
+  const v5 = await commitVersion('5');
+  let pgid = 0;
+  const running = play('rollout.yml v5, killed while host2 activates', 'rollout.yml', { cutover_ref: v5 }, { onSpawn: (pid) => { pgid = pid; } });
+  // Wait for host2's activation (the second batch) to be under way, then kill the whole run at once.
+  const deadline = Date.now() + 180_000;
+  while (!/scripts\/activate\.ts/.test(await kitProcesses(h2.host))) {
+    if (Date.now() > deadline) throw new Error('host2 never started its activation');
+    await sleep(100);
+  }
+  process.kill(-pgid, 'SIGKILL');
+  const killed = await running;
+  assert.is.not(killed.code, 0);
+  const afterKill = await lives();
+  console.log(`  killed mid-batch: lives ${afterKill.join(', ')}; left running in host2: ${(await kitProcesses(h2.host)) || 'nothing'}`);
+  assert.equal(afterKill[2], ids.v2, 'host3 was not reached');
+
+  const r = await play('rollout.yml v5 again', 'rollout.yml', { cutover_ref: v5 });
+  assert.equal(r.code, 0, show(r));
+  assert.equal(await versions(), ['5', '5', '5']);
+  const statuses = await Promise.all(f.hosts.map((h) => h.status()));
+  const live = statuses[0]!.live;
+  for (const [i, st] of statuses.entries()) {
+    assert.equal(st.live, live, f.hosts[i]!.name);
+    assert.equal(st.serving, live, `${f.hosts[i]!.name} serves its live release`);
+    assert.equal(st.unfinished, null, `${f.hosts[i]!.name} has no unfinished activation`);
+  }
+  assert.match(summary(r), /host1: reused \S+; already live, nothing to switch/, show(r));
+});
+
+test.run();
