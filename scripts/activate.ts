@@ -3,6 +3,7 @@ import { dryRunOption, runCommand } from './lib/cli.ts';
 import { createContext, history, releaseOnDisk, withLock } from './lib/context.ts';
 import { assetDonors, carryAssets } from './lib/assets.ts';
 import { activateRelease } from './lib/activation.ts';
+import { finishBeforeStopping } from './lib/stop.ts';
 import { assertReleaseId } from './lib/paths.ts';
 
 const spec = {
@@ -19,13 +20,13 @@ const spec = {
 await runCommand(spec, async (args) => {
   const id = assertReleaseId(args.positionals[0]);
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
-  await withLock(ctx, `activate ${id}`, async () => {
+  await withLock(ctx, args.operation, async () => {
     // An older release made live again serves the assets of the releases live since (see rollback).
     const { events, records } = history(ctx);
     if (ctx.m.assets.length > 0 && records.get(id)?.state === 'ready' && releaseOnDisk(ctx, id)) {
       const donors = assetDonors(events, id, ctx.m.assets_keep, (r) => releaseOnDisk(ctx, r));
       if (donors.length > 0) await ctx.log.step(`carry the assets of ${donors.join(', ')} into ${id}`, () => carryAssets(ctx, id, donors));
     }
-    await activateRelease(ctx, id, 'activate');
+    await finishBeforeStopping(`the activation of ${id}`, () => activateRelease(ctx, id, 'activate'));
   });
 });

@@ -23,7 +23,7 @@ await runCommand(spec, async (args) => {
   await ctx.log.step('runtime and tools', () => ensurePackages(ctx, changes));
   await ctx.log.step(`system user ${ctx.m.user}`, () => ensureUser(ctx, changes));
   await ctx.log.step(`layout under ${ctx.paths.root}`, () => ensureLayoutOwned(ctx, changes));
-  await withLock(ctx, 'provision', async () => {
+  await withLock(ctx, args.operation, async () => {
     await ctx.log.step('shared paths', () => ensureSharedPaths(ctx, changes));
     await ctx.log.step('systemd units and cron entry', () => ensureUnits(ctx, changes));
   });

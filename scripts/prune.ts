@@ -27,7 +27,7 @@ await runCommand(spec, async (args) => {
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   const keep = parseKeep(args.values.keep, ctx.m.keep);
   try {
-    await withLock(ctx, 'prune', async () => {
+    await withLock(ctx, args.operation, async () => {
       if (!ctx.dryRun) await cleanInterrupted(ctx, history(ctx).records);
       ctx.log.info(`Prune plan (keep ${keep} good release${keep === 1 ? "" : "s"})${ctx.dryRun ? ', dry run:' : ':'}`);
       const n = await applyPrune(ctx, prunePlanFor(ctx, keep));

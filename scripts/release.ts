@@ -6,6 +6,7 @@ import { fetchMirror, resolveRef, resolveRemote, assertRefSyntax } from './lib/g
 import { buildRelease, cleanInterrupted, nextReleaseId } from './lib/build.ts';
 import { readyReleaseOf } from './lib/history.ts';
 import { activateRelease } from './lib/activation.ts';
+import { finishBeforeStopping } from './lib/stop.ts';
 import { applyPrune, prunePlanFor } from './lib/prune.ts';
 import { UsageError } from './lib/errors.ts';
 import fs from 'node:fs';
@@ -41,7 +42,7 @@ await runCommand(spec, async (args) => {
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   if (ctx.dryRun) ctx.log.info(`Dry run: nothing will be changed.`);
   await ensureLayout(ctx);
-  await withLock(ctx, `release ${ref}`, async () => {
+  await withLock(ctx, args.operation, async () => {
     await cleanInterrupted(ctx, history(ctx).records);
     const commit = await resolve(ctx, ref);
     ctx.log.info(`${ref} is commit ${commit}.`);
@@ -63,7 +64,7 @@ await runCommand(spec, async (args) => {
       ctx.log.info(`Not activating (--no-activate). Make it live with: npx tsx scripts/activate.ts ${id}`);
       return;
     }
-    await activateRelease(ctx, id, 'release', reuse || !ctx.dryRun ? undefined : commit);
+    await finishBeforeStopping(`the activation of ${id}`, () => activateRelease(ctx, id, 'release', reuse || !ctx.dryRun ? undefined : commit));
     await ctx.log.step(`prune (keep ${ctx.m.keep})`, () => applyPrune(ctx, prunePlanFor(ctx, ctx.m.keep)));
   });
 });

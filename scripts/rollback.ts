@@ -2,6 +2,7 @@
 import { dryRunOption, runCommand } from './lib/cli.ts';
 import { createContext, history, record, withLock } from './lib/context.ts';
 import { activateRelease } from './lib/activation.ts';
+import { finishBeforeStopping } from './lib/stop.ts';
 import { activations, rollbackTarget } from './lib/history.ts';
 import { assertReleaseId } from './lib/paths.ts';
 import { liveRelease } from './lib/switch.ts';
@@ -22,7 +23,7 @@ const spec = {
 await runCommand(spec, async (args) => {
   const to = args.values.to === undefined ? undefined : assertReleaseId(String(args.values.to));
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
-  await withLock(ctx, `rollback${to ? ` to ${to}` : ''}`, async () => {
+  await withLock(ctx, args.operation, async () => {
     const { events, records } = history(ctx);
     const live = liveRelease(ctx.paths);
     // `active` ahead of the history's last activation: an activation (or a rollback) was cut short after its
@@ -45,8 +46,10 @@ await runCommand(spec, async (args) => {
       const donors = assetDonors(events, target, ctx.m.assets_keep, (id) => releaseOnDisk(ctx, id));
       await ctx.log.step(`carry the assets of ${donors.join(', ') || 'no release'} into ${target}`, () => carryAssets(ctx, target, donors));
     }
-    await activateRelease(ctx, target, 'rollback');
-    if (live) await record(ctx, { event: 'marked-bad', release: live, commit: records.get(live)?.commit, reason: `rolled back to ${target} by ${ctx.by}` });
+    await finishBeforeStopping(`the rollback to ${target}`, async () => {
+      await activateRelease(ctx, target, 'rollback');
+      if (live) await record(ctx, { event: 'marked-bad', release: live, commit: records.get(live)?.commit, reason: `rolled back to ${target} by ${ctx.by}` });
+    });
     if (live) ctx.log.info(`Release ${live} is marked bad and kept for inspection.`);
   });
 });

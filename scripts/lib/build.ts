@@ -1,7 +1,7 @@
 // Builds one release: export the commit, link the shared paths, install, build, migrate, seal.
 import fs from 'node:fs';
 import path from 'node:path';
-import { OperationError } from './errors.ts';
+import { OperationError, StoppedError } from './errors.ts';
 import { exportTree } from './git.ts';
 import { processStartTicks } from './lock.ts';
 import { formatDuration } from './log.ts';
@@ -69,8 +69,16 @@ export async function linkShared(ctx: Context, id: string): Promise<void> {
 async function runSteps(ctx: Context, id: string, opts: BuildOptions): Promise<void> {
   const { m, paths } = ctx;
   const env = appEnvironment(m, { home: paths.cache, envFile: paths.envFile });
-  const run = (name: string, command: string) =>
-    ctx.log.step(`${name}: ${command}`, () => ctx.ops.run(['/bin/sh', '-c', command], { cwd: paths.release(id), env, user: m.user, display: command }));
+  const run = (name: 'install' | 'build' | 'migrate', command: string) =>
+    ctx.log.step(`${name}: ${command}`, () =>
+      ctx.ops.run(['/bin/sh', '-c', command], {
+        cwd: paths.release(id),
+        env,
+        user: m.user,
+        display: command,
+        limit: { seconds: m.timeouts[name], setting: `timeouts.${name}` },
+      }),
+    );
   if (m.install) {
     // Keyed on the lockfile as committed, before the install could rewrite it.
     const key = ctx.dryRun ? undefined : depsKey(paths.release(id), m.runtime, m.install);
@@ -162,6 +170,16 @@ export async function buildRelease(ctx: Context, commit: string, ref: string, id
       await shareWithNeighbour(ctx, id);
     });
   } catch (e) {
+    if (e instanceof StoppedError) {
+      // Told to stop (SIGTERM, SIGINT, SIGHUP): the step's processes are already gone. Interrupted, not failed.
+      await ops.remove(dir);
+      await record(ctx, { event: 'build-interrupted', release: id, commit, duration_ms: Math.round(performance.now() - t0), reason: `stopped by ${e.signal}` });
+      throw new StoppedError(
+        `The build of ${id} was stopped: ${e.message}`,
+        e.signal,
+        'The live release and the service were not touched; the stopped release was removed. Release again to build it.',
+      );
+    }
     const full = ctx.dryRun ? '' : diskFullNote(paths.root);
     const reason = (e as Error).message.split('\n')[0] + (full ? ' (the disk is full)' : '');
     // Removed first: on a full disk the history line may need the space the partial release holds.

@@ -29,6 +29,23 @@ export interface ParsedArgs {
   positionals: string[];
   values: Record<string, string | boolean | undefined>;
   manifestFile: string;
+  /** The verb as the operator gave it, flags and all ("release v1 --rebuild"): what the lock says its holder does. */
+  operation: string;
+}
+
+/** The verb and its arguments as typed, without --manifest (the lock is the manifest's own); odd words JSON-quoted. */
+export function describeOperation(name: string, argv: string[]): string {
+  const words: string[] = [name];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--manifest') {
+      i++;
+      continue;
+    }
+    if (a.startsWith('--manifest=')) continue;
+    words.push(/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a));
+  }
+  return words.join(' ');
 }
 
 /** --dry-run as the verbs that change something describe it. */
@@ -84,7 +101,7 @@ export function parseCommandLine(spec: CommandSpec, argv: string[], env = proces
   const manifestFile = path.resolve(
     (parsed.values.manifest as string | undefined) ?? env.CUTOVER_MANIFEST ?? kitPaths.defaultManifest,
   );
-  return { positionals: parsed.positionals, values: parsed.values, manifestFile };
+  return { positionals: parsed.positionals, values: parsed.values, manifestFile, operation: describeOperation(spec.name, argv) };
 }
 
 /** Formats an error for the operator: the message, then the hint that says the fix. */

@@ -6,6 +6,7 @@ import { appPaths, type AppPaths } from './paths.ts';
 import { createOps, type Ops } from './ops.ts';
 import { createLogger, type Logger } from './log.ts';
 import { acquireLock, operatorName } from './lock.ts';
+import { handleStopSignals } from './stop.ts';
 import { OperationError } from './errors.ts';
 import { appendHistory, readHistory, releaseStates, type HistoryEvent, type ReleaseRecord } from './history.ts';
 
@@ -53,10 +54,14 @@ export async function withLock<T>(ctx: Context, operation: string, fn: () => Pro
     throw new OperationError(`The app's root ${ctx.paths.root} does not exist.`, 'Run `npx tsx scripts/provision.ts` first (or `release`, which creates it).');
   }
   const lock = acquireLock(ctx.paths.lock, operation);
+  // While the lock is held, SIGTERM/SIGINT/SIGHUP stop the running step's processes and end the verb
+  // at its next step, so the lock is never freed while a build of this run still runs.
+  const restoreSignals = handleStopSignals();
   try {
     return await fn();
   } finally {
     lock.release();
+    restoreSignals();
   }
 }
 

@@ -43,3 +43,14 @@ export class LockedError extends CutoverError {
     super(message, ExitCode.locked, hint);
   }
 }
+
+/** The kit was asked to stop (SIGTERM, SIGINT or SIGHUP): exit 1, the live release unchanged. */
+export class StoppedError extends CutoverError {
+  constructor(
+    message: string,
+    readonly signal: string,
+    hint?: string,
+  ) {
+    super(message, ExitCode.failed, hint);
+  }
+}

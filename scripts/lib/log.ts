@@ -1,9 +1,10 @@
 // Operator output: step headers with durations, plain lines, and the dry-run plan.
+import { throwIfStopped } from './stop.ts';
 
 export interface Logger {
   info(line: string): void;
   warn(line: string): void;
-  /** Runs fn under a "==> title" header and prints its duration when it ends. */
+  /** Runs fn under a "==> title" header and prints its duration when it ends; a step boundary is where a stop (SIGTERM…) takes effect. */
   step<T>(title: string, fn: () => Promise<T>): Promise<T>;
 }
 
@@ -17,6 +18,7 @@ export function createLogger(out: NodeJS.WritableStream = process.stdout): Logge
     info: (line) => out.write(line + '\n'),
     warn: (line) => process.stderr.write(`warning: ${line}\n`),
     async step(title, fn) {
+      throwIfStopped(title);
       out.write(`==> ${title}\n`);
       const t0 = performance.now();
       try {

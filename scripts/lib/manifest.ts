@@ -38,6 +38,8 @@ export interface Manifest {
   port: number;
   socket: SocketMode;
   health: HealthCheck;
+  /** Seconds install, build and migrate may each take. */
+  timeouts: { install: number; build: number; migrate: number };
   preflight: boolean;
   stop_timeout: number;
   keep: number;

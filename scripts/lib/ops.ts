@@ -2,8 +2,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
-import { OperationError } from './errors.ts';
+import { OperationError, StoppedError } from './errors.ts';
 import { formatDuration } from './log.ts';
+import { runInGroup } from './group.ts';
 
 export interface RunOptions {
   cwd?: string;
@@ -14,6 +15,18 @@ export interface RunOptions {
   quiet?: boolean;
   /** The words to print instead of the argv (e.g. the manifest's shell command). */
   display?: string;
+  /**
+   * Run as its own process group with this time limit (the manifest's install, build, migrate): on
+   * expiry, or when cutover is told to stop, the whole group is stopped (SIGTERM, then SIGKILL).
+   */
+  limit?: { seconds: number; setting: string };
+}
+
+/** A time limit for people: "30 min", "90 s", "2 h". */
+export function formatLimit(seconds: number): string {
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
+  if (seconds % 60 === 0 && seconds >= 120) return `${seconds / 60} min`;
+  return `${seconds} s`;
 }
 
 export interface Ops {
@@ -56,6 +69,7 @@ export function createOps(opts: { dryRun: boolean; print?: (line: string) => voi
       return '';
     }
     const t0 = performance.now();
+    if (o.limit) return runLimited(full, `\`${o.display ?? show(argv)}\``, { ...o, limit: o.limit }, t0);
     const p = await $({
       cwd: o.cwd,
       env: o.env ?? process.env,
@@ -70,6 +84,27 @@ export function createOps(opts: { dryRun: boolean; print?: (line: string) => voi
       );
     }
     return p.stdout;
+  }
+
+  async function runLimited(full: string[], what: string, o: RunOptions & { limit: { seconds: number; setting: string } }, t0: number): Promise<string> {
+    const r = await runInGroup(full, { cwd: o.cwd, env: o.env, timeoutMs: o.limit.seconds * 1000, quiet: o.quiet });
+    if (r.kind === 'timed-out') {
+      throw new OperationError(
+        `${what} did not finish within its time limit of ${formatLimit(o.limit.seconds)} (${o.limit.setting} in the manifest): cutover stopped it and every process it started.`,
+      );
+    }
+    if (r.kind === 'stopped') {
+      throw new StoppedError(`${what} was stopped after ${formatDuration(performance.now() - t0)}: cutover received ${r.signal}.`, r.signal);
+    }
+    if (r.leftovers > 0) {
+      print(`    ${what} left ${r.leftovers} process${r.leftovers === 1 ? '' : 'es'} running in the background: stopped (a step's processes must end with it).`);
+    }
+    if (r.code !== 0) {
+      const status = r.code === null ? `was killed by ${r.signal}` : `failed with exit code ${r.code}`;
+      const detail = o.quiet ? `\n${(r.stderr || r.stdout).trim().split('\n').slice(-10).join('\n')}` : '';
+      throw new OperationError(`${what} ${status} after ${formatDuration(performance.now() - t0)}.${detail}`);
+    }
+    return r.stdout;
   }
 
   return {

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { history, type Context } from './context.ts';
-import { activations, rollbackTarget, type ReleaseState } from './history.ts';
+import { activations, rollbackTarget, type ReleaseRecord, type ReleaseState } from './history.ts';
 import { describeHolder, liveHolder } from './lock.ts';
 import { liveRelease } from './switch.ts';
 import { mainPid, unitState } from './systemd.ts';
@@ -38,6 +38,8 @@ export interface StatusReport {
   rollbackTarget: string | null;
   lock: string | null;
   releases: ReleaseStatus[];
+  /** Interrupted builds already cleaned up (recorded, their directories gone): counted, not listed. */
+  interruptedGone: number;
 }
 
 /** Bytes used by a directory tree (lstat, not following links; hard links counted once). */
@@ -71,6 +73,9 @@ export function releaseOfProcess(releasesDir: string, pid: number | undefined): 
   }
 }
 
+/** An interrupted build the kit has already cleaned up after (recorded it; its directory went with it). */
+const cleanedUp = (r: ReleaseRecord) => r.state === 'interrupted' && r.interruptionRecorded === true;
+
 export async function gatherStatus(ctx: Context, now = Date.now()): Promise<StatusReport> {
   const { events, records } = history(ctx);
   const onDisk = new Set(fs.existsSync(ctx.paths.releases) ? fs.readdirSync(ctx.paths.releases) : []);
@@ -80,7 +85,7 @@ export async function gatherStatus(ctx: Context, now = Date.now()): Promise<Stat
   const rollback = unfinished ? undefined : rollbackTarget(events, live, records, (id) => onDisk.has(id));
   const releases: ReleaseStatus[] = [...records.values()]
     .sort((a, b) => b.order - a.order)
-    .filter((r) => r.state !== 'removed' || onDisk.has(r.id))
+    .filter((r) => onDisk.has(r.id) || !(r.state === 'removed' || cleanedUp(r)))
     .map((r) => ({
       id: r.id,
       commit: r.commit,
@@ -109,6 +114,7 @@ export async function gatherStatus(ctx: Context, now = Date.now()): Promise<Stat
     rollbackTarget: rollback ?? null,
     lock: holder ? describeHolder(holder) : null,
     releases,
+    interruptedGone: [...records.values()].filter((r) => cleanedUp(r) && !onDisk.has(r.id)).length,
   };
 }
 
@@ -146,5 +152,8 @@ export function formatStatus(r: StatusReport): string {
     lines.push(`${mark} ${x.id.padEnd(16)} ${x.state.padEnd(12)} ${x.commit.slice(0, 12).padEnd(12)} ${age(x.ageSeconds).padStart(5)} ${size(x.sizeBytes).padStart(7)}  ${note}`);
   }
   if (r.releases.length === 0) lines.push('  (no releases yet)');
+  if (r.interruptedGone > 0) {
+    lines.push(`  (and ${r.interruptedGone} interrupted build${r.interruptedGone === 1 ? '' : 's'} already cleaned up from disk, not listed)`);
+  }
   return lines.join('\n') + '\n';
 }

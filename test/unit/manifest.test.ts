@@ -167,6 +167,7 @@ test('a minimal manifest gets every default', () => {
     port: 3000,
     socket: false,
     health: { path: '/', timeout: 30 },
+    timeouts: { install: 1800, build: 1800, migrate: 1800 },
     preflight: true,
     stop_timeout: 30,
     keep: 5,
@@ -182,10 +183,11 @@ test('the defaults applied are the ones written in the schema', () => {
   }
 });
 
-test('a partial health or prune gets the nested defaults', () => {
-  const m = parse(minimal + 'health: { command: "true" }\nprune: {}\n');
+test('a partial health, prune or timeouts gets the nested defaults', () => {
+  const m = parse(minimal + 'health: { command: "true" }\nprune: {}\ntimeouts: { build: 60 }\n');
   assert.equal(m.health, { command: 'true', timeout: 30 });
   assert.equal(m.prune, { schedule: '17 3 * * *' });
+  assert.equal(m.timeouts, { install: 1800, build: 60, migrate: 1800 });
 });
 
 test("values meant for units and cron may hold '%', '$' and quotes (the renderer escapes them)", () => {

@@ -47,6 +47,7 @@ function manifest(over: Partial<Manifest> = {}): Manifest {
     port: 3000,
     socket: false,
     health: { path: '/health', timeout: 30 },
+    timeouts: { install: 1800, build: 1800, migrate: 1800 },
     preflight: true,
     stop_timeout: 25,
     keep: 5,
