@@ -1,0 +1,154 @@
+// system tier: a build past its time limit, and SIGTERM to the kit during a build, in a real systemd host: the step's processes go, the lock is freed, the history says why, the live release keeps serving.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fs from 'node:fs';
+import { bootKitHost, expectExit, isRoot, type KitHost } from '../helpers/hostkit.ts';
+import { httpGet } from '../helpers/apps.ts';
+import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
+import { inHost, startKit, tail } from '../helpers/crash.ts';
+import { STOP_GRACE_MS } from '../../scripts/lib/group.ts';
+
+const ROOT = isRoot();
+if (!ROOT) {
+  console.warn('\n  !!! SKIPPING test/system/steps.test.ts: the system tier needs root (it boots a systemd-nspawn test host) !!!\n');
+}
+const it = ROOT ? test : test.skip;
+
+// Ports 4200-4299 belong to the step tests; this file uses 4201.
+const APP = 'stepsapp';
+const PORT = 4201;
+const APP_ROOT = `/usr/local/src/${APP}`;
+const t0 = Date.now();
+
+let h: KitHost;
+let repo: AppRepo;
+let manifest: string;
+let live: string;
+
+// A commit holding SLOW makes the build write its pid and its child's to $HOME/step.pids and wait for a
+// sleep of 10 minutes: far past the 3 s time limit, and a build that runs until someone stops it.
+const BUILD = 'if [ -f SLOW ]; then echo $$ >> "$HOME/step.pids"; sleep 600 >/dev/null 2>&1 & echo $! >> "$HOME/step.pids"; wait; fi; node build.js';
+
+function history(): any[] {
+  return fs.readFileSync(inHost(h, `${APP_ROOT}/history.jsonl`), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+const activeId = () => fs.readlinkSync(inHost(h, `${APP_ROOT}/active`)).replace(/^releases\//, '');
+const pidsFile = () => inHost(h, `${APP_ROOT}/cache/step.pids`);
+const stepPids = () => (fs.existsSync(pidsFile()) ? fs.readFileSync(pidsFile(), 'utf8').trim().split('\n').filter(Boolean) : []);
+
+/** The build's processes still running inside the host (zombies do not count). */
+async function survivors(pids: string[]): Promise<string[]> {
+  if (pids.length === 0) return [];
+  const r = await h.host.exec(['/bin/sh', '-c', 'for p; do s=$(cat /proc/$p/stat 2>/dev/null) || continue; case "${s##*) }" in Z*|X*) ;; *) echo $p;; esac; done', 'sh', ...pids]);
+  return r.stdout.trim().split('\n').filter(Boolean);
+}
+
+async function servedRelease(): Promise<string> {
+  const r = await httpGet(`http://127.0.0.1:${PORT}/`, { timeoutMs: 10_000 });
+  assert.is(r.status, 200, `the app answers: ${r.body}`);
+  return JSON.parse(r.body).release;
+}
+
+async function lockFree(): Promise<boolean> {
+  return (await h.host.exec(['flock', '--nonblock', `${APP_ROOT}/cutover.lock`, 'true'])).code === 0;
+}
+
+async function status(): Promise<any> {
+  const r = await h.kit('status', ['--json'], { manifest });
+  expectExit(r, 0, 'status --json');
+  return JSON.parse(r.stdout);
+}
+
+test.before(async () => {
+  if (!ROOT) return;
+  try {
+    h = await bootKitHost();
+    const made = await h.repo(APP);
+    repo = made.repo;
+    manifest = h.manifest({
+      app: APP,
+      repo: made.url,
+      runtime: 'node',
+      build: BUILD,
+      start: 'node server.js',
+      port: PORT,
+      socket: true,
+      env: { STARTUP_DELAY_MS: '50' },
+      health: { path: '/health', timeout: 15 },
+      stop_timeout: 5,
+      timeouts: { build: 3 },
+    });
+    expectExit(await h.kit('provision', [], { manifest }), 0, 'provision');
+    expectExit(await h.kit('release', ['main'], { manifest }), 0, 'release v1');
+    live = activeId();
+  } catch (e) {
+    console.error(`\n  setting up the test host failed: ${(e as Error).stack ?? e}`);
+    throw e;
+  }
+});
+
+test.after(async () => {
+  if (h) await h.stop();
+  await cleanupTempDirs();
+  console.log(`\n  steps.test.ts took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+});
+
+it('a build that sleeps past its time limit fails the release with exit 1; its processes are gone, the live release still serves, the lock is free', async () => {
+  fs.rmSync(pidsFile(), { force: true });
+  const sha = await repo.commit({ SLOW: '1\n', VERSION: '2\n' }, 'slow v2');
+  const t = Date.now();
+  const r = await h.kit('release', [sha], { manifest });
+  const took = Date.now() - t;
+  assert.is(r.code, 1, `exit 1:\n${r.stdout}\n${r.stderr}`);
+  assert.match(r.stderr, /did not finish within its time limit of 3 s \(timeouts\.build in the manifest\)/);
+  assert.ok(took < 3_000 + STOP_GRACE_MS + 10_000, `it gave up at the limit (${took} ms)`);
+  const pids = stepPids();
+  assert.is(pids.length, 2, 'the build wrote its pids');
+  assert.equal(await survivors(pids), [], 'no process of the build remains');
+  const last = history().at(-1);
+  assert.is(last.event, 'build-failed');
+  assert.match(last.reason, /time limit of 3 s/);
+  assert.ok(await lockFree(), 'the lock is free');
+  assert.is(activeId(), live, 'active is unchanged');
+  assert.is(await servedRelease(), live, 'the live release still serves');
+  const s = await status();
+  assert.is(s.lock, null);
+  assert.is(s.releases.find((x: any) => x.id === sha.slice(0, 12))?.state, 'failed');
+});
+
+it('SIGTERM to the kit during a build: the build\'s processes are gone within the grace period, the history says interrupted, the lock is free', async () => {
+  fs.rmSync(pidsFile(), { force: true });
+  fs.writeFileSync(inHost(h, manifest), h.read(manifest).replace(/build: 3$/m, 'build: 600'));
+  const sha = await repo.commit({ SLOW: '1\n', VERSION: '3\n' }, 'slow v3');
+  const run = startKit(h, 'release', [sha, '--rebuild'], { manifest });
+  for (let i = 0; i < 1200 && stepPids().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.is(stepPids().length, 2, `the build started:\n${tail(run.stdout() + run.stderr())}`);
+  // The lock names the holder with the flags it was given.
+  const s = await status();
+  assert.match(s.lock, new RegExp(`doing "release ${sha} --rebuild" since`));
+  const holder = JSON.parse(h.read(`${APP_ROOT}/cutover.lock`));
+  const t = Date.now();
+  expectExit(await h.host.exec(['kill', '-TERM', String(holder.pid)]), 0, 'kill -TERM <the lock holder>');
+  const r = await run.done;
+  const pids = stepPids();
+  let left = await survivors(pids);
+  while (left.length > 0 && Date.now() - t < STOP_GRACE_MS) left = await survivors(pids);
+  assert.equal(left, [], `no process of the build remains ${STOP_GRACE_MS} ms after the SIGTERM`);
+  assert.is(r.code, 1, `the kit exits 1:\n${r.stdout}\n${r.stderr}`);
+  assert.match(r.stderr, /cutover received SIGTERM/);
+  const last = history().at(-1);
+  assert.is(last.event, 'build-interrupted');
+  assert.is(last.reason, 'stopped by SIGTERM');
+  assert.ok(await lockFree(), 'the lock is free');
+  assert.is(await servedRelease(), live, 'the live release still serves');
+  const after = await status();
+  assert.is(after.lock, null);
+  assert.not.ok(after.releases.some((x: any) => x.id === sha.slice(0, 12)), 'status folds away the stopped build (its directory is gone)');
+  assert.ok(after.interruptedGone >= 1, 'and counts it');
+  // And the next release goes through with no cleanup by hand.
+  const ok = await repo.commit({ SLOW: null, VERSION: '4\n' }, 'v4');
+  expectExit(await h.kit('release', [ok], { manifest }), 0, 'the next release');
+  assert.is(await servedRelease(), ok.slice(0, 12));
+});
+
+test.run();
