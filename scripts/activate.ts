@@ -8,18 +8,23 @@ import { assertReleaseId } from './lib/paths.ts';
 
 const spec = {
   name: 'activate',
-  summary: 'Make a built release live: switch the active symlink, restart the service, and keep it only if it passes the health gate.',
+  summary: 'Make a built release live: preflight it, switch the active symlink, hand the socket over to it, and keep it only if it passes the health gate.',
   positionals: '<release>',
   arity: [1, 1] as [number, number],
   options: {
+    restart: { type: 'boolean' as const, help: 'start the release afresh even when it is already live (e.g. after changing the env file): a new process takes over before the old one stops' },
     'dry-run': dryRunOption,
   },
-  details: `Example: ssh root@host 'cd /opt/cutover && npx tsx scripts/activate.ts 3f2a9c1b0d4e'`,
+  details: `With a socket (socket: true or preload) the cut-over is a handover: the new release starts beside the
+old one on the same socket, and the old one stops (finishing its requests) only once the new one serves.
+With socket: false the old process stops first, then the new one starts (a short outage).
+Example: ssh root@host 'cd /opt/cutover && npx tsx scripts/activate.ts 3f2a9c1b0d4e'`,
 };
 
 await runCommand(spec, async (args) => {
   const id = assertReleaseId(args.positionals[0]);
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
+  const restart = Boolean(args.values.restart);
   await withLock(ctx, args.operation, async () => {
     // An older release made live again serves the assets of the releases live since (see rollback).
     const { events, records } = history(ctx);
@@ -27,6 +32,6 @@ await runCommand(spec, async (args) => {
       const donors = assetDonors(events, id, ctx.m.assets_keep, (r) => releaseOnDisk(ctx, r));
       if (donors.length > 0) await ctx.log.step(`carry the assets of ${donors.join(', ')} into ${id}`, () => carryAssets(ctx, id, donors));
     }
-    await finishBeforeStopping(`the activation of ${id}`, () => activateRelease(ctx, id, 'activate'));
+    await finishBeforeStopping(`the activation of ${id}`, () => activateRelease(ctx, { id, via: 'activate', restart }));
   });
 });

@@ -64,7 +64,7 @@ await runCommand(spec, async (args) => {
       ctx.log.info(`Not activating (--no-activate). Make it live with: npx tsx scripts/activate.ts ${id}`);
       return;
     }
-    await finishBeforeStopping(`the activation of ${id}`, () => activateRelease(ctx, id, 'release', reuse || !ctx.dryRun ? undefined : commit));
+    await finishBeforeStopping(`the activation of ${id}`, () => activateRelease(ctx, { id, via: 'release', plannedCommit: reuse || !ctx.dryRun ? undefined : commit }));
     await ctx.log.step(`prune (keep ${ctx.m.keep})`, () => applyPrune(ctx, prunePlanFor(ctx, ctx.m.keep)));
   });
 });

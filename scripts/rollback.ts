@@ -47,7 +47,7 @@ await runCommand(spec, async (args) => {
       await ctx.log.step(`carry the assets of ${donors.join(', ') || 'no release'} into ${target}`, () => carryAssets(ctx, target, donors));
     }
     await finishBeforeStopping(`the rollback to ${target}`, async () => {
-      await activateRelease(ctx, target, 'rollback');
+      await activateRelease(ctx, { id: target, via: 'rollback' });
       if (live) await record(ctx, { event: 'marked-bad', release: live, commit: records.get(live)?.commit, reason: `rolled back to ${target} by ${ctx.by}` });
     });
     if (live) ctx.log.info(`Release ${live} is marked bad and kept for inspection.`);

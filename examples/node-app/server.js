@@ -128,7 +128,9 @@ function stopGracefully(server, signal) {
     console.log('all requests finished; exiting');
     process.exit(0);
   });
-  server.closeIdleConnections?.();
+  // Not at once: during a handover this process may have accepted connections from the shared socket
+  // whose request has not arrived yet, and Node counts those as idle. Give them a moment to send it.
+  setTimeout(() => server.closeIdleConnections?.(), 1000);
 }
 
 function start() {

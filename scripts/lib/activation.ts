@@ -1,13 +1,15 @@
-// Activation: check ready → (preflight) → switch the symlink → restart → health gate → record; undo on failure.
+// Activation: read the state once and plan, then preflight → switch the symlink → cut over → record; one failure path.
 import { OperationError, UsageError } from './errors.ts';
-import { healthGate } from './health.ts';
-import { unitChangedSinceStart, journalTail, resetFailed, restart, serviceControlEnabled, unitState } from './systemd.ts';
+import { cutOver, undoCutover, type CutoverResult } from './cutover.ts';
+import { journalTail, unitChangedSinceStart } from './systemd.ts';
 import { liveRelease, switchActive } from './switch.ts';
 import { formatDuration } from './log.ts';
 import { history, record, releaseOnDisk, type Context } from './context.ts';
-import { preflight } from './preflight.ts';
+import { preflight, type PreflightVerdict } from './preflight.ts';
 import { maskSecrets } from './secrets.ts';
-import { activations, type ReleaseRecord } from './history.ts';
+import { activations, type HistoryEvent, type ReleaseRecord } from './history.ts';
+import { isRunning, liveSlot, slotStates, type SlotState } from './slots.ts';
+import { serviceControlEnabled } from './systemd.ts';
 
 export type Via = 'release' | 'activate' | 'rollback';
 
@@ -20,7 +22,7 @@ const notReady: Record<string, string> = {
 };
 
 /** Refuses any release that is not a complete, good build still on disk. */
-export function assertActivatable(ctx: Context, id: string, rec: ReleaseRecord | undefined): ReleaseRecord {
+export function assertActivatable(id: string, rec: ReleaseRecord | undefined, onDisk: boolean): ReleaseRecord {
   if (!rec) {
     throw new UsageError(`There is no release ${id}.`, '`npx tsx scripts/status.ts` lists the releases.');
   }
@@ -30,110 +32,174 @@ export function assertActivatable(ctx: Context, id: string, rec: ReleaseRecord |
       `Build it afresh with \`npx tsx scripts/release.ts ${rec.commit.slice(0, 12)} --rebuild\`.`,
     );
   }
-  if (!releaseOnDisk(ctx, id)) {
+  if (!onDisk) {
     throw new OperationError(`Release ${id} is recorded as ready but its directory is gone.`, 'Release its commit again to rebuild it.');
   }
   return rec;
 }
 
-function gateTarget(ctx: Context, id: string) {
-  const control = serviceControlEnabled();
-  return { port: ctx.m.port, cwd: ctx.paths.release(id), unit: control ? ctx.paths.unitName : undefined };
+/** What an activation starts from, read once: the history, the `active` link, and the service's slots. */
+export interface ActivationState {
+  events: HistoryEvent[];
+  records: Map<string, ReleaseRecord>;
+  /** The release `active` names. */
+  live?: string;
+  /** The release of the history's last recorded activation. */
+  recorded?: string;
+  slots: SlotState[];
+  serviceControl: boolean;
+  /** The live slot runs under an older version of the unit file (provision changed it since). */
+  unitChanged: boolean;
+  onDisk: (id: string) => boolean;
 }
 
-function units(ctx: Context): string[] {
-  return ctx.m.socket ? [ctx.paths.unitName, ctx.paths.socketUnitName] : [ctx.paths.unitName];
+export async function readActivationState(ctx: Context): Promise<ActivationState> {
+  const { events, records } = history(ctx);
+  const slots = await slotStates(ctx.paths);
+  const serving = liveSlot(slots);
+  return {
+    events,
+    records,
+    live: liveRelease(ctx.paths),
+    recorded: activations(events).at(-1)?.release,
+    slots,
+    serviceControl: serviceControlEnabled(),
+    unitChanged: serving ? await unitChangedSinceStart(serving.unit, ctx.paths.unitFile) : false,
+    onDisk: (id) => releaseOnDisk(ctx, id),
+  };
 }
 
-/** Switches to `id` and restarts; returns the gate's verdict. */
-async function cutTo(ctx: Context, id: string) {
-  await ctx.log.step(`switch active to ${id}`, () => switchActive(ctx.ops, ctx.paths, id));
-  try {
-    await ctx.log.step(`restart ${ctx.paths.unitName}`, async () => {
-      await resetFailed(ctx.ops, units(ctx));
-      await restart(ctx.ops, ctx.paths.unitName);
-    });
-  } catch (e) {
-    // systemd refused the start (a socket that cannot bind, a unit that does not load): a failed
-    // gate like any other, so the caller switches back instead of leaving `active` on this release.
-    return { ok: false, detail: `the restart failed: ${(e as Error).message.split('\n').join(' ')}` };
+export interface ActivationRequest {
+  id: string;
+  via: Via;
+  dryRun: boolean;
+  /** Restart the release even when it is already live and serving (`activate --restart`). */
+  restart?: boolean;
+  /** A dry run of release plans the activation of a build it did not make: that release is not in the history yet. */
+  plannedCommit?: string;
+}
+
+export interface ActivationPlan {
+  id: string;
+  rec: ReleaseRecord;
+  via: Via;
+  /** Set when there is nothing to do, with the sentence that says why. */
+  nothing?: string;
+  /** The release to go back to when the new one fails; undefined when there is none. */
+  previous?: string;
+  /** The release already served before (a restart in place): a failure does not mark it bad. */
+  inPlace: boolean;
+  /** Why this activation runs, when that is not obvious (printed first). */
+  note?: string;
+}
+
+/** Decides what an activation does, from the state alone (pure). */
+export function planActivation(state: ActivationState, req: ActivationRequest): ActivationPlan {
+  const { id, via } = req;
+  const planned = req.dryRun && req.plannedCommit && !state.records.has(id);
+  const rec: ReleaseRecord = planned
+    ? { id, commit: req.plannedCommit!, state: 'ready', order: state.records.size, builtAt: new Date().toISOString() }
+    : assertActivatable(id, state.records.get(id), state.onDisk(id));
+  if (state.live !== id || req.dryRun) return { id, rec, via, previous: state.live, inPlace: false };
+  if (state.recorded !== id) {
+    // `active` points at id but its activation was never recorded: a kill or power loss between the
+    // switch and the record, and the service may still run the release before it. Finish the
+    // activation; on a failure go back to the release last recorded live.
+    const back = state.recorded && state.records.get(state.recorded)?.state === 'ready' && state.onDisk(state.recorded) ? state.recorded : undefined;
+    return { id, rec, via, previous: back, inPlace: false, note: `Release ${id} is linked as active, but its activation did not finish: finishing it now.` };
   }
-  if (ctx.dryRun) {
-    ctx.log.info(`    would wait for ${ctx.paths.unitName} to stay active and pass its health check (up to ${ctx.m.health.timeout} s)`);
-    return { ok: true, detail: 'dry run' };
+  const serving = state.slots.some(isRunning) || !state.serviceControl;
+  if (serving && !state.unitChanged && !req.restart) {
+    return { id, rec, via, inPlace: true, nothing: `Release ${id} is already live; nothing to do (\`activate ${id} --restart\` starts it afresh, e.g. after an env file change).` };
   }
-  return ctx.log.step('health gate', async () => healthGate(ctx.m, gateTarget(ctx, id)));
+  const why = req.restart
+    ? `Restarting the live release ${id} (--restart): a new process takes over before the old one stops.`
+    : state.unitChanged
+      ? `The service's unit changed after its process started (provision ran): restarting ${id} under the new unit.`
+      : `The live release ${id} is not running: starting it.`;
+  return { id, rec, via, previous: id, inPlace: true, note: why };
+}
+
+/** Prints the plan of a dry run in words (the steps print what they would run). */
+function describePlan(ctx: Context, plan: ActivationPlan): void {
+  ctx.log.info(`Plan: make ${plan.id} live${plan.previous && plan.previous !== plan.id ? ` (from ${plan.previous})` : ''}; on a failure, ${plan.previous ? `go back to ${plan.previous}` : 'stop the new process'}.`);
 }
 
 /**
- * Makes `id` the live release. On a failed gate: switch back, restart the previous release, mark
- * `id` bad, print the unit's last journal lines, and throw (exit 1). With --dry-run, plannedCommit
- * names the commit of a release this run would have built.
+ * Makes `id` the live release: preflight, switch `active`, cut over (a handover with a socket), record.
+ * Any failure goes through failActivation: undo, mark bad (unless it served before), explain, exit 1.
  */
-export async function activateRelease(ctx: Context, id: string, via: Via, plannedCommit?: string): Promise<void> {
-  const { events, records } = history(ctx);
-  // A dry run of release plans the activation of a build it did not make: that release is not in the history.
-  const planned: ReleaseRecord | undefined =
-    ctx.dryRun && plannedCommit && !records.has(id)
-      ? { id, commit: plannedCommit, state: 'ready', order: records.size, builtAt: new Date().toISOString() }
-      : undefined;
-  const rec = planned ?? assertActivatable(ctx, id, records.get(id));
-  let previous = liveRelease(ctx.paths);
-  if (previous === id && !ctx.dryRun) {
-    const lastActivated = activations(events).at(-1)?.release;
-    const state = await unitState(ctx.paths.unitName);
-    const unitChanged = state === 'active' && (await unitChangedSinceStart(ctx.paths.unitName, ctx.paths.unitFile));
-    if (lastActivated === id && (state === 'active' || state === 'off') && !unitChanged) {
-      ctx.log.info(`Release ${id} is already live; nothing to do.`);
-      return;
-    }
-    if (unitChanged) ctx.log.info(`${ctx.paths.unitName} changed after its process started (provision ran): restarting ${id} under the new unit.`);
-    // `active` points at id but its activation was never recorded: a kill or power loss between the
-    // switch and the record, and the service may still run the release before it. Finish the
-    // activation; on a failed gate go back to the release last recorded live.
-    if (lastActivated !== id) {
-      ctx.log.info(`Release ${id} is linked as active, but its activation did not finish: finishing it now.`);
-      previous = lastActivated && records.get(lastActivated)?.state === 'ready' && releaseOnDisk(ctx, lastActivated) ? lastActivated : undefined;
-    }
-  }
-  await preflight(ctx, id);
+export async function activateRelease(ctx: Context, req: Omit<ActivationRequest, 'dryRun'>): Promise<void> {
+  const state = await readActivationState(ctx);
+  const plan = planActivation(state, { ...req, dryRun: ctx.dryRun });
+  if (plan.nothing) return void ctx.log.info(plan.nothing);
+  if (plan.note) ctx.log.info(plan.note);
+  if (ctx.dryRun) describePlan(ctx, plan);
+  const verdict = await preflight(ctx, plan.id);
+  if (!verdict.ok) return failActivation(ctx, plan, { stage: 'preflight', verdict });
   const t0 = performance.now();
-  const since = new Date();
-  const gate = await cutTo(ctx, id);
+  if (state.live !== plan.id || ctx.dryRun) {
+    await ctx.log.step(`switch active to ${plan.id}`, () => switchActive(ctx.ops, ctx.paths, plan.id));
+  }
+  const cut = await cutOver(ctx);
   const duration_ms = Math.round(performance.now() - t0);
-  if (gate.ok) {
-    await record(ctx, { event: 'activated', release: id, commit: rec.commit, previous: previous ?? null, via, duration_ms });
-    ctx.log.info(`Release ${id} (commit ${rec.commit.slice(0, 12)}${rec.ref ? `, ${rec.ref}` : ''}) is live${ctx.dryRun ? ' (dry run)' : ''}; the cutover took ${formatDuration(duration_ms)}.`);
-    return;
-  }
-  // The app's own lines and check output may hold its secrets (a failed start often prints its database URL).
-  const journal = maskSecrets(await journalTail(ctx.paths.unitName, 20, since), ctx.paths.envFile);
-  const detail = maskSecrets(gate.detail, ctx.paths.envFile);
-  if (previous === id) {
-    // A restart in place (the service was stopped, or its unit changed): there is nothing to switch
-    // back to, and the release itself served before, so it is not marked bad.
-    throw new OperationError(
-      `Restarting the live release ${id} failed its health gate: ${detail}.` + (journal ? `\nLast lines of the ${ctx.paths.unitName} journal:\n${journal}` : ''),
-      'If provision just changed the unit, the change is the likely cause: fix the manifest, provision again, then activate again.',
-    );
-  }
-  const restored = await restorePrevious(ctx, previous);
-  await record(ctx, { event: 'activation-failed', release: id, commit: rec.commit, previous: previous ?? null, via, duration_ms, reason: detail });
-  throw new OperationError(
-    `Release ${id} failed its health gate: ${detail}. ${restored}` + (journal ? `\nLast lines of the ${ctx.paths.unitName} journal:\n${journal}` : ''),
-    `${id} is marked bad and kept for inspection. Fix the app and release again.`,
+  if (!cut.ok) return failActivation(ctx, plan, { stage: 'cutover', verdict: cut, duration_ms });
+  await record(ctx, { event: 'activated', release: plan.id, commit: plan.rec.commit, previous: plan.previous ?? null, via: plan.via, duration_ms });
+  const how = !cut.slot ? '' : ctx.m.socket ? `, handed over to ${ctx.paths.slotUnit(cut.slot)}` : `, restarted in ${ctx.paths.slotUnit(cut.slot)} (no socket: a restart)`;
+  ctx.log.info(
+    `Release ${plan.id} (commit ${plan.rec.commit.slice(0, 12)}${plan.rec.ref ? `, ${plan.rec.ref}` : ''}) is live${ctx.dryRun ? ' (dry run)' : ''}; the cutover took ${formatDuration(duration_ms)}${how}.`,
   );
 }
 
-/** Switches back to the release that was live before, and says whether it is healthy again. */
-async function restorePrevious(ctx: Context, previous: string | undefined): Promise<string> {
-  if (!previous) {
-    ctx.log.info('There was no live release before this one: stopping here.');
-    return 'There was no earlier release to go back to.';
+/**
+ * The one failure path of an activation. A failed preflight changed nothing. A failed cut-over is undone:
+ * `active` goes back to the previous release and the new process stops (after a handover the old one
+ * never stopped; without a socket it starts again). The release is marked bad unless it served before.
+ */
+type Failure = { stage: 'preflight'; verdict: PreflightVerdict } | { stage: 'cutover'; verdict: CutoverResult; duration_ms: number };
+
+async function failActivation(ctx: Context, plan: ActivationPlan, failure: Failure): Promise<never> {
+  const { verdict } = failure;
+  const cut = failure.stage === 'cutover' ? failure.verdict : undefined;
+  const duration_ms = failure.stage === 'cutover' ? failure.duration_ms : undefined;
+  const journalUnit = failure.stage === 'cutover' ? (failure.verdict.slot ? ctx.paths.slotUnit(failure.verdict.slot) : undefined) : failure.verdict.unit;
+  // The app's own lines and check output may hold its secrets (a failed start often prints its database URL).
+  const journal = journalUnit ? maskSecrets(await journalTail(journalUnit, 20, verdict.since), ctx.paths.envFile) : '';
+  const detail = maskSecrets(verdict.detail, ctx.paths.envFile);
+  const journalText = journal ? `\nLast lines of the ${journalUnit} journal:\n${journal}` : '';
+  let outcome = '';
+  if (cut) {
+    if (plan.previous && plan.previous !== plan.id) {
+      ctx.log.info(`Switching back to ${plan.previous}.`);
+      await ctx.log.step(`switch active to ${plan.previous}`, () => switchActive(ctx.ops, ctx.paths, plan.previous!));
+    }
+    const undo = await undoCutover(ctx, cut);
+    const back = plan.previous ?? 'the release before';
+    outcome = !plan.previous
+      ? 'There was no earlier release to go back to.'
+      : undo.ok
+        ? ctx.m.socket
+          ? `Switched back to ${back}, which is healthy again: it kept serving throughout the attempt.`
+          : `Switched back to ${back}, which is healthy again.`
+        : `Switched back to ${back}, but it is not healthy either (${maskSecrets(undo.detail, ctx.paths.envFile)}): look at the service now.`;
   }
-  ctx.log.info(`Switching back to ${previous}.`);
-  const back = await cutTo(ctx, previous);
-  return back.ok
-    ? `Switched back to ${previous}, which is healthy again.`
-    : `Switched back to ${previous}, but it is not healthy either (${maskSecrets(back.detail, ctx.paths.envFile)}): look at the service now.`;
+  if (plan.inPlace) {
+    // A restart in place (the service was stopped, its unit changed, or --restart): the release served
+    // before, so the unit, the env file or the host is the likely cause; it is not marked bad.
+    throw new OperationError(
+      cut
+        ? `Restarting the live release ${plan.id} failed its health gate: ${detail}. ${ctx.m.socket ? 'The old process kept serving.' : outcome}${journalText}`
+        : `The live release ${plan.id} failed preflight under the current unit: ${detail}. It was not restarted.${journalText}`,
+      'If provision just changed the unit, or the env file changed, that change is the likely cause: fix it (provision again), then activate again.',
+    );
+  }
+  await record(ctx, { event: 'activation-failed', release: plan.id, commit: plan.rec.commit, previous: plan.previous ?? null, via: plan.via, ...(duration_ms !== undefined ? { duration_ms } : {}), reason: cut ? detail : `preflight: ${detail}` });
+  throw new OperationError(
+    cut
+      ? `Release ${plan.id} failed its health gate: ${detail}. ${outcome}${journalText}`
+      : `Release ${plan.id} failed preflight and never went live: ${detail}.${journalText}`,
+    cut
+      ? `${plan.id} is marked bad and kept for inspection. Fix the app and release again.`
+      : `The live release was not touched. ${plan.id} is marked bad and kept for inspection; fix the app and release again.`,
+  );
 }

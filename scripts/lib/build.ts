@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { OperationError, StoppedError } from './errors.ts';
 import { exportTree } from './git.ts';
-import { processStartTicks } from './lock.ts';
+import { processStartTicks } from './procfs.ts';
 import { formatDuration } from './log.ts';
 import type { ReleaseRecord } from './history.ts';
 import { history, record, releaseOnDisk, type Context } from './context.ts';

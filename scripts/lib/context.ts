@@ -8,6 +8,7 @@ import { createLogger, type Logger } from './log.ts';
 import { acquireLock, operatorName } from './lock.ts';
 import { handleStopSignals } from './stop.ts';
 import { OperationError } from './errors.ts';
+import { clearLeftovers } from './leftovers.ts';
 import { appendHistory, readHistory, releaseStates, type HistoryEvent, type ReleaseRecord } from './history.ts';
 
 export interface Context {
@@ -58,6 +59,7 @@ export async function withLock<T>(ctx: Context, operation: string, fn: () => Pro
   // at its next step, so the lock is never freed while a build of this run still runs.
   const restoreSignals = handleStopSignals();
   try {
+    await clearLeftovers(ctx);
     return await fn();
   } finally {
     lock.release();

@@ -1,6 +1,6 @@
 // The append-only release history (history.jsonl) and the release state machine folded from it.
 import fs from 'node:fs';
-import { processStartTicks } from './lock.ts';
+import { processStartTicks } from './procfs.ts';
 
 export type EventName =
   | 'build-started'

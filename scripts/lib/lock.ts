@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
+import { processStartTicks } from './procfs.ts';
 import { LockedError } from './errors.ts';
 
 /** What the lock file says about its holder; advisory, the flock is the truth. */
@@ -22,19 +23,6 @@ export interface Lock {
 /** The operator behind this process: the sudo user where there is one. */
 export function operatorName(env = process.env): string {
   return env.SUDO_USER || env.LOGNAME || env.USER || os.userInfo().username;
-}
-
-export function processStartTicks(pid: number): number | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parens; fields resume after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // A zombie (killed, not yet reaped by its parent or init) runs no more and holds no lock: not alive.
-    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
-    return Number(fields[19]);
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -61,11 +61,30 @@ export interface AppPaths {
   envFile?: string;
   /** The relative target `active` points at for a release. */
   activeTarget(id: string): string;
-  unitName: string;
+  /** The service template: `<app>@.service`; its instances are the slots. */
+  unitTemplateName: string;
+  /** One instance of the template: `<app>@<slot>.service`. */
+  slotUnit(slot: Slot): string;
   socketUnitName: string;
+  /** The template's file (`<app>@.service`). */
   unitFile: string;
   socketUnitFile: string;
+  /** The single `<app>.service` of an older cutover, which provision migrates from. */
+  legacyUnitName: string;
+  legacyUnitFile: string;
   cronFile: string;
+}
+
+/**
+ * The app's two service slots. A handover starts the new process in the idle slot while the old one
+ * serves from the same socket, then stops the old one; slot a is the one started at boot.
+ */
+export const SLOTS = ['a', 'b'] as const;
+export type Slot = (typeof SLOTS)[number];
+export const BOOT_SLOT: Slot = 'a';
+
+export function otherSlot(slot: Slot): Slot {
+  return slot === 'a' ? 'b' : 'a';
 }
 
 export interface PathOptions {
@@ -100,10 +119,13 @@ export function appPaths(m: { app: string; root: string; env_file?: string }, op
     sharedLink: (id, rel) => path.join(release(id), strip(rel)),
     envFile: m.env_file ? path.join(shared, m.env_file) : undefined,
     activeTarget: (id) => path.join('releases', assertReleaseId(id)),
-    unitName: `${m.app}.service`,
+    unitTemplateName: `${m.app}@.service`,
+    slotUnit: (slot) => `${m.app}@${slot}.service`,
     socketUnitName: `${m.app}.socket`,
-    unitFile: path.join(unitDir, `${m.app}.service`),
+    unitFile: path.join(unitDir, `${m.app}@.service`),
     socketUnitFile: path.join(unitDir, `${m.app}.socket`),
+    legacyUnitName: `${m.app}.service`,
+    legacyUnitFile: path.join(unitDir, `${m.app}.service`),
     cronFile: path.join(cronDir, `cutover-${m.app}`),
   };
 }

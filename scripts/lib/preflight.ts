@@ -1,13 +1,10 @@
 // Preflight: run a new release as a transient unit on a spare port and health-check it before it goes live.
 import net from 'node:net';
 import { $ } from 'zx';
-import { OperationError } from './errors.ts';
-import { healthGate } from './health.ts';
+import { healthGate, type CheckResult } from './health.ts';
 import { preflightCommand, preflightProperties } from './units.ts';
-import { journalTail, serviceControlEnabled } from './systemd.ts';
-import { record, history, type Context } from './context.ts';
-import { liveRelease } from './switch.ts';
-import { maskSecrets } from './secrets.ts';
+import { serviceControlEnabled } from './systemd.ts';
+import type { Context } from './context.ts';
 
 /** A loopback port nobody listens on right now (the kernel picks it). */
 export function freeLoopbackPort(): Promise<number> {
@@ -22,9 +19,22 @@ export function freeLoopbackPort(): Promise<number> {
   });
 }
 
-/** Preflight applies when it is on, systemd is there, and the health check is an HTTP path. */
+/** Preflight applies when it is on and systemd is there (with an HTTP path or a health command alike). */
 export function preflightApplies(ctx: Context): boolean {
-  return ctx.m.preflight && serviceControlEnabled() && 'path' in ctx.m.health;
+  return ctx.m.preflight && serviceControlEnabled();
+}
+
+/** The transient unit's name prefix for this app: every preflight unit of the app starts with it. */
+export function preflightUnitPrefix(app: string): string {
+  return `cutover-preflight-${app}-`;
+}
+
+/**
+ * How long a preflight unit may live at most: the health timeout plus the stop timeout and a margin.
+ * A kit killed during preflight cannot stop it; systemd does, then (RuntimeMaxSec=).
+ */
+export function preflightMaxSeconds(ctx: Context): number {
+  return Math.ceil(ctx.m.health.timeout + ctx.m.stop_timeout + 30);
 }
 
 /** The systemd-run argv that starts the release like the real service (with its own socket when the app takes one). */
@@ -34,6 +44,7 @@ export function preflightArgv(ctx: Context, id: string, unit: string, port: numb
     'systemd-run', `--unit=${unit}`, '--quiet', '--no-block',
     ...socketArgs,
     `--property=SyslogIdentifier=${ctx.m.app}-preflight`,
+    `--property=RuntimeMaxSec=${preflightMaxSeconds(ctx)}`,
     ...preflightProperties(ctx.m, port, ctx.paths.release(id)),
     '--', ...preflightCommand(ctx.m, port),
   ];
@@ -44,21 +55,46 @@ async function stopTransient(unit: string): Promise<void> {
   await $({ quiet: true, nothrow: true })`systemctl reset-failed ${[`${unit}.service`, `${unit}.socket`]}`;
 }
 
+/** The app's preflight units that systemd knows (running or failed): left by a kit that was killed during preflight. */
+export async function preflightLeftovers(app: string): Promise<string[]> {
+  if (!serviceControlEnabled()) return [];
+  const p = await $({ quiet: true, nothrow: true })`systemctl list-units --all --plain --no-legend --full ${`${preflightUnitPrefix(app)}*`}`;
+  return p.stdout
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[0] ?? '')
+    .filter((u) => u.startsWith(preflightUnitPrefix(app)) && (u.endsWith('.service') || u.endsWith('.socket')));
+}
+
+/** Stops and clears the app's leftover preflight units; says which. */
+export async function clearPreflightLeftovers(ctx: Context): Promise<void> {
+  const units = [...new Set((await preflightLeftovers(ctx.m.app)).map((u) => u.replace(/\.(service|socket)$/, '')))];
+  for (const unit of units) {
+    await ctx.ops.note(`stop ${unit}, left running by a cutover run that was killed during its preflight`, () => stopTransient(unit));
+  }
+}
+
+export interface PreflightVerdict extends CheckResult {
+  /** The transient unit, for its journal. */
+  unit?: string;
+  since: Date;
+}
+
 /**
- * Throws when the release is not healthy on its own: it never goes live, it is marked bad, and its
- * journal lines are printed. Does nothing when preflight does not apply.
+ * Runs the release on a spare port under the service's own user, environment and sandbox, and checks
+ * its health (an HTTP path, or the health command against that port). Never throws for an unhealthy
+ * release: the activation decides what a failed verdict means.
  */
-export async function preflight(ctx: Context, id: string): Promise<void> {
-  if (!preflightApplies(ctx)) return;
+export async function preflight(ctx: Context, id: string): Promise<PreflightVerdict> {
+  const since = new Date();
+  if (!preflightApplies(ctx)) return { ok: true, detail: 'preflight is off', since };
   const port = await freeLoopbackPort();
-  const unit = `cutover-preflight-${ctx.m.app}-${id}`;
+  const unit = `${preflightUnitPrefix(ctx.m.app)}${id}`;
   const argv = preflightArgv(ctx, id, unit, port);
   if (ctx.dryRun) {
     await ctx.ops.run(argv);
     ctx.log.info(`    would health-check it on 127.0.0.1:<spare port>, then stop it`);
-    return;
+    return { ok: true, detail: 'dry run', since };
   }
-  const since = new Date();
   const gate = await ctx.log.step(`preflight ${id} on 127.0.0.1:${port}`, async () => {
     await stopTransient(unit);
     await ctx.ops.run(argv, { quiet: true });
@@ -69,23 +105,5 @@ export async function preflight(ctx: Context, id: string): Promise<void> {
       await stopTransient(unit);
     }
   });
-  if (gate.ok) return;
-  // The app's own lines and check output may hold its secrets (a failed start often prints its database URL).
-  const journal = maskSecrets(await journalTail(`${unit}.service`, 20, since), ctx.paths.envFile);
-  const detail = maskSecrets(gate.detail, ctx.paths.envFile);
-  const live = liveRelease(ctx.paths);
-  if (live === id) {
-    // The live release itself, about to restart in place (its unit changed, or it was stopped): the
-    // release served before, so the unit or the host is the likely cause; it is not marked bad.
-    throw new OperationError(
-      `The live release ${id} failed preflight under the current unit: ${detail}. It was not restarted.` + (journal ? `\nLast lines of its journal:\n${journal}` : ''),
-      'If provision just changed the unit, the change is the likely cause: fix the manifest, provision again, then activate again.',
-    );
-  }
-  const rec = history(ctx).records.get(id);
-  await record(ctx, { event: 'activation-failed', release: id, commit: rec?.commit, previous: live ?? null, reason: `preflight: ${detail}` });
-  throw new OperationError(
-    `Release ${id} failed preflight and never went live: ${detail}.` + (journal ? `\nLast lines of its journal:\n${journal}` : ''),
-    `The live release was not touched. ${id} is marked bad and kept for inspection; fix the app and release again.`,
-  );
+  return { ...gate, unit: `${unit}.service`, since };
 }

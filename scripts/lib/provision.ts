@@ -7,6 +7,10 @@ import type { Context } from './context.ts';
 import { renderUnits, type RenderedFile } from './units.ts';
 import { daemonReload, serviceControlEnabled, unitState } from './systemd.ts';
 import { liveRelease } from './switch.ts';
+import { BOOT_SLOT } from './paths.ts';
+import { liveSlot, slotStates } from './slots.ts';
+import { waitUntilSlotServes } from './cutover.ts';
+import { healthGate } from './health.ts';
 
 /** What provision did (or, with --dry-run, would do): one line per change. */
 export type Changes = string[];
@@ -172,6 +176,43 @@ async function removeStaleSocket(ctx: Context, changes: Changes): Promise<boolea
   return true;
 }
 
+/**
+ * An app provisioned by an older cutover runs as the single unit <app>.service. Hands its socket over to
+ * slot a (started beside it, confirmed serving, then the old unit stops and drains), then disables and
+ * removes the old unit file. Without a socket the old unit stops first. Only a file cutover wrote is touched.
+ */
+async function migrateLegacyUnit(ctx: Context, changes: Changes): Promise<void> {
+  const file = ctx.paths.legacyUnitFile;
+  if (!fs.existsSync(file)) return;
+  if (!fs.readFileSync(file, 'utf8').includes('deployed by cutover')) {
+    ctx.log.warn(`${file} exists but was not written by cutover: left alone.`);
+    return;
+  }
+  const legacy = ctx.paths.legacyUnitName;
+  const slot = ctx.paths.slotUnit(BOOT_SLOT);
+  if ((await unitState(legacy)) === 'active') {
+    if (!ctx.m.socket) await ctx.ops.run(['systemctl', 'stop', legacy], { quiet: true });
+    await ctx.ops.run(['systemctl', 'start', slot], { quiet: true });
+    if (!ctx.dryRun) {
+      const served = ctx.m.socket ? await waitUntilSlotServes(ctx, BOOT_SLOT) : await healthGate(ctx.m, { port: ctx.m.port, cwd: ctx.paths.active, unit: slot });
+      if (!served.ok) {
+        await ctx.ops.run(['systemctl', 'stop', slot], { quiet: true });
+        if (!ctx.m.socket) await ctx.ops.run(['systemctl', 'start', legacy], { quiet: true });
+        throw new OperationError(
+          `Moving ${legacy} to ${slot} failed: ${served.detail}. ${legacy} ${ctx.m.socket ? 'kept serving' : 'was started again'}.`,
+          `Look at \`journalctl -u ${slot}\`, fix the cause, and provision again.`,
+        );
+      }
+    }
+    await ctx.ops.run(['systemctl', 'stop', legacy], { quiet: true });
+    changes.push(`handed ${legacy} over to ${slot}${ctx.m.socket ? ' (the new process served before the old one stopped)' : ''}`);
+  }
+  await ctx.ops.run(['systemctl', 'disable', '--quiet', legacy], { quiet: true });
+  await ctx.ops.remove(file);
+  await daemonReload(ctx.ops);
+  changes.push(`removed ${file}: the app now runs as ${ctx.paths.unitTemplateName} (slots a and b)`);
+}
+
 async function isEnabled(unit: string): Promise<boolean> {
   const p = await $({ quiet: true, nothrow: true })`systemctl is-enabled ${unit}`;
   return p.stdout.trim() === 'enabled';
@@ -188,11 +229,13 @@ export async function ensureUnits(ctx: Context, changes: Changes): Promise<void>
   if (await removeStaleSocket(ctx, changes)) unitChanged = true;
   if (!serviceControlEnabled()) return;
   if (unitChanged) await daemonReload(ctx.ops);
-  if (unitChanged && !ctx.dryRun && (await unitState(ctx.paths.unitName)) === 'active') {
+  await migrateLegacyUnit(ctx, changes);
+  const serving = liveSlot(await slotStates(ctx.paths));
+  if (unitChanged && !ctx.dryRun && serving) {
     const live = liveRelease(ctx.paths);
-    ctx.log.info(`    ${ctx.paths.unitName} is running under its old unit until the next cutover${live ? `; to apply the change now: npx tsx scripts/activate.ts ${live}` : ''}`);
+    ctx.log.info(`    ${serving.unit} is running under its old unit until the next cutover${live ? `; to apply the change now: npx tsx scripts/activate.ts ${live} --restart` : ''}`);
   }
-  const units = [ctx.paths.unitName, ...(ctx.m.socket ? [ctx.paths.socketUnitName] : [])];
+  const units = [ctx.paths.slotUnit(BOOT_SLOT), ...(ctx.m.socket ? [ctx.paths.socketUnitName] : [])];
   for (const unit of units) {
     // Checked in a dry run too: a unit that is already enabled is not a change it would make.
     if (await isEnabled(unit)) continue;

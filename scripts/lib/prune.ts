@@ -1,8 +1,7 @@
 // Prune: plan what to delete (pure), then delete it; never the live release, the rollback target, a build, or a release in use.
 import fs from 'node:fs';
-import path from 'node:path';
 import type { ReleaseRecord } from './history.ts';
-import { RELEASE_ID } from './paths.ts';
+import { releasesInUse } from './procfs.ts';
 import { history, record, type Context } from './context.ts';
 import { liveRelease } from './switch.ts';
 import { rollbackTarget } from './history.ts';
@@ -56,29 +55,6 @@ export function planPrune(input: PruneInput): PruneDecision[] {
   });
   for (const id of unknown) decisions.push({ id, action: 'keep', reason: 'cutover did not make it (it is not in the history): left alone' });
   return decisions;
-}
-
-/** Release ids that running processes use as their working directory (read from /proc/<pid>/cwd). */
-export function releasesInUse(releasesDir: string, proc = '/proc'): Map<string, number> {
-  const inUse = new Map<string, number>();
-  let real: string;
-  try {
-    real = fs.realpathSync(releasesDir);
-  } catch {
-    return inUse;
-  }
-  for (const pid of fs.readdirSync(proc).filter((p) => /^\d+$/.test(p))) {
-    let cwd: string;
-    try {
-      cwd = fs.readlinkSync(path.join(proc, pid, 'cwd'));
-    } catch {
-      continue;
-    }
-    if (!cwd.startsWith(real + '/')) continue;
-    const id = cwd.slice(real.length + 1).split('/')[0];
-    if (RELEASE_ID.test(id) && !inUse.has(id)) inUse.set(id, Number(pid));
-  }
-  return inUse;
 }
 
 function listReleaseDirs(dir: string): string[] {

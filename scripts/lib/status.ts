@@ -5,7 +5,8 @@ import { history, type Context } from './context.ts';
 import { activations, rollbackTarget, type ReleaseRecord, type ReleaseState } from './history.ts';
 import { describeHolder, liveHolder } from './lock.ts';
 import { liveRelease } from './switch.ts';
-import { mainPid, unitState } from './systemd.ts';
+import { liveSlot, slotStates } from './slots.ts';
+import { preflightLeftovers } from './preflight.ts';
 
 export interface ReleaseStatus {
   id: string;
@@ -24,7 +25,12 @@ export interface ReleaseStatus {
 export interface StatusReport {
   app: string;
   root: string;
+  /** The state of the serving slot (active…), else of the slot that ran last (inactive, failed…). */
   service: string;
+  /** Both slots of the service: the serving one, and one that is starting or draining during a cutover. */
+  slots: { unit: string; state: string; pid: number | null; release: string | null }[];
+  /** Preflight units of this app that systemd still has (a kit killed during preflight leaves one until the next verb). */
+  preflights: string[];
   live: string | null;
   /** The release the service's process runs in (its working directory); null when it runs none. */
   serving: string | null;
@@ -59,20 +65,6 @@ export function diskUsage(dir: string): number {
   return total;
 }
 
-/**
- * The release a process runs in: systemd resolves WorkingDirectory=<root>/active when it starts the
- * process, so its cwd names the release it really serves, whatever `active` says now.
- */
-export function releaseOfProcess(releasesDir: string, pid: number | undefined): string | undefined {
-  if (!pid) return undefined;
-  try {
-    const rel = path.relative(fs.realpathSync(releasesDir), fs.readlinkSync(`/proc/${pid}/cwd`));
-    return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel.split(path.sep)[0] : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** An interrupted build the kit has already cleaned up after (recorded it; its directory went with it). */
 const cleanedUp = (r: ReleaseRecord) => r.state === 'interrupted' && r.interruptionRecorded === true;
 
@@ -103,12 +95,16 @@ export async function gatherStatus(ctx: Context, now = Date.now()): Promise<Stat
     if (!records.has(id)) releases.push({ id, commit: '', state: 'unknown', live: id === live, rollbackTarget: false, onDisk: true, reason: 'not in the history: cutover did not make it' });
   }
   const holder = liveHolder(ctx.paths.lock);
+  const slots = await slotStates(ctx.paths);
+  const serving = liveSlot(slots);
   return {
     app: ctx.m.app,
     root: ctx.paths.root,
-    service: await unitState(ctx.paths.unitName),
+    service: serving?.state ?? (slots.find((x) => x.state === 'failed')?.state ?? slots[0]?.state ?? 'off'),
+    slots: slots.filter((x) => x.state !== 'inactive').map((x) => ({ unit: x.unit, state: x.state, pid: x.pid ?? null, release: x.release ?? null })),
+    preflights: await preflightLeftovers(ctx.m.app),
     live: live ?? null,
-    serving: releaseOfProcess(ctx.paths.releases, await mainPid(ctx.paths.unitName)) ?? null,
+    serving: serving?.release ?? null,
     unfinished: unfinished ?? null,
     recordedLive: recorded ?? null,
     rollbackTarget: rollback ?? null,
@@ -134,7 +130,8 @@ function size(b?: number): string {
 export function formatStatus(r: StatusReport): string {
   const lines = [
     `app ${r.app} in ${r.root}`,
-    `service: ${r.service}`,
+    `service: ${r.service}${r.slots.length ? ` (${r.slots.map((x) => `${x.unit} ${x.state}${x.release ? ` in ${x.release}` : ''}`).join(', ')})` : ''}`,
+    ...(r.preflights.length ? [`preflight units left running: ${r.preflights.join(', ')} (the next cutover verb stops them)`] : []),
     `live: ${r.live ?? 'none'}`,
     ...(r.serving && r.serving !== r.live ? [`serving: ${r.serving} (the service still runs it: the switch to ${r.live ?? 'none'} was not followed by a restart)`] : []),
     ...(r.unfinished

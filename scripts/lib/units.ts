@@ -18,8 +18,10 @@ import {
   runArgument,
 } from './escape.ts';
 import { UsageError } from './errors.ts';
+import { startScript } from './start-command.ts';
+import { renderTemplate } from './template.ts';
 import type { Manifest } from './manifest.ts';
-import { appPaths, kitPaths } from './paths.ts';
+import { appPaths, BOOT_SLOT, kitPaths } from './paths.ts';
 
 export interface RenderOptions {
   /** Where the kit lives on the host (for the preload and the prune script); kitPaths.dir by default. */
@@ -53,64 +55,6 @@ export const SOCKET_BACKLOG = 4096;
 /** The preload that lets a Node app's own listen(PORT) adopt the socket unit's fd 3. */
 export function preloadFile(kitDir: string = kitPaths.dir): string {
   return path.join(kitDir, 'scripts', 'preload', 'listen-fd.cjs');
-}
-
-// ---- the template renderer ----
-
-type TemplateValue = string | string[] | boolean | undefined;
-
-/**
- * Renders a template: `{{name}}` is replaced by a string value. A line whose placeholder holds a list is
- * repeated once per item (no items: the line is dropped). Lines between `{{#name}}` and `{{/name}}` (each
- * alone on its line) are kept only when the value is true, a non-empty string or a non-empty list.
- * Every placeholder must have a value and every value must be used, so a template and its caller
- * cannot drift apart silently.
- */
-export function renderTemplate(template: string, vars: Record<string, TemplateValue>): string {
-  const used = new Set<string>();
-  const get = (name: string): TemplateValue => {
-    if (!(name in vars)) throw new Error(`template placeholder {{${name}}} has no value`);
-    used.add(name);
-    return vars[name];
-  };
-  const truthy = (v: TemplateValue) => (Array.isArray(v) ? v.length > 0 : Boolean(v));
-  const out: string[] = [];
-  const sections: { name: string; keep: boolean }[] = [];
-  for (const line of template.split('\n')) {
-    const open = /^\{\{#(\w+)\}\}$/.exec(line.trim());
-    const close = /^\{\{\/(\w+)\}\}$/.exec(line.trim());
-    if (open) {
-      sections.push({ name: open[1]!, keep: truthy(get(open[1]!)) });
-      continue;
-    }
-    if (close) {
-      if (sections.pop()?.name !== close[1]) throw new Error(`template section {{/${close[1]}}} closes nothing`);
-      continue;
-    }
-    const names = [...line.matchAll(/\{\{(\w+)\}\}/g)].map((mm) => mm[1]!);
-    if (sections.some((s) => !s.keep)) {
-      names.forEach(get); // a value used only in a skipped section is still a used value
-      continue;
-    }
-    const lists = names.filter((name) => Array.isArray(get(name)));
-    if (lists.length > 1) throw new Error(`template line repeats over two lists: ${line}`);
-    const items = lists.length ? (get(lists[0]!) as string[]) : [null];
-    for (const item of items) {
-      out.push(
-        line.replace(/\{\{(\w+)\}\}/g, (_m, name: string) => {
-          const v = name === lists[0] ? item : get(name);
-          if (typeof v !== 'string') throw new Error(`template placeholder {{${name}}} needs a string`);
-          if (/[\r\n]/.test(v)) throw new Error(`template value for {{${name}}} spans lines`);
-          return v;
-        }),
-      );
-    }
-  }
-  if (sections.length) throw new Error(`template section {{#${sections.at(-1)!.name}}} is not closed`);
-  const unused = Object.keys(vars).filter((k) => !used.has(k));
-  if (unused.length) throw new Error(`template values never used: ${unused.join(', ')}`);
-  const text = out.join('\n');
-  return text.endsWith('\n') ? text : `${text}\n`;
 }
 
 function template(name: string): string {
@@ -231,59 +175,6 @@ export function serviceEnvironment(m: Manifest, opts?: { kitDir?: string }): [st
   }
   out.push(['PORT', String(port)]);
   return out;
-}
-
-/**
- * Where `exec` goes in a start command so the app replaces the shell, or null when the command is not one
- * simple command (`cd app && node x`, `a; b`, `if …`): that runs as written, the shell staying the main
- * process. Leading assignments stay in front (`PORT_X=1 exec node x` exports them to the app). A small
- * scanner that respects quotes and backslashes; anything it is unsure of counts as "not simple".
- */
-export function execInsertionPoint(start: string): number | null {
-  let i = 0;
-  let firstWord: { at: number; text: string } | null = null;
-  let inAssignments = true;
-  while (i < start.length) {
-    while (i < start.length && /\s/.test(start[i]!)) i++;
-    if (i >= start.length) break;
-    const at = i;
-    let word = '';
-    for (; i < start.length && !/\s/.test(start[i]!); i++) {
-      const c = start[i]!;
-      if (c === '\\') {
-        word += start.slice(i, i + 2);
-        i++;
-      } else if (c === "'" || c === '"') {
-        const end = c === "'" ? start.indexOf("'", i + 1) : /"/.exec(start.slice(i + 1).replace(/\\./g, '__'))?.index;
-        if (end === undefined || end < 0) return null;
-        const close = c === "'" ? end : i + 1 + end;
-        word += start.slice(i, close + 1);
-        i = close;
-      } else if (';|()`{}'.includes(c) || (c === '&' && start[i - 1] !== '>' && start[i - 1] !== '<')) {
-        return null; // a list, a pipeline, a subshell, a group or a background job (dash reads `&>` as `&` too)
-      } else {
-        word += c;
-      }
-    }
-    if (inAssignments && /^[A-Za-z_][A-Za-z0-9_]*=/.test(word)) continue;
-    if (inAssignments) {
-      inAssignments = false;
-      firstWord = { at, text: word };
-    }
-  }
-  if (!firstWord) return null;
-  if (['exec', 'if', 'for', 'while', 'until', 'case', '!', 'function', 'select'].includes(firstWord.text)) {
-    return firstWord.text === 'exec' ? -1 : null;
-  }
-  return firstWord.at;
-}
-
-/** The shell script ExecStart runs: the manifest's start command, exec'd where it is one simple command. */
-export function startScript(m: Manifest): string {
-  const start = assertSafeText(m.start, 'start');
-  if (!start.trim()) throw new UsageError('start is empty.', 'Give the command that starts the app, e.g. `node server.js`.');
-  const at = execInsertionPoint(start);
-  return at === null || at < 0 ? start : `${start.slice(0, at)}exec ${start.slice(at)}`;
 }
 
 function stopTimeout(m: Manifest): string {
@@ -418,15 +309,16 @@ function directiveLines(directives: Directive[]): string[] {
 
 // ---- the files ----
 
-/** The service unit (/etc/systemd/system/<app>.service). */
+/** The service template (/etc/systemd/system/<app>@.service), whose instances are the two slots. */
 export function renderService(m: Manifest, opts?: { kitDir?: string }): string {
   const app = checkApp(m);
   const user = checkUser(m);
   const l = layout(m);
   const p = appPaths(m);
   return renderTemplate(template('service.unit'), {
-    unit_name: p.unitName,
+    unit_name: p.unitTemplateName,
     app,
+    handover_note: m.socket === false ? ' once the old one has stopped (no socket: the app binds its port itself)' : ' while the old one still serves on the same socket',
     socket: m.socket !== false,
     socket_unit: p.socketUnitName,
     user,
@@ -447,7 +339,8 @@ export function renderSocket(m: Manifest): string | null {
   checkApp(m);
   return renderTemplate(template('socket.unit'), {
     socket_unit: p.socketUnitName,
-    unit_name: p.unitName,
+    unit_name: p.unitTemplateName,
+    boot_unit: p.slotUnit(BOOT_SLOT),
     app: m.app,
     socket_mode: String(m.socket),
     listen: `127.0.0.1:${checkPort(m.port, 'port')}`,

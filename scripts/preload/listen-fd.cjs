@@ -1,7 +1,7 @@
 // Preload (node --require) that makes a Node app's own listen(PORT) adopt the socket systemd passes as fd 3.
 //
 // cutover loads it through NODE_OPTIONS when the manifest says `socket: preload`. A socket unit owns
-// the port, so connections wait in the kernel's queue while the app restarts; apps that do not read
+// the port, so connections wait in the kernel's queue across cutovers; apps that do not read
 // LISTEN_FDS themselves (Next.js's `next start`, a plain `server.listen(process.env.PORT)`) keep
 // working unchanged: their FIRST listen on PORT listens on the inherited socket instead of binding
 // the port (which the socket unit holds). Any other listen passes through untouched. Without
@@ -76,6 +76,68 @@ function requestedPort(args) {
   return null;
 }
 
+/** How long a drain waits for requests on connections accepted just before the listener closed. */
+const DRAIN_QUIET_MS = 500;
+
+/**
+ * A graceful stop for the adopted server, whatever the app does on SIGTERM. At a handover the old and
+ * the new process accept from one queue, so the old one may have accepted connections whose request
+ * is still on its way; an app (or framework) that exits or drops idle connections at once on SIGTERM
+ * would reset them. So the app's own SIGTERM handlers are held back: on SIGTERM the server stops
+ * accepting, answers what it has accepted (with Connection: close), and only once no request has been
+ * in flight for DRAIN_QUIET_MS do the app's handlers run (or, with none, the process exits 0).
+ */
+function drainOnSigterm(getServer) {
+  const EventEmitter = require('node:events');
+  const held = [];
+  // The app's SIGTERM listeners are kept here instead of on process, to run once the drain is over.
+  for (const name of ['on', 'addListener', 'prependListener', 'once', 'prependOnceListener']) {
+    const original = process[name];
+    process[name] = function (event, listener) {
+      if (event !== 'SIGTERM') return original.call(this, event, listener);
+      const once = name === 'once' || name === 'prependOnceListener';
+      held.push(once ? { listener, once } : { listener, once: false });
+      return this;
+    };
+  }
+  let stopping = false;
+  EventEmitter.prototype.on.call(process, 'SIGTERM', () => {
+    if (stopping) return;
+    stopping = true;
+    const finish = () => {
+      if (held.length === 0) process.exit(0);
+      for (const h of held.splice(0)) h.listener('SIGTERM');
+    };
+    const server = getServer();
+    if (!server || !server.__cutoverDrain) return finish();
+    server.__cutoverDrain.stopping = true;
+    server.__cutoverDrain.lastActivity = Date.now();
+    server.close();
+    const timer = setInterval(() => {
+      const d = server.__cutoverDrain;
+      if (d.inFlight > 0 || Date.now() - d.lastActivity < DRAIN_QUIET_MS) return;
+      clearInterval(timer);
+      if (typeof server.closeIdleConnections === 'function') server.closeIdleConnections();
+      finish();
+    }, 50);
+  });
+}
+
+/** Counts the adopted server's requests in flight; while stopping, each answer closes its connection. */
+function trackInFlight(server) {
+  const d = { inFlight: 0, lastActivity: Date.now(), stopping: false };
+  server.__cutoverDrain = d;
+  server.on('request', (_req, res) => {
+    d.inFlight++;
+    d.lastActivity = Date.now();
+    if (d.stopping && !res.headersSent) res.setHeader('Connection', 'close');
+    res.on('close', () => {
+      d.inFlight--;
+      d.lastActivity = Date.now();
+    });
+  });
+}
+
 function install() {
   const port = Number(process.env.PORT);
   if (!Number.isInteger(port) || port <= 0) return;
@@ -83,10 +145,14 @@ function install() {
 
   const originalListen = net.Server.prototype.listen;
   let adopted = false;
+  let adoptedServer;
+  drainOnSigterm(() => adoptedServer);
 
   net.Server.prototype.listen = function listen(...args) {
     if (adopted || requestedPort(args) !== port) return originalListen.apply(this, args);
     adopted = true;
+    adoptedServer = this;
+    trackInFlight(this);
     // The socket belongs to this process now: children must not try to adopt it again.
     delete process.env.LISTEN_FDS;
     delete process.env.LISTEN_PID;

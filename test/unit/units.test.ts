@@ -17,13 +17,13 @@ import {
   renderCron,
   renderService,
   renderSocket,
-  renderTemplate,
   renderUnits,
   sandboxDirectives,
   serviceArgv,
   serviceEnvironment,
 } from '../../scripts/lib/units.ts';
 import { commandMissing, fileMissing, requiring } from '../helpers/prereq.ts';
+import { renderTemplate } from '../../scripts/lib/template.ts';
 
 const KIT = '/opt/cutover';
 
@@ -105,7 +105,7 @@ test('renderTemplate: placeholders, repeated lines, sections, and no silent drif
 
 test('node app: user, working directory, environment, start command, stop timeout', () => {
   const unit = renderService(manifest(), { kitDir: KIT });
-  assert.equal(values(unit, 'Description'), ['cutover: shop web app']);
+  assert.equal(values(unit, 'Description'), ['cutover: shop web app (slot %i)']);
   assert.equal(values(unit, 'User'), ['shop']);
   assert.equal(values(unit, 'Group'), ['shop']);
   assert.equal(values(unit, 'WorkingDirectory'), ['/usr/local/src/shop/active']);
@@ -282,7 +282,7 @@ test('cron.d: a manifest path with %, spaces and quotes reaches prune intact thr
 test('renderUnits: the files provision writes, with paths from appPaths and mode 0644', () => {
   const files = renderUnits(manifest({ socket: true }), { kitDir: KIT, node: '/usr/bin/node', unitDir: '/u', cronDir: '/c' });
   assert.equal(files.map((f) => [f.path, f.mode]), [
-    ['/u/shop.service', 0o644],
+    ['/u/shop@.service', 0o644],
     ['/u/shop.socket', 0o644],
     ['/c/cutover-shop', 0o644],
   ]);
@@ -385,7 +385,7 @@ const VARIANTS: Record<string, Manifest> = {
 function write(m: Manifest): { service: string; socket?: string } {
   const files = renderUnits(m, { kitDir: KIT, node: '/usr/bin/node', unitDir, cronDir: dir });
   for (const f of files) writeFileSync(f.path, f.content, { mode: f.mode });
-  return { service: path.join(unitDir, `${m.app}.service`), socket: m.socket ? path.join(unitDir, `${m.app}.socket`) : undefined };
+  return { service: path.join(unitDir, `${m.app}@.service`), socket: m.socket ? path.join(unitDir, `${m.app}.socket`) : undefined };
 }
 
 withAnalyze('every rendered unit passes the real `systemd-analyze verify`, without a warning', () => {
@@ -460,8 +460,14 @@ withSystemd('real systemd reads back exactly the manifest: environment, start co
   for (const name of ['hostile', 'py-socket', 'node-home']) {
     const m = VARIANTS[name]!;
     write(m);
-    const dump = systemdParsed(`${m.app}.service`);
+    const dump = systemdParsed(`${m.app}@a.service`);
     assert.match(dump, /Unit Load State: loaded/);
+    assert.match(dump, new RegExp(`^\\t+Description: cutover: ${m.app} web app \\(slot a\\)$`, 'm'));
+    if (m.socket) {
+      // Both slots take the app's socket, and keep its shared file description non-blocking.
+      assert.match(dump, new RegExp(`^\\t+TriggeredBy: ${m.app}\\.socket`, 'm'));
+      assert.match(dump, /^\t+NonBlocking: yes$/m);
+    }
     const cmd = /^\t+Command Line: (.*)$/m.exec(dump)?.[1];
     assert.ok(cmd, 'ExecStart parsed');
     assert.equal(expandExecVariables(dumpArgv(cmd!), {}), serviceArgv(m), `${name}: what runs is the manifest's start`);
@@ -476,6 +482,7 @@ withSystemd('real systemd reads back exactly the manifest: environment, start co
   const socket = systemdParsed('py-socket.socket');
   assert.match(socket, /^\t+ListenStream: 127\.0\.0\.1:8000$/m);
   assert.match(socket, /^\t+Backlog: 4096$/m);
+  assert.match(socket, /^\t+Triggers: py-socket@a\.service/m, 'a connection starts the boot slot when no slot runs');
 });
 
 test('the cron file written for every variant passes the crontab(5) checks', () => {

@@ -1,0 +1,141 @@
+// The cut-over: start the new process in the idle slot, confirm it serves, stop the old slot; or stop the new one to undo.
+import type { Context } from './context.ts';
+import type { CheckResult } from './health.ts';
+import { commandCheck, healthGate } from './health.ts';
+import { probeSlot } from './acceptor.ts';
+import { formatDuration } from './log.ts';
+import { type Slot } from './paths.ts';
+import { isRunning, slotStates, type SlotState } from './slots.ts';
+import { serviceControlEnabled } from './systemd.ts';
+
+export interface CutoverResult extends CheckResult {
+  /** The slot the new process runs in (or ran in, before an undo). */
+  slot?: Slot;
+  /** The slot that served before, when one did. */
+  oldSlot?: Slot;
+  /** When the cut-over started: the journal lines of the new slot are read from here on. */
+  since: Date;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function systemctl(ctx: Context, args: string[]): Promise<void> {
+  await ctx.ops.run(['systemctl', ...args], { quiet: true });
+}
+
+/** Starts a slot; systemd refusing it (a unit that does not load, a socket that cannot bind) is a failed check, not a crash. */
+async function startSlot(ctx: Context, slot: Slot): Promise<CheckResult> {
+  const unit = ctx.paths.slotUnit(slot);
+  const resets = ctx.m.socket ? [unit, ctx.paths.socketUnitName] : [unit];
+  // Clears a failed or start-limited state left by an earlier run, so systemd cannot refuse the start for that.
+  await ctx.ops.run(['systemctl', 'reset-failed', ...resets], { quiet: true }).catch(() => undefined);
+  try {
+    await systemctl(ctx, ['start', unit]);
+    return { ok: true, detail: `${unit} started` };
+  } catch (e) {
+    return { ok: false, detail: `systemd could not start ${unit}: ${(e as Error).message.split('\n').join(' ')}` };
+  }
+}
+
+async function slotState(ctx: Context, slot: Slot): Promise<SlotState | undefined> {
+  return (await slotStates(ctx.paths)).find((s) => s.slot === slot);
+}
+
+/**
+ * Waits until the new slot serves: its unit stays active and, through the app's real port, a connection
+ * that IT accepted passes the health check (an HTTP path is asked on that very connection; a health
+ * command runs once the slot has accepted one). Connections the old slot accepts do not count.
+ */
+export async function waitUntilSlotServes(ctx: Context, slot: Slot, port = ctx.m.port): Promise<CheckResult> {
+  const unit = ctx.paths.slotUnit(slot);
+  const deadline = Date.now() + ctx.m.health.timeout * 1000;
+  let last: CheckResult = { ok: false, detail: `${unit} has not accepted a connection yet` };
+  while (Date.now() < deadline) {
+    const s = await slotState(ctx, slot);
+    if (!s || s.state === 'failed' || s.state === 'inactive') return { ok: false, detail: `${unit} is ${s?.state ?? 'gone'}: the app exited` };
+    if (s.state === 'active') {
+      const probe = await probeSlot({ port, app: ctx.m.app, wantUnit: unit, path: 'path' in ctx.m.health ? ctx.m.health.path : undefined, acceptMs: 500 });
+      if (probe.acceptedBy === unit) {
+        const check = 'path' in ctx.m.health ? probe : await commandCheck(ctx.m, { port, cwd: ctx.paths.active }, 5000);
+        if (check.ok) return { ok: true, detail: `${unit} accepted and answered: ${check.detail}` };
+        last = check;
+      } else if (!probe.acceptedBy && probe.detail.startsWith('connect')) {
+        last = probe;
+      }
+      // Accepted by the old slot: try again at once; the next connection may go to the new one.
+      if (probe.acceptedBy && probe.acceptedBy !== unit) continue;
+    }
+    await sleep(50);
+  }
+  return { ok: false, detail: `${unit} did not serve within ${ctx.m.health.timeout} s (last: ${last.detail})` };
+}
+
+/** Without a socket the new process must bind the port itself: the old one stops first (the brief outage `socket: false` accepts). */
+async function waitUntilServesAlone(ctx: Context, slot: Slot): Promise<CheckResult> {
+  const unit = ctx.paths.slotUnit(slot);
+  return healthGate(ctx.m, { port: ctx.m.port, cwd: ctx.paths.active, unit });
+}
+
+/** Stops a slot gracefully (SIGTERM, then up to stop_timeout for its requests in flight) and waits until it has exited. */
+export async function stopSlot(ctx: Context, slot: Slot): Promise<void> {
+  await systemctl(ctx, ['stop', ctx.paths.slotUnit(slot)]);
+}
+
+/**
+ * Cuts over to the release `active` names now. With a socket (a handover): start the idle slot while the
+ * old one serves, wait until the new one serves, then stop the old one; on failure the old slot never
+ * stopped. Without a socket: stop the old slot, start the new one, wait until it serves.
+ */
+export async function cutOver(ctx: Context): Promise<CutoverResult> {
+  const since = new Date();
+  if (!serviceControlEnabled()) {
+    await ctx.ops.note('start the new slot and stop the old one (skipped: CUTOVER_SYSTEMD=off)', () => {});
+    return { ok: true, detail: 'service control is off', since };
+  }
+  const states = await slotStates(ctx.paths);
+  const running = states.filter(isRunning);
+  const old = running.sort((a, b) => b.startedUs - a.startedUs)[0];
+  const slot: Slot = old ? (old.slot === 'a' ? 'b' : 'a') : 'a';
+  const unit = ctx.paths.slotUnit(slot);
+  if (ctx.dryRun) {
+    await startSlot(ctx, slot);
+    ctx.log.info(`    would wait until ${unit} serves (up to ${ctx.m.health.timeout} s)${old ? `, then stop ${old.unit}` : ''}`);
+    if (old) await stopSlot(ctx, old.slot);
+    return { ok: true, detail: 'dry run', slot, oldSlot: old?.slot, since };
+  }
+  if (!ctx.m.socket) {
+    if (old) await ctx.log.step(`stop ${old.unit} (no socket: the port is closed until ${unit} listens)`, () => stopSlot(ctx, old.slot));
+    const started = await ctx.log.step(`start ${unit}`, () => startSlot(ctx, slot));
+    if (!started.ok) return { ...started, slot, oldSlot: old?.slot, since };
+    const gate = await ctx.log.step(`health gate on ${unit}`, () => waitUntilServesAlone(ctx, slot));
+    return { ...gate, slot, oldSlot: old?.slot, since };
+  }
+  const started = await ctx.log.step(`start ${unit}${old ? ` beside ${old.unit}` : ''}`, () => startSlot(ctx, slot));
+  if (!started.ok) return { ...started, slot, oldSlot: old?.slot, since };
+  const gate = await ctx.log.step(`health gate: ${unit} serves on the app's socket`, () => waitUntilSlotServes(ctx, slot));
+  if (!gate.ok) return { ...gate, slot, oldSlot: old?.slot, since };
+  if (old) {
+    const t0 = performance.now();
+    await ctx.log.step(`stop ${old.unit} (it finishes its requests in flight, up to ${ctx.m.stop_timeout} s)`, () => stopSlot(ctx, old.slot));
+    ctx.log.info(`    ${old.unit} drained and stopped in ${formatDuration(performance.now() - t0)}`);
+  }
+  return { ...gate, slot, oldSlot: old?.slot, since };
+}
+
+/**
+ * Undoes a failed cut-over. After a handover the old slot still serves: stop the new one. Without a
+ * socket the old slot was stopped: stop the new one and start the old one again (in the release
+ * `active` names, which the caller has switched back).
+ */
+export async function undoCutover(ctx: Context, r: CutoverResult): Promise<CheckResult> {
+  if (!serviceControlEnabled() || !r.slot) return { ok: true, detail: 'nothing to undo' };
+  await ctx.log.step(`stop ${ctx.paths.slotUnit(r.slot)}`, () => stopSlot(ctx, r.slot!));
+  if (ctx.m.socket) {
+    const old = r.oldSlot ? await slotState(ctx, r.oldSlot) : undefined;
+    return old && isRunning(old) ? { ok: true, detail: `${old.unit} kept serving throughout` } : { ok: false, detail: 'no slot serves' };
+  }
+  if (!r.oldSlot) return { ok: false, detail: 'no slot serves' };
+  const started = await ctx.log.step(`start ${ctx.paths.slotUnit(r.oldSlot)} again`, () => startSlot(ctx, r.oldSlot!));
+  if (!started.ok) return started;
+  return ctx.log.step(`health gate on ${ctx.paths.slotUnit(r.oldSlot)}`, () => waitUntilServesAlone(ctx, r.oldSlot!));
+}

@@ -1,0 +1,53 @@
+// The app's two service slots as systemd runs them: each one's state, main process and the release it serves.
+import { $ } from 'zx';
+import { SLOTS, otherSlot, type AppPaths, type Slot } from './paths.ts';
+import { releaseOfProcess } from './procfs.ts';
+import { serviceControlEnabled } from './systemd.ts';
+
+export interface SlotState {
+  slot: Slot;
+  unit: string;
+  /** ActiveState (active, activating, deactivating, inactive, failed…); "failed" also while it waits to auto-restart. */
+  state: string;
+  pid?: number;
+  /** The release its main process runs in (its working directory), read from /proc. */
+  release?: string;
+  /** When its main process started (µs, monotonic clock): which of two slots is the newer. */
+  startedUs: number;
+}
+
+/** Serving or about to: a slot in one of these states holds (or will hold) the socket. */
+export function isRunning(s: SlotState): boolean {
+  return s.state === 'active' || s.state === 'activating' || s.state === 'reloading';
+}
+
+/** Both slots in one `systemctl show` call; empty when service control is off (the fs test tier). */
+export async function slotStates(paths: AppPaths): Promise<SlotState[]> {
+  if (!serviceControlEnabled()) return [];
+  const units = SLOTS.map((s) => paths.slotUnit(s));
+  const p = await $({ quiet: true, nothrow: true })`systemctl show --property=Id,ActiveState,SubState,MainPID,ExecMainStartTimestampMonotonic ${units}`;
+  const blocks = p.stdout.trim().split(/\n\s*\n/);
+  return SLOTS.map((slot, i) => {
+    const props = Object.fromEntries((blocks[i] ?? '').split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    const pid = Number(props.MainPID) || undefined;
+    return {
+      slot,
+      unit: units[i]!,
+      state: props.SubState === 'auto-restart' ? 'failed' : props.ActiveState || 'unknown',
+      pid,
+      release: releaseOfProcess(paths.releases, pid),
+      startedUs: Number(props.ExecMainStartTimestampMonotonic) || 0,
+    };
+  });
+}
+
+/** The slot that serves now: the running one (the newer when a cut-short handover left two). */
+export function liveSlot(states: SlotState[]): SlotState | undefined {
+  return states.filter(isRunning).sort((a, b) => b.startedUs - a.startedUs)[0];
+}
+
+/** The slot a cutover starts the new process in: the one that does not serve (slot a when none does). */
+export function idleSlot(states: SlotState[]): Slot {
+  const live = liveSlot(states);
+  return live ? otherSlot(live.slot) : 'a';
+}
