@@ -92,3 +92,19 @@ export function describeLoad(label: string, r: LoadResult, samples?: VersionSamp
     ` · p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms · longest outage ${r.longestOutageMs} ms${seq}`
   );
 }
+
+/**
+ * What a handover may serve: `from` first; for a moment both `from` and `to` (two processes accept from
+ * one queue); then, once the action has ended, only `to`. Returns the problems (empty when none).
+ */
+export function handoverProblems(samples: VersionSample[], from: string, to: string, actionEndMs: number): string[] {
+  const problems: string[] = [];
+  const served = samples.filter((s) => s.version !== undefined);
+  if (served[0]?.version !== from) problems.push(`the first version served was ${served[0]?.version}, not ${from}`);
+  const others = [...new Set(served.map((s) => s.version).filter((v) => v !== from && v !== to))];
+  if (others.length) problems.push(`other versions were served: ${others.join(', ')}`);
+  const late = served.filter((s) => s.t > actionEndMs && s.version !== to);
+  if (late.length) problems.push(`${late.length} sample(s) after the cutover ended were not ${to} (first at ${late[0]!.t} ms: ${late[0]!.version})`);
+  if (served.at(-1)?.version !== to) problems.push(`the last version served was ${served.at(-1)?.version}, not ${to}`);
+  return problems;
+}

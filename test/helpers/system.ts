@@ -116,3 +116,26 @@ export async function eventually<T>(what: string, fn: () => Promise<T> | T, time
 export const releaseIdOf = (sha: string): string => sha.slice(0, 12);
 
 export const loopback = (port: number, p = '/'): string => `http://127.0.0.1:${port}${p}`;
+
+/** Both slots of an app's service inside the host: unit, ActiveState and main pid. */
+export async function slotsInside(k: KitHost, app: string): Promise<{ unit: string; state: string; pid: number }[]> {
+  const units = ['a', 'b'].map((s) => `${app}@${s}.service`);
+  const r = await k.host.exec(['systemctl', 'show', '--property=Id,ActiveState,MainPID', ...units]);
+  return r.stdout.trim().split(/\n\s*\n/).map((block, i) => {
+    const p = Object.fromEntries(block.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    return { unit: units[i]!, state: p.ActiveState ?? 'unknown', pid: Number(p.MainPID) || 0 };
+  });
+}
+
+/** The slot unit that serves the app now (the active one; fails when none or both are). */
+export async function servingUnit(k: KitHost, app: string): Promise<string> {
+  const active = (await slotsInside(k, app)).filter((s) => s.state === 'active');
+  if (active.length !== 1) throw new Error(`${app}: expected one active slot, found ${active.map((s) => s.unit).join(', ') || 'none'}`);
+  return active[0]!.unit;
+}
+
+/** The main pid of the slot that serves the app now. */
+export async function servingPid(k: KitHost, app: string): Promise<number> {
+  const unit = await servingUnit(k, app);
+  return (await slotsInside(k, app)).find((s) => s.unit === unit)!.pid;
+}
