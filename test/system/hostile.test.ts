@@ -365,7 +365,7 @@ it('disk full during a build (the app root on a 24 MB tmpfs): the build fails sa
   const fixed = await made.repo.commit({ VERSION: '3\n', FILL: null }, 'fixed');
   expectExit(await h.kit('release', [fixed], { manifest: m }), 0, 'the next release');
   assert.is((await served(FULL_PORT)).version, '3');
-  await h.host.exec(['systemctl', 'stop', `${FULL}.socket`, `${FULL}.service`]);
+  await h.host.exec(['systemctl', 'stop', `${FULL}.socket`, `${FULL}@a.service`, `${FULL}@b.service`]);
 });
 
 test.run();

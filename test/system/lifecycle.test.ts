@@ -17,6 +17,8 @@ import {
   out,
   releaseIdOf,
   releasesOnDisk,
+  servingPid,
+  servingUnit,
   statusJson,
   unitProps,
 } from '../helpers/system.ts';
@@ -27,7 +29,8 @@ const ROOT = `/usr/local/src/${APP}`;
 const PORT = 3410;
 /** A PORT the env file sets, which cutover must override. */
 const STRAY_PORT = 3411;
-const SERVICE = `${APP}.service`;
+/** Every slot of the app's service, for journalctl -u. */
+const SLOTS_GLOB = `${APP}@*.service`;
 const SECRET = `greeting-${randomBytes(8).toString('hex')}`;
 
 let k: KitHost;
@@ -75,7 +78,7 @@ async function release(name: string, changes: Record<string, string | null>, cod
 }
 
 const app = () => getJson<{ version: string; release: string; pid: number; greeting: string | null }>(loopback(PORT));
-const mainPid = async () => Number((await unitProps(k, SERVICE, ['MainPID'])).MainPID);
+const mainPid = () => servingPid(k, APP);
 const byId = (status: any, rid: string) => status.releases.find((r: any) => r.id === rid);
 
 const { it, ready } = systemTier(import.meta.url);
@@ -162,7 +165,7 @@ const { it, ready } = systemTier(import.meta.url);
       assert.equal([after.version, after.release], ['2', id.v2]);
       assert.is.not(after.pid, before.pid, 'the old release was restarted after the bad one ran');
       // The bad release really ran as the service.
-      assert.match(await inside(k, `journalctl -u ${SERVICE} --no-pager -o cat`), `version 4 (release ${id.unhealthy}, pid`);
+      assert.match(await inside(k, `journalctl -u '${SLOTS_GLOB}' --no-pager -o cat`), `version 4 (release ${id.unhealthy}, pid`);
       const failed = historyInside(k, ROOT).filter((e) => e.release === id.unhealthy && e.event === 'activation-failed');
       assert.is(failed.length, 1);
       assert.equal([failed[0].via, failed[0].previous], ['release', id.v2]);
@@ -249,6 +252,7 @@ const { it, ready } = systemTier(import.meta.url);
   });
 
   it('activate while the service is stopped starts it again', async () => {
+    const SERVICE = await servingUnit(k, APP);
     await inside(k, `systemctl stop ${SERVICE}`);
     await httpGet(loopback(PORT)).then(
       () => assert.unreachable('the stopped service answered'),
@@ -258,11 +262,12 @@ const { it, ready } = systemTier(import.meta.url);
     const r = await kit('activate', [id.v7]);
     expectExit(r, 0, 'activate the live release while stopped');
     assert.not.match(r.stdout, 'nothing to do');
-    assert.equal([(await app()).release, (await unitProps(k, SERVICE, ['ActiveState'])).ActiveState], [id.v7, 'active']);
+    assert.equal([(await app()).release, (await unitProps(k, await servingUnit(k, APP), ['ActiveState'])).ActiveState], [id.v7, 'active']);
   });
 
   it('StartLimitBurst: right after plain restarts hit the limit, 6 activations in a row all succeed', async () => {
     // The control: systemd refuses the 6th start within 10 s (StartLimitBurst=5, StartLimitIntervalSec=10s).
+    const SERVICE = await servingUnit(k, APP);
     const codes = await inside(k, `systemctl reset-failed ${SERVICE}; for i in 1 2 3 4 5 6; do systemctl restart ${SERVICE}; printf '%s ' $?; done`);
     assert.equal(codes.split(' '), ['0', '0', '0', '0', '0', '1'], `systemctl restart exit codes: ${codes}`);
     assert.equal(await unitProps(k, SERVICE, ['ActiveState', 'Result']), { ActiveState: 'failed', Result: 'start-limit-hit' });
@@ -276,7 +281,7 @@ const { it, ready } = systemTier(import.meta.url);
         const r = await kit('activate', [target]);
         expectExit(r, 0, `activation ${i + 1} (${target})`);
         assert.is((await app()).release, target, `activation ${i + 1} answers ${target}`);
-        starts.push(Number((await unitProps(k, SERVICE, ['ExecMainStartTimestampMonotonic'])).ExecMainStartTimestampMonotonic));
+        starts.push(Number((await unitProps(k, await servingUnit(k, APP), ['ExecMainStartTimestampMonotonic'])).ExecMainStartTimestampMonotonic));
       }
       const spanS = (starts.at(-1)! - starts[0]!) / 1e6;
       console.log(`  6 activations: ${Date.now() - t0} ms in all; the service's 6 starts spanned ${spanS.toFixed(2)} s`);

@@ -11,7 +11,9 @@ const APP = 'prov';
 const ROOT = `/usr/local/src/${APP}`;
 const PORT = 3401;
 const BOOT_PORT = 3402;
-const SERVICE_FILE = `/etc/systemd/system/${APP}.service`;
+const SERVICE_FILE = `/etc/systemd/system/${APP}@.service`;
+/** The slot systemd starts at boot. */
+const BOOT_UNIT = `${APP}@a.service`;
 const SOCKET_FILE = `/etc/systemd/system/${APP}.socket`;
 const CRON_FILE = `/etc/cron.d/cutover-${APP}`;
 
@@ -112,8 +114,8 @@ const { it, ready } = systemTier(import.meta.url);
       assert.ok(unit.split('\n').includes(line), `${SERVICE_FILE} lacks the line ${line}`);
     }
     await verifyUnits([SERVICE_FILE]);
-    assert.is((await k.host.exec(['systemctl', 'is-enabled', `${APP}.service`])).stdout.trim(), 'enabled');
-    const props = await unitProps(k, `${APP}.service`, ['LoadState', 'FragmentPath', 'User', 'WorkingDirectory', 'NeedDaemonReload']);
+    assert.is((await k.host.exec(['systemctl', 'is-enabled', BOOT_UNIT])).stdout.trim(), 'enabled');
+    const props = await unitProps(k, BOOT_UNIT, ['LoadState', 'FragmentPath', 'User', 'WorkingDirectory', 'NeedDaemonReload']);
     assert.equal(props, { LoadState: 'loaded', FragmentPath: SERVICE_FILE, User: APP, WorkingDirectory: `${ROOT}/active`, NeedDaemonReload: 'no' });
 
     // The cron entry: a name cron reads, one valid line with absolute paths that exist, no '%'.
@@ -181,10 +183,10 @@ const { it, ready } = systemTier(import.meta.url);
       assert.match(text, 'Would make 3 changes:');
       assert.match(text, '  - created the shared directory /usr/local/src/prov/shared/extra');
       // The unit is enabled already: a dry run must not claim it would enable it.
-      assert.not.match(text, `enabled ${APP}.service`);
+      assert.not.match(text, `enabled ${BOOT_UNIT}`);
       assert.equal(snapshotDiff(before, snapshot()), [], 'a dry run changed the host');
       assert.is(k.read(SERVICE_FILE), serviceBefore);
-      assert.is((await unitProps(k, `${APP}.service`, ['NeedDaemonReload'])).NeedDaemonReload, 'no');
+      assert.is((await unitProps(k, BOOT_UNIT, ['NeedDaemonReload'])).NeedDaemonReload, 'no');
     } finally {
       k.manifest(base());
     }
@@ -204,7 +206,7 @@ const { it, ready } = systemTier(import.meta.url);
     assert.is((await k.host.exec(['systemctl', 'is-enabled', `${APP}.socket`])).stdout.trim(), 'enabled');
     // (lstat: the link's absolute target means the container's file, not the test side's)
     assert.is(fs.readlinkSync(hostPath(k, `/etc/systemd/system/sockets.target.wants/${APP}.socket`)), SOCKET_FILE);
-    assert.is((await unitProps(k, `${APP}.service`, ['NeedDaemonReload'])).NeedDaemonReload, 'no', 'systemd was reloaded');
+    assert.is((await unitProps(k, BOOT_UNIT, ['NeedDaemonReload'])).NeedDaemonReload, 'no', 'systemd was reloaded');
     // Open the port as a boot would, to see that going back to false really closes it.
     await inside(k, `systemctl start ${APP}.socket`);
     assert.match(await listening(PORT), '"systemd",pid=1');
@@ -227,12 +229,12 @@ const { it, ready } = systemTier(import.meta.url);
   });
 
   it('systemd-analyze security: the default unit exposure is at most 1.5', async () => {
-    const r = await k.host.exec(['systemd-analyze', 'security', '--no-pager', `${APP}.service`]);
+    const r = await k.host.exec(['systemd-analyze', 'security', '--no-pager', BOOT_UNIT]);
     expectExit(r, 0, 'systemd-analyze security');
-    const m = /Overall exposure level for prov\.service: (\d+\.\d+) (\S+)/.exec(r.stdout);
+    const m = /Overall exposure level for prov@a\.service: (\d+\.\d+) (\S+)/.exec(r.stdout);
     assert.ok(m, `no overall exposure line in:\n${r.stdout}`);
     const score = Number(m![1]);
-    console.log(`  systemd-analyze security ${APP}.service (systemd 252, node app, socket false): exposure ${score} ${m![2]}`);
+    console.log(`  systemd-analyze security ${BOOT_UNIT} (systemd 252, node app, socket false): exposure ${score} ${m![2]}`);
     assert.ok(score <= 1.5, `exposure ${score} is above 1.5`);
   });
 
@@ -276,11 +278,11 @@ const { it, ready } = systemTier(import.meta.url);
     assert.match(r.stdout, 'already installed');
     assert.match(r.stdout, '==> provision');
     assert.match(r.stdout, 'created the system user boot');
-    assert.match(r.stdout, 'wrote /etc/systemd/system/boot.service');
+    assert.match(r.stdout, 'wrote /etc/systemd/system/boot@.service');
     assert.is((await inside(k, 'getent passwd boot')).split(':')[6], '/usr/sbin/nologin');
-    assert.is((await k.host.exec(['systemctl', 'is-enabled', 'boot.service'])).stdout.trim(), 'enabled');
+    assert.is((await k.host.exec(['systemctl', 'is-enabled', 'boot@a.service'])).stdout.trim(), 'enabled');
     assert.ok(fs.existsSync(hostPath(k, '/etc/cron.d/cutover-boot')));
-    await verifyUnits(['/etc/systemd/system/boot.service']);
+    await verifyUnits(['/etc/systemd/system/boot@.service']);
     // And it is as idempotent as provision.
     const again = await k.host.exec(['unshare', '--net', 'sh', `${KIT}/scripts/bootstrap.sh`, '--manifest', bootManifest], { timeoutMs: 120_000 });
     expectExit(again, 0, 'bootstrap.sh again');

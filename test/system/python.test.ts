@@ -5,13 +5,13 @@ import type { ExecResult } from '../host/host.ts';
 import { getJson, runLoad } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { bootKitHost, expectExit, type KitHost } from '../helpers/hostkit.ts';
-import { activeInside, historyInside, inside, loopback, out, releaseIdOf, statusJson, unitProps } from '../helpers/system.ts';
+import { activeInside, historyInside, inside, loopback, out, releaseIdOf, servingPid, statusJson, unitProps } from '../helpers/system.ts';
 import { systemTier } from '../helpers/prereq.ts';
 
 const APP = 'pyapp';
 const ROOT = `/usr/local/src/${APP}`;
 const PORT = 3450;
-const SERVICE = `${APP}.service`;
+const SERVICE_FILE = `/etc/systemd/system/${APP}@.service`;
 // gunicorn binds PORT itself, or, with LISTEN_FDS and LISTEN_PID equal to its own pid, takes fd 3 and
 // ignores --bind: ExecStart's shell must exec it (cutover puts `exec` in front of a simple command).
 const START = 'gunicorn --bind 127.0.0.1:$PORT --workers 2 --graceful-timeout 5 app:application';
@@ -55,7 +55,7 @@ const app = () => getJson<{ version: string; release: string; pid: number; greet
 
 /** The service's main process, checked to be gunicorn's arbiter itself (no shell between). */
 async function gunicornMain(): Promise<number> {
-  const pid = Number((await unitProps(k, SERVICE, ['MainPID'])).MainPID);
+  const pid = await servingPid(k, APP);
   assert.ok(pid > 0, 'the service has a main process');
   const cmdline = (await inside(k, `tr '\\0' ' ' < /proc/${pid}/cmdline`)).trim();
   assert.match(cmdline, /^\/usr\/bin\/python3 \/usr\/bin\/gunicorn --bind 127\.0\.0\.1:3450 /, `the main process is gunicorn: ${cmdline}`);
@@ -94,7 +94,7 @@ const { it, ready } = systemTier(import.meta.url);
     const p = await kit('provision');
     expectExit(p, 0, 'provision');
     console.log(`  provision (python runtime) took ${Date.now() - t0} ms`);
-    const unit = k.read(`/etc/systemd/system/${SERVICE}`);
+    const unit = k.read(SERVICE_FILE);
     assert.ok(unit.includes('\nMemoryDenyWriteExecute=yes\n'), 'CPython runs with W^X memory');
     assert.ok(unit.includes('ExecStart=/usr/bin/env "PORT=3450" /bin/sh -c "exec gunicorn --bind 127.0.0.1:$$PORT '), 'the shell execs gunicorn');
     id.v1 = releaseIdOf(await repo.head());
@@ -135,7 +135,7 @@ const { it, ready } = systemTier(import.meta.url);
     assert.is(ss.split('\n').length, 1, `one listener on ${PORT}:\n${ss}`);
     assert.match(ss, '("systemd",pid=1,');
     assert.match(ss, `("gunicorn",pid=${main},fd=`); // gunicorn's socket.fromfd(3) dups it to another number
-    assert.match(await inside(k, `journalctl -u ${SERVICE} _PID=${main} --no-pager -o cat`), `Listening at: http://127.0.0.1:${PORT} (${main})`);
+    assert.match(await inside(k, `journalctl -u '${APP}@*' _PID=${main} --no-pager -o cat`), `Listening at: http://127.0.0.1:${PORT} (${main})`);
 
     // A cutover to v5 while 4 clients keep connecting: connections wait in the socket's queue.
     const stop = new AbortController();

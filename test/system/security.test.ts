@@ -9,6 +9,7 @@ import { getJson } from '../helpers/apps.ts';
 import { cleanupTempDirs, exampleAppDir, type AppRepo } from '../helpers/gitrepo.ts';
 import type { ExecResult } from '../host/host.ts';
 import { systemTier } from '../helpers/prereq.ts';
+import { servingUnit } from '../helpers/system.ts';
 
 const { it, ready: ROOT } = systemTier(import.meta.url);
 
@@ -133,8 +134,8 @@ function modifyProbes(app: typeof NODE, release: string): Probe[] {
     { name: 'append-history', cmd: `echo '{}' >> ${app.root}/history.jsonl` },
     { name: 'write-lock', cmd: `echo evil > ${app.root}/cutover.lock` },
     { name: 'write-mirror', cmd: `echo evil >> ${app.root}/repo/HEAD` },
-    { name: 'write-unit', cmd: `echo '[Service]' >> /etc/systemd/system/${app.app}.service` },
-    { name: 'add-dropin', cmd: `mkdir -p /etc/systemd/system/${app.app}.service.d && touch /etc/systemd/system/${app.app}.service.d/evil.conf` },
+    { name: 'write-unit', cmd: `echo '[Service]' >> /etc/systemd/system/${app.app}@.service` },
+    { name: 'add-dropin', cmd: `mkdir -p /etc/systemd/system/${app.app}@.service.d && touch /etc/systemd/system/${app.app}@.service.d/evil.conf` },
     { name: 'write-cron', cmd: `echo evil >> /etc/cron.d/cutover-${app.app}` },
     { name: 'write-kit-script', cmd: `echo evil >> ${KIT}/scripts/release.ts` },
     { name: 'write-kit-preload', cmd: `echo evil >> ${KIT}/scripts/preload/listen-fd.cjs` },
@@ -154,7 +155,7 @@ function sharedProbes(app: typeof NODE, tag: string): Probe[] {
 /** Another app's files: its secrets, shared data, code, mirror, history, process environment. */
 async function otherAppProbes(other: typeof NODE, files: { code: string; sharedDir: string; sharedFile: string }): Promise<Probe[]> {
   const release = await liveRelease(other);
-  const pid = await mainPid(`${other.app}.service`);
+  const pid = await mainPid(await servingUnit(h, other.app));
   return [
     { name: 'read-other-env-file', cmd: `cat ${other.root}/shared/.env` },
     { name: 'list-other-shared-dir', cmd: `ls ${other.root}/shared/${files.sharedDir}/` },
@@ -241,8 +242,8 @@ it('both apps run, under their own users, with the secrets from their env files'
   assert.is(node.greeting, `hello-${SECRET}`, 'the env file reached the node app');
   const py = await getJson(`${url(PY.port)}/`);
   assert.is(py.greeting, `hello-${PY_SECRET}`, 'the env file reached the python app');
-  assert.is(await sh(`ps -o user= -p ${await mainPid(`${NODE.app}.service`)}`), NODE.user);
-  assert.is(await sh(`ps -o user= -p ${await mainPid(`${PY.app}.service`)}`), PY.user);
+  assert.is(await sh(`ps -o user= -p ${await mainPid(await servingUnit(h, NODE.app))}`), NODE.user);
+  assert.is(await sh(`ps -o user= -p ${await mainPid(await servingUnit(h, PY.app))}`), PY.user);
 });
 
 it('the env file is 0600 and owned by the app user; provision puts 0600 back', async () => {
@@ -274,7 +275,7 @@ it("outside the sandbox (setpriv) the app's user cannot modify releases, active,
   const release = await liveRelease(NODE);
   const before = await treeDigest(NODE.root + '/releases');
   const activeBefore = await sh(`readlink ${NODE.root}/active`);
-  const v = await probe('outside', NODE.user, `${NODE.app}.service`, [...modifyProbes(NODE, release), ...sharedProbes(NODE, 'outside')]);
+  const v = await probe('outside', NODE.user, await servingUnit(h, NODE.app), [...modifyProbes(NODE, release), ...sharedProbes(NODE, 'outside')]);
   expectVerdicts(v, { denied: modifyProbes(NODE, release).map((p) => p.name), allowed: sharedProbes(NODE, 'outside').map((p) => p.name) }, 'as the app user, outside the sandbox');
   assert.is(await treeDigest(NODE.root + '/releases'), before, 'the releases are unchanged');
   assert.is(await sh(`readlink ${NODE.root}/active`), activeBefore);
@@ -285,7 +286,7 @@ it("outside the sandbox (setpriv) the app's user cannot modify releases, active,
 it("inside the running unit's sandbox (nsenter into its namespaces) the app's user cannot modify them either, and can write its shared paths", async () => {
   const release = await liveRelease(NODE);
   const before = await treeDigest(NODE.root + '/releases');
-  const v = await probe('sandbox', NODE.user, `${NODE.app}.service`, [
+  const v = await probe('sandbox', NODE.user, await servingUnit(h, NODE.app), [
     ...modifyProbes(NODE, release),
     ...sharedProbes(NODE, 'sandbox'),
     { name: 'write-outside-shared', cmd: `touch ${NODE.root}/shared/evil` },
@@ -309,12 +310,12 @@ it("neither app's user can read the other app's files (inside or outside the san
   const pyOnNode = await otherAppProbes(NODE, { code: 'server.js', sharedDir: 'uploads', sharedFile: 'probe-outside' });
   const all = (ps: Probe[]) => ({ denied: ps.map((p) => p.name) });
   // A control: the probes can succeed: each app reads its own.
-  const own = await probe('outside', PY.user, `${PY.app}.service`, [{ name: 'read-own-env-file', cmd: `cat ${PY.root}/shared/.env` }, { name: 'read-own-data', cmd: `cat ${PY.root}/shared/data/notes.txt` }]);
+  const own = await probe('outside', PY.user, await servingUnit(h, PY.app), [{ name: 'read-own-env-file', cmd: `cat ${PY.root}/shared/.env` }, { name: 'read-own-data', cmd: `cat ${PY.root}/shared/data/notes.txt` }]);
   expectVerdicts(own, { allowed: ['read-own-env-file', 'read-own-data'] }, 'the python app user reads its own files');
-  expectVerdicts(await probe('outside', NODE.user, `${NODE.app}.service`, nodeOnPy), all(nodeOnPy), "the node app's user on the python app's files, outside the sandbox");
-  expectVerdicts(await probe('sandbox', NODE.user, `${NODE.app}.service`, nodeOnPy), all(nodeOnPy), "the node app's user on the python app's files, in its sandbox");
-  expectVerdicts(await probe('outside', PY.user, `${PY.app}.service`, pyOnNode), all(pyOnNode), "the python app's user on the node app's files, outside the sandbox");
-  expectVerdicts(await probe('sandbox', PY.user, `${PY.app}.service`, pyOnNode), all(pyOnNode), "the python app's user on the node app's files, in its sandbox");
+  expectVerdicts(await probe('outside', NODE.user, await servingUnit(h, NODE.app), nodeOnPy), all(nodeOnPy), "the node app's user on the python app's files, outside the sandbox");
+  expectVerdicts(await probe('sandbox', NODE.user, await servingUnit(h, NODE.app), nodeOnPy), all(nodeOnPy), "the node app's user on the python app's files, in its sandbox");
+  expectVerdicts(await probe('outside', PY.user, await servingUnit(h, PY.app), pyOnNode), all(pyOnNode), "the python app's user on the node app's files, outside the sandbox");
+  expectVerdicts(await probe('sandbox', PY.user, await servingUnit(h, PY.app), pyOnNode), all(pyOnNode), "the python app's user on the node app's files, in its sandbox");
 });
 
 it('a failed preflight and a failed health gate print journal lines, but never the secrets', async () => {
@@ -377,22 +378,23 @@ it('every release on disk (live, rolled back from, refused) stays unmodifiable b
     { name: 'rename-any-release', cmd: any('mv "$d" "${d%/}.evil" 2>/dev/null') },
   ];
   for (const where of ['outside', 'sandbox'] as const) {
-    expectVerdicts(await probe(where, NODE.user, `${NODE.app}.service`, probes), { denied: probes.map((p) => p.name) }, `every release, ${where}`);
+    expectVerdicts(await probe(where, NODE.user, await servingUnit(h, NODE.app), probes), { denied: probes.map((p) => p.name) }, `every release, ${where}`);
   }
   assert.is(await treeDigest(NODE.root + '/releases'), before, 'the releases are unchanged');
 });
 
 it('systemd-analyze security of the default units: at most 1.5 for the node and the python app', async () => {
   for (const app of [NODE, PY]) {
-    const r = await h.host.exec(['systemd-analyze', 'security', '--no-pager', `${app.app}.service`]);
+    const unit = await servingUnit(h, app.app);
+    const r = await h.host.exec(['systemd-analyze', 'security', '--no-pager', unit]);
     const m = /Overall exposure level for \S+: ([\d.]+) (\S+)/.exec(r.stdout);
     assert.ok(m, `systemd-analyze security printed a score:\n${r.stdout}\n${r.stderr}`);
     const open = r.stdout.split('\n').filter((l) => /^\s*✗/.test(l)).map((l) => l.trim().replace(/\s+/g, ' '));
-    scores.push(`${app.app}.service (${manifestObjs[app.app].runtime}): ${m![1]} ${m![2]}${open.length ? `; open: ${open.map((l) => l.split(' ')[1]).join(', ')}` : ''}`);
+    scores.push(`${unit} (${manifestObjs[app.app].runtime}): ${m![1]} ${m![2]}${open.length ? `; open: ${open.map((l) => l.split(' ')[1]).join(', ')}` : ''}`);
     console.log(`\n  ${scores.at(-1)}`);
-    assert.ok(Number(m![1]) <= 1.5, `${app.app}.service scores ${m![1]}, more than 1.5:\n${open.join('\n')}`);
+    assert.ok(Number(m![1]) <= 1.5, `${unit} scores ${m![1]}, more than 1.5:\n${open.join('\n')}`);
     // … with everything still working.
-    assert.is((await h.host.exec(['systemctl', 'is-active', `${app.app}.service`])).stdout.trim(), 'active');
+    assert.is((await h.host.exec(['systemctl', 'is-active', unit])).stdout.trim(), 'active');
   }
   assert.is((await getJson(`${url(PY.port)}/`)).version, '1');
   assert.ok((await getJson(`${url(NODE.port)}/`)).version);
