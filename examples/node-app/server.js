@@ -10,6 +10,7 @@
 //   slow-start=<ms>  wait <ms> before listening (overrides STARTUP_DELAY_MS)
 //   hang             never listen (the process stays up)
 //   no-fd3           same as IGNORE_LISTEN_FDS=1
+//   exit-on-sigterm  exit at once on SIGTERM, whatever is in flight (as some frameworks do; the preload holds it back)
 //   build-fail       (read by build.js) the build exits 1
 import http from 'node:http';
 import { readFileSync, realpathSync } from 'node:fs';
@@ -28,12 +29,13 @@ function readAppFile(name) {
 }
 
 function parseBehaviour(text) {
-  const behaviour = { crash: false, unhealthy: false, hang: false, noFd3: false, slowStartMs: undefined };
+  const behaviour = { crash: false, unhealthy: false, hang: false, noFd3: false, exitOnSigterm: false, slowStartMs: undefined };
   for (const word of (text ?? '').split(/\s+/).filter(Boolean)) {
     const slow = /^slow-start=(\d+)$/.exec(word);
     if (slow) behaviour.slowStartMs = Number(slow[1]);
     else if (word === 'crash' || word === 'unhealthy' || word === 'hang') behaviour[word] = true;
     else if (word === 'no-fd3') behaviour.noFd3 = true;
+    else if (word === 'exit-on-sigterm') behaviour.exitOnSigterm = true;
     else if (word !== 'build-fail') console.error(`BEHAVIOUR: ignoring unknown switch "${word}"`);
   }
   return behaviour;
@@ -94,7 +96,7 @@ function makeHandler({ info, release, behaviour }) {
     }
     if (url.pathname === '/') return send(res, 200, 'application/json', JSON.stringify(summary) + '\n');
     if (url.pathname === '/version') return send(res, 200, 'text/plain', `${info.version}\n`);
-    if (url.pathname === '/slow') return slow(res, url);
+    if (url.pathname === '/slow') return slow(res, url, release);
     if (assetPath && url.pathname === assetPath) {
       return send(res, 200, 'text/javascript', readAppFile(path.join('dist', info.asset)) ?? '');
     }
@@ -103,9 +105,9 @@ function makeHandler({ info, release, behaviour }) {
 }
 
 /** GET /slow?ms=N answers after N ms: an in-flight request for the graceful-stop tests. */
-function slow(res, url) {
+function slow(res, url, release) {
   const ms = Math.min(Math.max(Number(url.searchParams.get('ms')) || 0, 0), MAX_SLOW_MS);
-  setTimeout(() => send(res, 200, 'text/plain', `slept ${ms} ms\n`), ms);
+  setTimeout(() => send(res, 200, 'text/plain', `slept ${ms} ms in ${release}\n`), ms);
 }
 
 function countInFlight(server) {
@@ -143,7 +145,12 @@ function start() {
   const release = releaseName();
   const server = http.createServer(makeHandler({ info, release, behaviour }));
   countInFlight(server);
-  for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => stopGracefully(server, signal));
+  if (behaviour.exitOnSigterm) {
+    // Like some frameworks' own handler: exit at once, whatever is in flight.
+    process.on('SIGTERM', () => process.exit(0));
+  } else {
+    for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => stopGracefully(server, signal));
+  }
   if (behaviour.hang) {
     console.error('never listening on purpose (BEHAVIOUR says hang)');
     setInterval(() => {}, 60_000);
