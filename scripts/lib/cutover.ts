@@ -6,7 +6,7 @@ import { probeSlot } from './acceptor.ts';
 import { formatDuration } from './log.ts';
 import { type Slot } from './paths.ts';
 import { isRunning, slotStates, type SlotState } from './slots.ts';
-import { serviceControlEnabled } from './systemd.ts';
+import { serviceControlEnabled, unitState } from './systemd.ts';
 
 export interface CutoverResult extends CheckResult {
   /** The slot the new process runs in (or ran in, before an undo). */
@@ -103,8 +103,12 @@ export async function cutOver(ctx: Context): Promise<CutoverResult> {
     if (old) await stopSlot(ctx, old.slot);
     return { ok: true, detail: 'dry run', slot, oldSlot: old?.slot, since };
   }
-  if (!ctx.m.socket) {
-    if (old) await ctx.log.step(`stop ${old.unit} (no socket: the port is closed until ${unit} listens)`, () => stopSlot(ctx, old.slot));
+  // A socket just added by provision cannot bind while the old process still holds the port itself:
+  // this one cutover stops the old process first, as without a socket.
+  const portHeldByOld = Boolean(ctx.m.socket && old && (await unitState(ctx.paths.socketUnitName)) !== 'active');
+  if (!ctx.m.socket || portHeldByOld) {
+    const why = ctx.m.socket ? 'its socket is new, and the old process holds the port itself' : 'no socket';
+    if (old) await ctx.log.step(`stop ${old.unit} (${why}: the port is closed until ${unit} listens)`, () => stopSlot(ctx, old.slot));
     const started = await ctx.log.step(`start ${unit}`, () => startSlot(ctx, slot));
     if (!started.ok) return { ...started, slot, oldSlot: old?.slot, since };
     const gate = await ctx.log.step(`health gate on ${unit}`, () => waitUntilServesAlone(ctx, slot));
@@ -123,18 +127,16 @@ export async function cutOver(ctx: Context): Promise<CutoverResult> {
 }
 
 /**
- * Undoes a failed cut-over. After a handover the old slot still serves: stop the new one. Without a
- * socket the old slot was stopped: stop the new one and start the old one again (in the release
- * `active` names, which the caller has switched back).
+ * Undoes a failed cut-over: stops the new slot. After a handover the old slot still serves; when it
+ * was stopped first (no socket), it starts again, in the release `active` names (the caller has
+ * switched it back).
  */
 export async function undoCutover(ctx: Context, r: CutoverResult): Promise<CheckResult> {
   if (!serviceControlEnabled() || !r.slot) return { ok: true, detail: 'nothing to undo' };
   await ctx.log.step(`stop ${ctx.paths.slotUnit(r.slot)}`, () => stopSlot(ctx, r.slot!));
-  if (ctx.m.socket) {
-    const old = r.oldSlot ? await slotState(ctx, r.oldSlot) : undefined;
-    return old && isRunning(old) ? { ok: true, detail: `${old.unit} kept serving throughout` } : { ok: false, detail: 'no slot serves' };
-  }
   if (!r.oldSlot) return { ok: false, detail: 'no slot serves' };
+  const old = await slotState(ctx, r.oldSlot);
+  if (old && isRunning(old)) return { ok: true, detail: `${old.unit} kept serving throughout` };
   const started = await ctx.log.step(`start ${ctx.paths.slotUnit(r.oldSlot)} again`, () => startSlot(ctx, r.oldSlot!));
   if (!started.ok) return started;
   return ctx.log.step(`health gate on ${ctx.paths.slotUnit(r.oldSlot)}`, () => waitUntilServesAlone(ctx, r.oldSlot!));

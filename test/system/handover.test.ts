@@ -47,6 +47,7 @@ async function setUp(a: App, kind: 'node' | 'python', extra: Record<string, unkn
 }
 
 const kit = (a: App, verb: string, args: string[] = []) => h.kit(verb, args, { manifest: manifests[a.app] });
+const base = (a: App) => `http://127.0.0.1:${a.port}`;
 const version = async (a: App) => String((await getJson(loopback(a.port, '/'))).version);
 
 function report(line: string) {
@@ -57,7 +58,7 @@ function report(line: string) {
 /** A release of the next version under load: exit 0, no failed request, both versions for a moment, then only the new one. */
 async function releaseUnderLoad(a: App, from: string, to: string, files: Record<string, string | null> = {}) {
   await repos[a.app]!.commit({ VERSION: `${to}\n`, ...files }, `v${to}`);
-  const run = await loadDuring(loopback(a.port), () => kit(a, 'release', ['main']), { workers: 8, minMs: 3000, path: '/version' });
+  const run = await loadDuring(base(a), () => kit(a, 'release', ['main']), { workers: 8, minMs: 3000, path: '/version' });
   expectExit(run.result, 0, `release v${to} of ${a.app}`);
   report(describeLoad(`${a.app}: handover ${from} → ${to}`, run.load, run.samples));
   assert.is(run.load.failed, 0, `no failed request: ${JSON.stringify(run.load.errors)}`);
@@ -136,7 +137,7 @@ if (systemTierAvailable(import.meta.url)) {
     await repos[NATIVE.app]!.commit({ VERSION: '4\n', BEHAVIOUR: 'crash\n' }, 'v4 crashes');
     h.manifest({ ...(await manifestObject(NATIVE)), preflight: false });
     try {
-      const run = await loadDuring(loopback(NATIVE.port), () => kit(NATIVE, 'release', ['main']), { workers: 8, minMs: 3000, path: '/version' });
+      const run = await loadDuring(base(NATIVE), () => kit(NATIVE, 'release', ['main']), { workers: 8, minMs: 3000, path: '/version' });
       report(describeLoad(`${NATIVE.app}: a release that dies at start, no preflight (refused)`, run.load, run.samples));
       expectExit(run.result, 1, 'the crashing release');
       assert.match(out(run.result), /failed its health gate/);
@@ -160,7 +161,7 @@ if (systemTierAvailable(import.meta.url)) {
     assert.match(r0.stdout, 'already live; nothing to do');
     await inside(h, `printf 'GREETING=restarted by an env change\\n' > ${rootOf(NATIVE)}/shared/.env`);
     const before = historyInside(h, rootOf(NATIVE)).length;
-    const run = await loadDuring(loopback(NATIVE.port), () => kit(NATIVE, 'activate', [live, '--restart']), { workers: 8, minMs: 2500 });
+    const run = await loadDuring(base(NATIVE), () => kit(NATIVE, 'activate', [live, '--restart']), { workers: 8, minMs: 2500 });
     expectExit(run.result, 0, 'activate --restart');
     report(describeLoad(`${NATIVE.app}: activate --restart (env file changed)`, run.load, run.samples));
     assert.is(run.load.failed, 0, `no failed request: ${JSON.stringify(run.load.errors)}`);
@@ -199,7 +200,7 @@ if (systemTierAvailable(import.meta.url)) {
     await inside(h, `cat > /etc/systemd/system/${LEGACY.app}.service <<'EOF'\n${legacy}\nEOF\nsed -i '/^Service=/d' /etc/systemd/system/${LEGACY.app}.socket`);
     await inside(h, `systemctl daemon-reload && systemctl start ${LEGACY.app}.service && systemctl stop ${LEGACY.app}@a.service ${LEGACY.app}@b.service && systemctl is-active ${LEGACY.app}.service`);
     assert.is(await version(LEGACY), '1');
-    const run = await loadDuring(loopback(LEGACY.port), () => kit(LEGACY, 'provision'), { workers: 8, minMs: 3000 });
+    const run = await loadDuring(base(LEGACY), () => kit(LEGACY, 'provision'), { workers: 8, minMs: 3000 });
     expectExit(run.result, 0, 'provision');
     report(describeLoad(`${LEGACY.app}: provision moves <app>.service to the slots`, run.load, run.samples));
     assert.is(run.load.failed, 0, `no failed request: ${JSON.stringify(run.load.errors)}`);
@@ -226,7 +227,7 @@ if (systemTierAvailable(import.meta.url)) {
     try {
       const activation = kit(a, 'activate', [v5]);
       await eventually('both slots run', async () => (await slotsInside(h, a.app)).filter((s) => s.state === 'active').length === 2, 20_000);
-      await inside(h, `pkill -9 -f 'scripts/activate.ts ${v5}'`);
+      await inside(h, `kill -9 $(pgrep -f '[s]cripts/activate.ts ${v5}')`);
       await activation;
       const running = (await slotsInside(h, a.app)).filter((s) => s.state === 'active');
       assert.is(running.length, 2, 'the kill left both slots');
