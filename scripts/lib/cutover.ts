@@ -89,8 +89,11 @@ export async function stopSlot(ctx: Context, slot: Slot): Promise<void> {
 export async function cutOver(ctx: Context): Promise<CutoverResult> {
   const since = new Date();
   if (!serviceControlEnabled()) {
+    // The fs test tier: no service to start, but the health check itself still gates the release.
     await ctx.ops.note('start the new slot and stop the old one (skipped: CUTOVER_SYSTEMD=off)', () => {});
-    return { ok: true, detail: 'service control is off', since };
+    if (ctx.dryRun) return { ok: true, detail: 'dry run', since };
+    const gate = await ctx.log.step('health gate', () => healthGate(ctx.m, { port: ctx.m.port, cwd: ctx.paths.active }));
+    return { ...gate, since };
   }
   const states = await slotStates(ctx.paths);
   const running = states.filter(isRunning);

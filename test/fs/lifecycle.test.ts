@@ -207,7 +207,7 @@ test('--dry-run of activate, rollback and prune prints the steps and changes not
   const a = await f.run('activate', [id(1), '--dry-run']);
   assert.is(a.code, 0, a.out);
   assert.match(a.stdout, new RegExp(`would point \\S+/active at releases/${id(1)}`));
-  assert.match(a.stdout, /would restart/);
+  assert.match(a.stdout, /would start the new slot and stop the old one/);
   assert.match(a.stdout, new RegExp(`would record "activated" for ${id(1)}`));
   const rb = await f.run('rollback', ['--dry-run']);
   assert.is(rb.code, 0, rb.out);
