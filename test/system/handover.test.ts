@@ -5,7 +5,10 @@ import { bootKitHost, expectExit, type KitHost } from '../helpers/hostkit.ts';
 import { getJson, httpGet } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { describeLoad, handoverProblems, loadDuring, versionSequence } from '../helpers/load.ts';
-import { activeInside, eventually, historyInside, inside, loopback, out, releaseIdOf, slotsInside, statusJson, systemTierAvailable } from '../helpers/system.ts';
+import { activeInside, eventually, historyInside, inside, loopback, out, releaseIdOf, slotsInside, statusJson } from '../helpers/system.ts';
+import { systemTier } from '../helpers/prereq.ts';
+
+const { it, ready } = systemTier(import.meta.url);
 
 // Ports 4300-4399 belong to this file.
 const NATIVE = { app: 'honative', port: 4301 };
@@ -76,180 +79,179 @@ function slowRequest(a: App, ms: number) {
   return httpGet(loopback(a.port, `/slow?ms=${ms}`), { timeoutMs: ms + 20_000 });
 }
 
-if (systemTierAvailable(import.meta.url)) {
-  test.before(async () => {
-    h = await bootKitHost();
-    await setUp(NATIVE, 'node', { socket: true });
-    // An app that binds PORT itself and exits at once on SIGTERM (as some frameworks do): the preload adopts
-    // the socket and holds that exit back until the requests in flight are answered.
-    await setUp(PRELOAD, 'node', { socket: 'preload', env: { STARTUP_DELAY_MS: '300', IGNORE_LISTEN_FDS: '1' } });
-    await setUp(PY, 'python', {
-      runtime: 'python',
-      build: undefined,
-      start: 'gunicorn --bind 127.0.0.1:$PORT --workers 2 --graceful-timeout 10 app:application',
-      socket: true,
-    });
+test.before(async () => {
+  if (!ready) return;
+  h = await bootKitHost();
+  await setUp(NATIVE, 'node', { socket: true });
+  // An app that binds PORT itself and exits at once on SIGTERM (as some frameworks do): the preload adopts
+  // the socket and holds that exit back until the requests in flight are answered.
+  await setUp(PRELOAD, 'node', { socket: 'preload', env: { STARTUP_DELAY_MS: '300', IGNORE_LISTEN_FDS: '1' } });
+  await setUp(PY, 'python', {
+    runtime: 'python',
+    build: undefined,
+    start: 'gunicorn --bind 127.0.0.1:$PORT --workers 2 --graceful-timeout 10 app:application',
+    socket: true,
   });
+});
 
-  test.after(async () => {
-    if (h) await h.stop();
-    await cleanupTempDirs();
-    if (numbers.length) console.log(`\n  handover, measured:\n    ${numbers.join('\n    ')}`);
-    console.log(`\n  handover.test.ts took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  });
+test.after(async () => {
+  if (h) await h.stop();
+  await cleanupTempDirs();
+  if (numbers.length) console.log(`\n  handover, measured:\n    ${numbers.join('\n    ')}`);
+  console.log(`\n  handover.test.ts took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+});
 
-  test('native fd 3: a release under load hands over with 0 failed requests; the old slot stops only after the new one serves', async () => {
-    const before = await slotsInside(h, NATIVE.app);
-    const run = await releaseUnderLoad(NATIVE, '1', '2');
-    const after = await slotsInside(h, NATIVE.app);
-    const was = before.find((s) => s.state === 'active')!;
-    const now = after.find((s) => s.state === 'active')!;
-    assert.is.not(now.unit, was.unit, 'the new release runs in the other slot');
-    // systemd's own timestamps tell the order: the new slot was active before the old one left active.
-    const stamp = async (unit: string, prop: string) => Number((await inside(h, `systemctl show -p ${prop} --value ${unit}`)) || 0);
-    const newActive = await stamp(now.unit, 'ActiveEnterTimestampMonotonic');
-    const oldLeft = await stamp(was.unit, 'ActiveExitTimestampMonotonic');
-    assert.ok(newActive > 0 && oldLeft > newActive, `the new slot was active (${newActive}) before the old one stopped (${oldLeft})`);
-    assert.match(run.result.stdout, `${was.unit} drained and stopped`);
-  });
+it('native fd 3: a release under load hands over with 0 failed requests; the old slot stops only after the new one serves', async () => {
+  const before = await slotsInside(h, NATIVE.app);
+  const run = await releaseUnderLoad(NATIVE, '1', '2');
+  const after = await slotsInside(h, NATIVE.app);
+  const was = before.find((s) => s.state === 'active')!;
+  const now = after.find((s) => s.state === 'active')!;
+  assert.is.not(now.unit, was.unit, 'the new release runs in the other slot');
+  // systemd's own timestamps tell the order: the new slot was active before the old one left active.
+  const stamp = async (unit: string, prop: string) => Number((await inside(h, `systemctl show -p ${prop} --value ${unit}`)) || 0);
+  const newActive = await stamp(now.unit, 'ActiveEnterTimestampMonotonic');
+  const oldLeft = await stamp(was.unit, 'ActiveExitTimestampMonotonic');
+  assert.ok(newActive > 0 && oldLeft > newActive, `the new slot was active (${newActive}) before the old one stopped (${oldLeft})`);
+  assert.match(run.result.stdout, `${was.unit} drained and stopped`);
+});
 
-  test('native fd 3: a 3 s request in flight when the cutover starts completes with 200 from the old release', async () => {
-    const m = manifests[NATIVE.app]!;
-    const old = activeInside(h, rootOf(NATIVE))!;
-    await repos[NATIVE.app]!.commit({ VERSION: '3\n' }, 'v3');
-    expectExit(await kit(NATIVE, 'release', ['main', '--no-activate']), 0, 'build v3');
-    const v3 = releaseIdOf(await repos[NATIVE.app]!.head());
-    const slow = slowRequest(NATIVE, 3000);
-    await new Promise((r) => setTimeout(r, 200)); // the old process has accepted it
-    const t = Date.now();
-    const r = await h.kit('activate', [v3], { manifest: m });
-    expectExit(r, 0, 'activate v3');
-    const res = await slow;
-    assert.is(res.status, 200);
-    assert.is(res.body.trim(), `slept 3000 ms in ${old}`, 'answered by the old release');
-    assert.ok(Date.now() - t >= 2000, 'the activation waited for the old process to finish it');
-    assert.is(await version(NATIVE), '3');
-  });
+it('native fd 3: a 3 s request in flight when the cutover starts completes with 200 from the old release', async () => {
+  const m = manifests[NATIVE.app]!;
+  const old = activeInside(h, rootOf(NATIVE))!;
+  await repos[NATIVE.app]!.commit({ VERSION: '3\n' }, 'v3');
+  expectExit(await kit(NATIVE, 'release', ['main', '--no-activate']), 0, 'build v3');
+  const v3 = releaseIdOf(await repos[NATIVE.app]!.head());
+  const slow = slowRequest(NATIVE, 3000);
+  await new Promise((r) => setTimeout(r, 200)); // the old process has accepted it
+  const t = Date.now();
+  const r = await h.kit('activate', [v3], { manifest: m });
+  expectExit(r, 0, 'activate v3');
+  const res = await slow;
+  assert.is(res.status, 200);
+  assert.is(res.body.trim(), `slept 3000 ms in ${old}`, 'answered by the old release');
+  assert.ok(Date.now() - t >= 2000, 'the activation waited for the old process to finish it');
+  assert.is(await version(NATIVE), '3');
+});
 
-  test('native fd 3: a release that dies right after it starts (no preflight) never takes the old one down', async () => {
-    const live = activeInside(h, rootOf(NATIVE))!;
-    const pidBefore = (await slotsInside(h, NATIVE.app)).find((s) => s.state === 'active')!.pid;
-    await repos[NATIVE.app]!.commit({ VERSION: '4\n', BEHAVIOUR: 'crash\n' }, 'v4 crashes');
-    h.manifest({ ...(await manifestObject(NATIVE)), preflight: false });
-    try {
-      const run = await loadDuring(base(NATIVE), () => kit(NATIVE, 'release', ['main']), { workers: 8, minMs: 3000, path: '/version' });
-      report(describeLoad(`${NATIVE.app}: a release that dies at start, no preflight (refused)`, run.load, run.samples));
-      expectExit(run.result, 1, 'the crashing release');
-      assert.match(out(run.result), /failed its health gate/);
-      assert.match(out(run.result), /kept serving throughout/);
-      assert.is(run.load.failed, 0, `no failed request: ${JSON.stringify(run.load.errors)}`);
-      assert.equal(versionSequence(run.samples), ['3']);
-      assert.is(activeInside(h, rootOf(NATIVE)), live, 'active points at the old release again');
-      const now = (await slotsInside(h, NATIVE.app)).filter((s) => s.state !== 'inactive');
-      assert.equal(now.map((s) => s.pid), [pidBefore], 'the old process never stopped, and no other runs');
-      const v4 = releaseIdOf(await repos[NATIVE.app]!.head());
-      assert.is((await statusJson(h, manifests[NATIVE.app]!)).releases.find((x: any) => x.id === v4)?.state, 'bad');
-    } finally {
-      h.manifest(await manifestObject(NATIVE));
-    }
-  });
-
-  test('activate <live> --restart: a changed env file reaches a new process through a handover, gated and recorded', async () => {
-    const live = activeInside(h, rootOf(NATIVE))!;
-    const r0 = await kit(NATIVE, 'activate', [live]);
-    expectExit(r0, 0, 'activate the live release');
-    assert.match(r0.stdout, 'already live; nothing to do');
-    await inside(h, `printf 'GREETING=restarted by an env change\\n' > ${rootOf(NATIVE)}/shared/.env`);
-    const before = historyInside(h, rootOf(NATIVE)).length;
-    const run = await loadDuring(base(NATIVE), () => kit(NATIVE, 'activate', [live, '--restart']), { workers: 8, minMs: 2500 });
-    expectExit(run.result, 0, 'activate --restart');
-    report(describeLoad(`${NATIVE.app}: activate --restart (env file changed)`, run.load, run.samples));
+it('native fd 3: a release that dies right after it starts (no preflight) never takes the old one down', async () => {
+  const live = activeInside(h, rootOf(NATIVE))!;
+  const pidBefore = (await slotsInside(h, NATIVE.app)).find((s) => s.state === 'active')!.pid;
+  await repos[NATIVE.app]!.commit({ VERSION: '4\n', BEHAVIOUR: 'crash\n' }, 'v4 crashes');
+  h.manifest({ ...(await manifestObject(NATIVE)), preflight: false });
+  try {
+    const run = await loadDuring(base(NATIVE), () => kit(NATIVE, 'release', ['main']), { workers: 8, minMs: 3000, path: '/version' });
+    report(describeLoad(`${NATIVE.app}: a release that dies at start, no preflight (refused)`, run.load, run.samples));
+    expectExit(run.result, 1, 'the crashing release');
+    assert.match(out(run.result), /failed its health gate/);
+    assert.match(out(run.result), /kept serving throughout/);
     assert.is(run.load.failed, 0, `no failed request: ${JSON.stringify(run.load.errors)}`);
-    assert.is((await getJson(loopback(NATIVE.port, '/'))).greeting, 'restarted by an env change');
-    const added = historyInside(h, rootOf(NATIVE)).slice(before);
-    assert.equal(added.map((e) => [e.event, e.release]), [['activated', live]]);
-  });
+    assert.equal(versionSequence(run.samples), ['3']);
+    assert.is(activeInside(h, rootOf(NATIVE)), live, 'active points at the old release again');
+    const now = (await slotsInside(h, NATIVE.app)).filter((s) => s.state !== 'inactive');
+    assert.equal(now.map((s) => s.pid), [pidBefore], 'the old process never stopped, and no other runs');
+    const v4 = releaseIdOf(await repos[NATIVE.app]!.head());
+    assert.is((await statusJson(h, manifests[NATIVE.app]!)).releases.find((x: any) => x.id === v4)?.state, 'bad');
+  } finally {
+    h.manifest(await manifestObject(NATIVE));
+  }
+});
 
-  test('the preload: an app that exits at once on SIGTERM still finishes its request in flight, and a release under load fails nothing', async () => {
-    await repos[PRELOAD.app]!.commit({ BEHAVIOUR: 'exit-on-sigterm\n' }, 'harsh SIGTERM');
-    expectExit(await kit(PRELOAD, 'release', ['main']), 0, 'release the harsh app');
-    const old = activeInside(h, rootOf(PRELOAD))!;
-    await repos[PRELOAD.app]!.commit({ VERSION: '2\n' }, 'v2');
-    expectExit(await kit(PRELOAD, 'release', ['main', '--no-activate']), 0, 'build v2');
-    const v2 = releaseIdOf(await repos[PRELOAD.app]!.head());
-    const slow = slowRequest(PRELOAD, 2500);
-    await new Promise((r) => setTimeout(r, 200));
-    expectExit(await kit(PRELOAD, 'activate', [v2]), 0, 'activate v2');
-    const res = await slow;
-    assert.is(res.status, 200, `the request in flight was answered: ${res.body}`);
-    assert.is(res.body.trim(), `slept 2500 ms in ${old}`);
-    await releaseUnderLoad(PRELOAD, '2', '3');
-  });
+it('activate <live> --restart: a changed env file reaches a new process through a handover, gated and recorded', async () => {
+  const live = activeInside(h, rootOf(NATIVE))!;
+  const r0 = await kit(NATIVE, 'activate', [live]);
+  expectExit(r0, 0, 'activate the live release');
+  assert.match(r0.stdout, 'already live; nothing to do');
+  await inside(h, `printf 'GREETING=restarted by an env change\\n' > ${rootOf(NATIVE)}/shared/.env`);
+  const before = historyInside(h, rootOf(NATIVE)).length;
+  const run = await loadDuring(base(NATIVE), () => kit(NATIVE, 'activate', [live, '--restart']), { workers: 8, minMs: 2500 });
+  expectExit(run.result, 0, 'activate --restart');
+  report(describeLoad(`${NATIVE.app}: activate --restart (env file changed)`, run.load, run.samples));
+  assert.is(run.load.failed, 0, `no failed request: ${JSON.stringify(run.load.errors)}`);
+  assert.is((await getJson(loopback(NATIVE.port, '/'))).greeting, 'restarted by an env change');
+  const added = historyInside(h, rootOf(NATIVE)).slice(before);
+  assert.equal(added.map((e) => [e.event, e.release]), [['activated', live]]);
+});
 
-  test('gunicorn: a release under load hands over with 0 failed requests', async () => {
-    await releaseUnderLoad(PY, '1', '2');
-  });
+it('the preload: an app that exits at once on SIGTERM still finishes its request in flight, and a release under load fails nothing', async () => {
+  await repos[PRELOAD.app]!.commit({ BEHAVIOUR: 'exit-on-sigterm\n' }, 'harsh SIGTERM');
+  expectExit(await kit(PRELOAD, 'release', ['main']), 0, 'release the harsh app');
+  const old = activeInside(h, rootOf(PRELOAD))!;
+  await repos[PRELOAD.app]!.commit({ VERSION: '2\n' }, 'v2');
+  expectExit(await kit(PRELOAD, 'release', ['main', '--no-activate']), 0, 'build v2');
+  const v2 = releaseIdOf(await repos[PRELOAD.app]!.head());
+  const slow = slowRequest(PRELOAD, 2500);
+  await new Promise((r) => setTimeout(r, 200));
+  expectExit(await kit(PRELOAD, 'activate', [v2]), 0, 'activate v2');
+  const res = await slow;
+  assert.is(res.status, 200, `the request in flight was answered: ${res.body}`);
+  assert.is(res.body.trim(), `slept 2500 ms in ${old}`);
+  await releaseUnderLoad(PRELOAD, '2', '3');
+});
 
-  test('provision moves an app from the single <app>.service of an older cutover to the slots without failing a request', async () => {
-    await setUp(LEGACY, 'node', { socket: true });
-    const root = rootOf(LEGACY);
-    // Make it look as an older cutover left it: one <app>.service (the template's text, %i fixed), the
-    // socket starting that unit, running, and the slots stopped.
-    const template = await inside(h, `cat /etc/systemd/system/${LEGACY.app}@.service`);
-    const legacy = template.replace(/%i/g, 'legacy').replace(/^Sockets=.*\n/m, '');
-    await inside(h, `cat > /etc/systemd/system/${LEGACY.app}.service <<'EOF'\n${legacy}\nEOF\nsed -i '/^Service=/d' /etc/systemd/system/${LEGACY.app}.socket`);
-    await inside(h, `systemctl daemon-reload && systemctl start ${LEGACY.app}.service && systemctl stop ${LEGACY.app}@a.service ${LEGACY.app}@b.service && systemctl is-active ${LEGACY.app}.service`);
-    assert.is(await version(LEGACY), '1');
-    const run = await loadDuring(base(LEGACY), () => kit(LEGACY, 'provision'), { workers: 8, minMs: 3000 });
-    expectExit(run.result, 0, 'provision');
-    report(describeLoad(`${LEGACY.app}: provision moves <app>.service to the slots`, run.load, run.samples));
-    assert.is(run.load.failed, 0, `no failed request: ${JSON.stringify(run.load.errors)}`);
-    assert.match(run.result.stdout, `handed ${LEGACY.app}.service over to ${LEGACY.app}@a.service`);
-    assert.match(run.result.stdout, `removed /etc/systemd/system/${LEGACY.app}.service`);
-    assert.is((await h.host.exec(['systemctl', 'is-active', `${LEGACY.app}.service`])).stdout.trim(), 'inactive');
-    assert.is((await h.host.exec(['test', '-e', `/etc/systemd/system/${LEGACY.app}.service`])).code, 1, 'the old unit file is gone');
-    assert.equal((await slotsInside(h, LEGACY.app)).map((s) => s.state), ['active', 'inactive']);
-    assert.is(await version(LEGACY), '1');
-    assert.is(activeInside(h, root), releaseIdOf(await repos[LEGACY.app]!.head()));
-    const again = await kit(LEGACY, 'provision');
-    expectExit(again, 0, 'provision again');
-    assert.match(again.stdout, 'Nothing to change');
-  });
+it('gunicorn: a release under load hands over with 0 failed requests', async () => {
+  await releaseUnderLoad(PY, '1', '2');
+});
 
-  test('kill -9 of the kit mid-handover: two processes at most, status shows both slots, the next verb undoes it, then the release finishes', async () => {
-    const a = NATIVE;
-    const root = rootOf(a);
-    const live = activeInside(h, root)!;
-    await repos[a.app]!.commit({ VERSION: '5\n', BEHAVIOUR: 'slow-start=1500\n' }, 'v5 starts slowly');
-    expectExit(await kit(a, 'release', ['main', '--no-activate']), 0, 'build v5');
-    const v5 = releaseIdOf(await repos[a.app]!.head());
-    h.manifest({ ...(await manifestObject(a)), preflight: false });
-    try {
-      const activation = kit(a, 'activate', [v5]);
-      await eventually('both slots run', async () => (await slotsInside(h, a.app)).filter((s) => s.state === 'active').length === 2, 20_000);
-      await inside(h, `kill -9 $(pgrep -f '[s]cripts/activate.ts ${v5}')`);
-      await activation;
-      const running = (await slotsInside(h, a.app)).filter((s) => s.state === 'active');
-      assert.is(running.length, 2, 'the kill left both slots');
-      const processes = Number(await inside(h, `pgrep -c -u ${a.app} || true`));
-      assert.ok(processes <= 2, `at most two app processes: ${processes}`);
-      const s = await statusJson(h, manifests[a.app]!);
-      assert.is(s.slots.filter((x: any) => x.state === 'active').length, 2, `status shows both slots: ${JSON.stringify(s.slots)}`);
-      assert.is(s.unfinished, v5, 'status names the unfinished activation');
-      const p = await kit(a, 'prune');
-      expectExit(p, 0, 'the next verb');
-      assert.match(p.stdout, /Both slots run: a cutover was cut short/);
-      assert.is((await slotsInside(h, a.app)).filter((x) => x.state === 'active').length, 1);
-      assert.is(activeInside(h, root), live, 'undone: active names the release that served');
-      assert.is(await version(a), '3');
-      expectExit(await kit(a, 'activate', [v5]), 0, 'activate v5 again');
-      assert.is(await version(a), '5');
-      assert.is((await slotsInside(h, a.app)).filter((x) => x.state === 'active').length, 1);
-    } finally {
-      h.manifest(await manifestObject(a));
-    }
-  });
-}
+it('provision moves an app from the single <app>.service of an older cutover to the slots without failing a request', async () => {
+  await setUp(LEGACY, 'node', { socket: true });
+  const root = rootOf(LEGACY);
+  // Make it look as an older cutover left it: one <app>.service (the template's text, %i fixed), the
+  // socket starting that unit, running, and the slots stopped.
+  const template = await inside(h, `cat /etc/systemd/system/${LEGACY.app}@.service`);
+  const legacy = template.replace(/%i/g, 'legacy').replace(/^Sockets=.*\n/m, '');
+  await inside(h, `cat > /etc/systemd/system/${LEGACY.app}.service <<'EOF'\n${legacy}\nEOF\nsed -i '/^Service=/d' /etc/systemd/system/${LEGACY.app}.socket`);
+  await inside(h, `systemctl daemon-reload && systemctl start ${LEGACY.app}.service && systemctl stop ${LEGACY.app}@a.service ${LEGACY.app}@b.service && systemctl is-active ${LEGACY.app}.service`);
+  assert.is(await version(LEGACY), '1');
+  const run = await loadDuring(base(LEGACY), () => kit(LEGACY, 'provision'), { workers: 8, minMs: 3000 });
+  expectExit(run.result, 0, 'provision');
+  report(describeLoad(`${LEGACY.app}: provision moves <app>.service to the slots`, run.load, run.samples));
+  assert.is(run.load.failed, 0, `no failed request: ${JSON.stringify(run.load.errors)}`);
+  assert.match(run.result.stdout, `handed ${LEGACY.app}.service over to ${LEGACY.app}@a.service`);
+  assert.match(run.result.stdout, `removed /etc/systemd/system/${LEGACY.app}.service`);
+  assert.is((await h.host.exec(['systemctl', 'is-active', `${LEGACY.app}.service`])).stdout.trim(), 'inactive');
+  assert.is((await h.host.exec(['test', '-e', `/etc/systemd/system/${LEGACY.app}.service`])).code, 1, 'the old unit file is gone');
+  assert.equal((await slotsInside(h, LEGACY.app)).map((s) => s.state), ['active', 'inactive']);
+  assert.is(await version(LEGACY), '1');
+  assert.is(activeInside(h, root), releaseIdOf(await repos[LEGACY.app]!.head()));
+  const again = await kit(LEGACY, 'provision');
+  expectExit(again, 0, 'provision again');
+  assert.match(again.stdout, 'Nothing to change');
+});
+
+it('kill -9 of the kit mid-handover: two processes at most, status shows both slots, the next verb undoes it, then the release finishes', async () => {
+  const a = NATIVE;
+  const root = rootOf(a);
+  const live = activeInside(h, root)!;
+  await repos[a.app]!.commit({ VERSION: '5\n', BEHAVIOUR: 'slow-start=1500\n' }, 'v5 starts slowly');
+  expectExit(await kit(a, 'release', ['main', '--no-activate']), 0, 'build v5');
+  const v5 = releaseIdOf(await repos[a.app]!.head());
+  h.manifest({ ...(await manifestObject(a)), preflight: false });
+  try {
+    const activation = kit(a, 'activate', [v5]);
+    await eventually('both slots run', async () => (await slotsInside(h, a.app)).filter((s) => s.state === 'active').length === 2, 20_000);
+    await inside(h, `kill -9 $(pgrep -f '[s]cripts/activate.ts ${v5}')`);
+    await activation;
+    const running = (await slotsInside(h, a.app)).filter((s) => s.state === 'active');
+    assert.is(running.length, 2, 'the kill left both slots');
+    const processes = Number(await inside(h, `pgrep -c -u ${a.app} || true`));
+    assert.ok(processes <= 2, `at most two app processes: ${processes}`);
+    const s = await statusJson(h, manifests[a.app]!);
+    assert.is(s.slots.filter((x: any) => x.state === 'active').length, 2, `status shows both slots: ${JSON.stringify(s.slots)}`);
+    assert.is(s.unfinished, v5, 'status names the unfinished activation');
+    const p = await kit(a, 'prune');
+    expectExit(p, 0, 'the next verb');
+    assert.match(p.stdout, /Both slots run: a cutover was cut short/);
+    assert.is((await slotsInside(h, a.app)).filter((x) => x.state === 'active').length, 1);
+    assert.is(activeInside(h, root), live, 'undone: active names the release that served');
+    assert.is(await version(a), '3');
+    expectExit(await kit(a, 'activate', [v5]), 0, 'activate v5 again');
+    assert.is(await version(a), '5');
+    assert.is((await slotsInside(h, a.app)).filter((x) => x.state === 'active').length, 1);
+  } finally {
+    h.manifest(await manifestObject(a));
+  }
+});
 
 /** The manifest object an app was set up with (read back from the host). */
 async function manifestObject(a: App): Promise<Record<string, unknown>> {
