@@ -1,6 +1,7 @@
 // The demo: a disposable systemd host, and the built-in example app through provision, releases, a refused release, rollback and prune.
 import { bootKitHost, KIT, type KitHost } from './helpers/hostkit.ts';
-import { getJson, runLoad, type LoadResult } from './helpers/apps.ts';
+import { getJson, type LoadResult } from './helpers/apps.ts';
+import { loadDuring, versionSequence, type VersionSample } from './helpers/load.ts';
 import { cleanupTempDirs } from './helpers/gitrepo.ts';
 import type { ExecResult } from './host/host.ts';
 
@@ -54,6 +55,16 @@ async function live(label: string): Promise<void> {
   }
 }
 
+/** When v1 and v2 both answered (the handover's overlap), from the version samples. */
+function overlapLine(samples: VersionSample[]): string {
+  const firstNew = samples.find((x) => x.version === '2')?.t;
+  const lastOld = samples.filter((x) => x.version === '1').at(-1)?.t;
+  if (firstNew === undefined || lastOld === undefined) return versionSequence(samples).join(' → ');
+  return lastOld > firstNew
+    ? `only v1, then v1 and v2 both (for ${lastOld - firstNew} ms: two processes on one socket), then only v2`
+    : `only v1, then only v2`;
+}
+
 function loadLine(r: LoadResult): string {
   return `${r.requests} requests, ${r.failed} failed${r.failed ? ` (${JSON.stringify(r.errors)})` : ''}, p50 ${r.p50.toFixed(0)} ms, p99 ${r.p99.toFixed(0)} ms, max ${r.max.toFixed(0)} ms`;
 }
@@ -73,16 +84,16 @@ async function main(): Promise<void> {
     say('   provision again', 'It is idempotent: a second run changes nothing and says so.');
     await verb(k, 'provision');
 
-    say('3. release main', 'Fetches the mirror, builds v1 in its own directory, preflights it on a spare port, switches the\n`active` symlink and restarts the service behind its socket, gated by the health check.');
+    say('3. release main', 'Fetches the mirror, builds v1 in its own directory, preflights it on a spare port, switches the\n`active` symlink and starts the app in slot a of its service, behind its socket, gated by the health check.');
     await verb(k, 'release', ['main']);
     await live('v1 is live');
 
-    say('4. release v2 under load', `While 8 clients hammer the app with a new connection per request, v2 goes live. The socket unit\nholds the port during the restart, so connections wait instead of being refused.`);
+    say('4. release v2 under load: a handover', `While 8 clients hammer the app with a new connection per request, v2 goes live. v2 starts in\nthe idle slot on the same socket while v1 still serves; once v2 answers, v1 stops, finishing its\nrequests in flight. Nobody waits for an app to start.`);
     await push(k, 'v2', { VERSION: '2\n' });
-    const load = runLoad({ url: `http://127.0.0.1:${PORT}/`, workers: 8, durationMs: 8000, pauseAfterFailureMs: 0 });
-    await verb(k, 'release', ['main']);
-    const result = await load;
+    const run = await loadDuring(`http://127.0.0.1:${PORT}`, () => verb(k, 'release', ['main']), { workers: 8, path: '/', sampleEveryMs: 10 });
+    const result = run.load;
     console.log(`\n  load during the release: ${loadLine(result)}`);
+    console.log(`  versions answering: ${overlapLine(run.samples)}`);
     if (result.failed) failures++;
     await live('v2 is live');
 

@@ -1,4 +1,5 @@
 // Where a restart's time goes on this machine, measured without load: Node's own boot, the app's start, the sandbox's setup, restart → first answer.
+import { servingUnit } from '../helpers/system.ts';
 import type { KitHost } from '../helpers/hostkit.ts';
 import { httpGet } from '../helpers/apps.ts';
 import { median } from './speed.ts';
@@ -84,7 +85,7 @@ export async function measureAnatomy(
   o: { user: string; appDir: string; plain: { unit: string; port: number }; cutover: { app: string; port: number } },
 ): Promise<Anatomy> {
   const a: Anatomy = { nodeBootMs: [], appStartMs: [], bareUnitMs: [], sandboxedUnitMs: [], plainRestartMs: [], cutoverRestartMs: [] };
-  const props = await sandboxProps(k, `/etc/systemd/system/${o.cutover.app}.service`);
+  const props = await sandboxProps(k, `/etc/systemd/system/${o.cutover.app}@.service`);
   const quoted = props.map((p) => `'${p.replace(/'/g, `'\\''`)}'`).join(' ');
   for (let i = 0; i < REPEATS; i++) {
     a.nodeBootMs.push(await bashMs(k, 'node -e 0'));
@@ -94,7 +95,8 @@ export async function measureAnatomy(
   }
   for (let i = 0; i < REPEATS; i++) {
     a.plainRestartMs.push(await restartToAnswer(k, o.plain.unit, o.plain.port, [o.plain.unit]));
-    a.cutoverRestartMs.push(await restartToAnswer(k, `${o.cutover.app}.service`, o.cutover.port, [`${o.cutover.app}.service`, `${o.cutover.app}.socket`]));
+    const slot = await servingUnit(k, o.cutover.app);
+    a.cutoverRestartMs.push(await restartToAnswer(k, slot, o.cutover.port, [slot, `${o.cutover.app}.socket`]));
     await sleep(200);
   }
   return a;

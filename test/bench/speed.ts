@@ -1,4 +1,5 @@
 // Release speed (cold, warm, changed lockfile), the kit's own overhead (activate, status) and disk, on examples/node-deps-app.
+import { servingUnit } from '../helpers/system.ts';
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -222,9 +223,10 @@ async function measureDisk(k: KitHost, coldId: string | undefined): Promise<Spee
 
 /** `systemctl restart` then GET /health until it answers 200: the service's own restart-to-healthy time. */
 async function restartToHealthy(k: KitHost): Promise<number> {
-  await k.host.exec(['systemctl', 'reset-failed', `${APP.app}.service`, `${APP.app}.socket`]);
+  const slot = await servingUnit(k, APP.app);
+  await k.host.exec(['systemctl', 'reset-failed', slot, `${APP.app}.socket`]);
   const t = performance.now();
-  const r = await k.host.exec(['systemctl', 'restart', `${APP.app}.service`]);
+  const r = await k.host.exec(['systemctl', 'restart', slot]);
   if (r.code !== 0) throw new Error(`systemctl restart: ${r.stderr}`);
   for (;;) {
     try {
