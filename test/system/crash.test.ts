@@ -372,9 +372,10 @@ it('release: SIGKILL at every step boundary, and in the middle of fetch, install
     { name: 'after the build is recorded ready', when: /^Release \S+ is ready/m },
     { name: 'at ==> preflight', when: header('preflight') },
     { name: 'at ==> switch active', when: header('switch active') },
-    { name: 'at ==> restart', when: header('restart') },
+    { name: 'at ==> start (the new slot, beside the old one)', when: header('start') },
     { name: 'at ==> health gate', when: header('health gate') },
-    { name: 'after the health gate passed, before the activation is recorded', when: doneAfter('health gate') },
+    { name: 'after the health gate passed, at ==> stop (the old slot drains)', when: header('stop') },
+    { name: 'after the old slot stopped, before the activation is recorded', when: doneAfter('stop') },
     // "is live" and the prune header are printed with no I/O in between: one point.
     { name: 'after the activation is recorded, at ==> prune', when: header('prune') },
   ];
@@ -398,9 +399,10 @@ it('activate: SIGKILL at every step boundary', async () => {
   const points: Point[] = [
     { name: 'at ==> preflight', when: header('preflight') },
     { name: 'at ==> switch active', when: header('switch active') },
-    { name: 'at ==> restart', when: header('restart') },
+    { name: 'at ==> start (the new slot, beside the old one)', when: header('start') },
     { name: 'at ==> health gate', when: header('health gate') },
-    { name: 'after the health gate passed, before the activation is recorded', when: doneAfter('health gate') },
+    { name: 'after the health gate passed, at ==> stop (the old slot drains)', when: header('stop') },
+    { name: 'after the old slot stopped, before the activation is recorded', when: doneAfter('stop') },
   ];
   const mine = await acrossLanes(points, (l, p) =>
     killPoint(l, 'activate', p, async () => {
@@ -416,9 +418,10 @@ it('rollback: SIGKILL at every step boundary', async () => {
     { name: 'at "Rolling back"', when: /^Rolling back from/m },
     { name: 'at ==> preflight', when: header('preflight') },
     { name: 'at ==> switch active', when: header('switch active') },
-    { name: 'at ==> restart', when: header('restart') },
+    { name: 'at ==> start (the new slot, beside the old one)', when: header('start') },
     { name: 'at ==> health gate', when: header('health gate') },
-    { name: 'after the health gate passed, before the activation is recorded', when: doneAfter('health gate') },
+    { name: 'after the health gate passed, at ==> stop (the old slot drains)', when: header('stop') },
+    { name: 'after the old slot stopped, before the activation is recorded', when: doneAfter('stop') },
     { name: 'after the activation is recorded, before the release it leaves is marked bad', when: isLive },
   ];
   const mine = await acrossLanes(points, (l, p) =>
