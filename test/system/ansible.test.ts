@@ -164,6 +164,7 @@ it('a release that fails its health gate on the second host: the first is rolled
     .finally(() => marker(h2, 'unhealthy', false));
   const r = await rollout!;
   loads.forEach((l, i) => console.log(`  ${describeLoad(f.hosts[i]!.name, l.load, l.samples)}`));
+  console.log(`  ${summary(r).trim().replace(/\n/g, '\n  ')}`);
   assert.is.not(r.code, 0, show(r));
   assert.match(r.stdout, /The rollout of \S+ failed on host2: exit 1/, show(r));
   assert.match(summary(r), /host1: built (\S+); switched from \S+, then rolled back to it/, show(r));
@@ -212,6 +213,18 @@ it('the playbook killed in the middle of a batch: the next run converges', async
     assert.equal(st.unfinished, null, `${f.hosts[i]!.name} has no unfinished activation`);
   }
   assert.match(summary(r), /host1: reused \S+; already live, nothing to switch/, show(r));
+});
+
+it('the status play prints every host\'s live release; the rollback play takes every host back to the release before', async () => {
+  const live = (await lives())[0]!;
+  const st = await play('status.yml', 'status.yml', {});
+  assert.equal(st.code, 0, show(st));
+  for (const h of f.hosts) assert.match(st.stdout, new RegExp(`${h.name}: live ${live} \\(commit `), show(st));
+  assert.match(st.stdout, new RegExp(`every host is on ${live}`), show(st));
+  const rb = await play('rollback.yml (to the release before v5)', 'rollback.yml', {});
+  assert.equal(rb.code, 0, show(rb));
+  assert.equal(await versions(), ['2', '2', '2']);
+  assert.equal(await lives(), [ids.v2, ids.v2, ids.v2]);
 });
 
 test.run();
