@@ -1,8 +1,8 @@
-// Scenarios 1–7: one deploy each under load, on the same node example app (300 ms start), plain procedure vs cutover.
+// Scenarios 1–8 and R: one deploy each under load, on the same node example app (300 ms start), plain procedure vs cutover (a handover with a socket).
 import type { ExecResult } from '../host/host.ts';
 import type { KitHost } from '../helpers/hostkit.ts';
 import type { AppRepo } from '../helpers/gitrepo.ts';
-import { loadAround, servedBy, summarise, type LoadSummary } from './load.ts';
+import { handoverBound, loadAround, servedBy, summarise, type LoadSummary } from './load.ts';
 import { PLAIN, plainDeploy, plainRestore, setUpPlain } from './plain.ts';
 import { kitSteps } from './steps.ts';
 
@@ -11,6 +11,8 @@ export const APP_START_MS = 300;
 export const LATENCY_GOAL_MS = APP_START_MS + 100;
 export const WORKERS = 8;
 export const LEAD_MS = 1000;
+/** The handover scenarios load the app longer before the deploy, for a steady-state max worth comparing to. */
+export const STEADY_LEAD_MS = 4000;
 export const TAIL_MS = 1000;
 /** Health timeout of scenario 6's app: how long the gate waits for the unhealthy release before rolling back. */
 export const GATE_TIMEOUT_S = 5;
@@ -34,6 +36,8 @@ export interface ScenarioResult {
   /** true/false for scenarios with a 0-failed goal; undefined when the goal does not apply */
   zeroFailedGoal?: boolean;
   latencyGoal?: boolean;
+  /** The handover goal (max latency in the cutover window ≤ max(1.5 × steady max, steady max + 50 ms)), where it applies. */
+  handoverGoal?: boolean;
   notes: string[];
   error?: string;
 }
@@ -100,7 +104,7 @@ export class DeployBench {
 
   /** Runs one deploy under load and records it. */
   private async measure(
-    s: { id: string; title: string; key: string; command: string; expectedExit: number; zeroFailedGoal?: boolean; latencyGoal?: boolean },
+    s: { id: string; title: string; key: string; command: string; expectedExit: number; zeroFailedGoal?: boolean; latencyGoal?: boolean; handoverGoal?: boolean },
     deploy: () => Promise<ExecResult>,
     after?: (r: ScenarioResult, run: Awaited<ReturnType<typeof loadAround<{ r: ExecResult; ms: number }>>>) => void,
   ): Promise<void> {
@@ -114,7 +118,7 @@ export class DeployBench {
           const r = await deploy();
           return { r, ms: performance.now() - t };
         },
-        { workers: WORKERS, leadMs: LEAD_MS, tailMs: TAIL_MS },
+        { workers: WORKERS, leadMs: s.handoverGoal ? STEADY_LEAD_MS : LEAD_MS, tailMs: TAIL_MS },
       );
       const load = summarise(run);
       const { r, ms } = run.result;
@@ -127,7 +131,9 @@ export class DeployBench {
         load,
         zeroFailedGoal: s.zeroFailedGoal === undefined ? undefined : s.zeroFailedGoal && load.failed === 0,
         latencyGoal: s.latencyGoal ? load.max <= LATENCY_GOAL_MS : undefined,
-        notes: [`versions served: ${load.sequence.join(' → ') || 'none'}`],
+        // A verdict counts the deploy's exit too: a deploy that failed before cutting over proves nothing.
+        handoverGoal: s.handoverGoal ? r.code === s.expectedExit && load.failed === 0 && load.windowMax <= handoverBound(load.steadyMax) : undefined,
+        notes: [`versions served: ${load.sequence.join(' → ') || 'none'}`, `steady max ${load.steadyMax} ms, cutover window max ${load.windowMax} ms (bound ${Math.round(handoverBound(load.steadyMax))} ms)`],
       };
       if (r.code !== s.expectedExit) result.notes.push(`UNEXPECTED exit ${r.code} (expected ${s.expectedExit}):\n${lastLines(r)}`);
       if (load.outageOpenAtEnd) result.notes.push('still failing when the load stopped: the outage lasts until a person acts');
@@ -168,7 +174,7 @@ export class DeployBench {
     for (const m of modes) {
       await this.app(m.key).repo.commit({ VERSION: '2\n' }, 'v2');
       await this.measure(
-        { id: m.id, title: m.title, key: m.key, command: 'release main', expectedExit: 0, zeroFailedGoal: m.zero, latencyGoal: true },
+        { id: m.id, title: m.title, key: m.key, command: 'release main', expectedExit: 0, zeroFailedGoal: m.zero, latencyGoal: true, handoverGoal: m.zero },
         () => this.release(m.key),
       );
     }
@@ -190,7 +196,7 @@ export class DeployBench {
     // 6. a version that starts but fails its health check: the gate catches it after the switch, cutover rolls back
     await this.app('gate').repo.commit({ VERSION: '2\n', BEHAVIOUR: 'unhealthy\n' }, 'v2 fails its health check');
     await this.measure(
-      { id: '6', title: `unhealthy version, cutover release (preflight: false, gate ${GATE_TIMEOUT_S} s, rolls back; socket: true)`, key: 'gate', command: 'release main', expectedExit: 1, zeroFailedGoal: true, latencyGoal: true },
+      { id: '6', title: `unhealthy version, cutover release (preflight: false, gate ${GATE_TIMEOUT_S} s, rolls back; socket: true)`, key: 'gate', command: 'release main', expectedExit: 1, zeroFailedGoal: true, latencyGoal: true, handoverGoal: true },
       () => this.release('gate'),
       (r, run) => {
         const bad = servedBy(run, '2');
@@ -200,8 +206,36 @@ export class DeployBench {
 
     // 7. rollback under load (benchfd: version 2 live, the crashing 3 refused → back to 1)
     await this.measure(
-      { id: '7', title: 'cutover rollback (socket: true)', key: 'fd', command: 'rollback', expectedExit: 0, zeroFailedGoal: true, latencyGoal: true },
+      { id: '7', title: 'cutover rollback (socket: true)', key: 'fd', command: 'rollback', expectedExit: 0, zeroFailedGoal: true, latencyGoal: true, handoverGoal: true },
       () => this.k.kit('rollback', [], { manifest: this.app('fd').manifest }),
+    );
+
+    // 8. ten cutovers in a row (activate, alternating between two built releases; socket: true)
+    const fd = this.app('fd');
+    const live = (await this.k.host.exec(['readlink', `/usr/local/src/${fd.app}/active`])).stdout.trim().replace(/^releases\//, '');
+    await fd.repo.commit({ VERSION: '8\n', BEHAVIOUR: null }, 'v8');
+    const built = await this.k.kit('release', ['main', '--no-activate'], { manifest: fd.manifest });
+    const v8 = (await fd.repo.head()).slice(0, 12);
+    if (built.code !== 0) this.say(`  (building v8 failed: ${lastLines(built)})`);
+    await this.measure(
+      { id: '8', title: 'ten cutovers in a row (activate, alternating two releases; socket: true)', key: 'fd', command: '10 × activate', expectedExit: 0, zeroFailedGoal: true, handoverGoal: true },
+      async () => {
+        let last: ExecResult | undefined;
+        for (let i = 0; i < 10; i++) {
+          last = await this.k.kit('activate', [i % 2 === 0 ? v8 : live], { manifest: fd.manifest });
+          if (last.code !== 0) return last;
+        }
+        return last!;
+      },
+    );
+
+    // R. the reference: what a restart behind the same socket costs (systemctl restart of the serving slot)
+    await this.measure(
+      { id: 'R', title: 'reference: systemctl restart of the serving slot behind the socket (no handover)', key: 'fd', command: 'systemctl restart', expectedExit: 0, zeroFailedGoal: true },
+      async () => {
+        const slot = (await this.k.host.exec(['sh', '-c', `systemctl show -p Id,ActiveState ${fd.app}@a.service ${fd.app}@b.service | grep -B1 ActiveState=active | head -1 | cut -d= -f2`])).stdout.trim();
+        return this.k.host.exec(['systemctl', 'restart', slot]);
+      },
     );
   }
 }

@@ -117,6 +117,15 @@ export interface LoadSummary {
   sequence: string[];
   /** ms the load ran */
   loadMs: number;
+  /** the slowest answer to a request that started before the deploy did: the steady state of this run */
+  steadyMax: number;
+  /** the slowest answer to a request that started while the deploy ran: the cutover window */
+  windowMax: number;
+}
+
+/** The handover goal: the cutover window's max latency at most max(1.5 × steady max, steady max + 50 ms) of the same run. */
+export function handoverBound(steadyMax: number): number {
+  return Math.max(1.5 * steadyMax, steadyMax + 50);
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -159,6 +168,8 @@ export function summarise(run: LoadRun<unknown>): LoadSummary {
     versions,
     sequence,
     loadMs: round(run.loadEnd),
+    steadyMax: round(Math.max(0, ...sorted.filter((h) => h.ok && h.start < run.actionStart).map((h) => h.ms))),
+    windowMax: round(Math.max(0, ...sorted.filter((h) => h.ok && h.start >= run.actionStart && h.start <= run.actionEnd).map((h) => h.ms))),
   };
 }
 

@@ -69,7 +69,7 @@ function table(head: string[], rows: string[][]): string {
 
 export function scenarioTable(rs: ScenarioResult[]): string {
   return table(
-    ['#', 'scenario', 'exit', 'requests', 'failed (by error)', 'longest outage', 'p50', 'p99', 'max', 'deploy wall', `0 failed / max ≤ ${LATENCY_GOAL_MS} ms`],
+    ['#', 'scenario', 'exit', 'requests', 'failed (by error)', 'longest outage', 'p50', 'p99', 'max', 'steady max / window max', 'deploy wall', `0 failed / max ≤ ${LATENCY_GOAL_MS} ms / handover`],
     rs.map((r) => [
       r.id,
       r.title,
@@ -80,8 +80,9 @@ export function scenarioTable(rs: ScenarioResult[]): string {
       ms(r.load.p50),
       ms(r.load.p99),
       ms(r.load.max),
+      `${ms(r.load.steadyMax)} / ${ms(r.load.windowMax)}`,
       s2(r.deploy.wallMs),
-      `${yes(r.zeroFailedGoal)} / ${yes(r.latencyGoal)}`,
+      `${yes(r.zeroFailedGoal)} / ${yes(r.latencyGoal)} / ${yes(r.handoverGoal)}`,
     ]),
   );
 }
@@ -95,7 +96,7 @@ export function speedTables(sp: SpeedResult): string {
     t.steps.install !== undefined ? `install ${s2(t.steps.install)}` : t.steps['install (copied)'] !== undefined ? `copy node_modules ${s2(t.steps['install (copied)'])}` : '–',
     [
       `outside steps (tsx start, manifest, history) ${ms(t.wallMs - Object.values(t.steps).reduce((a, b) => a + b, 0))}`,
-      ...['fetch', 'export', 'build', 'seal', 'preflight', 'restart', 'health gate', 'prune'].filter((k) => t.steps[k] !== undefined).map((k) => `${k} ${ms(t.steps[k])}`),
+      ...['fetch', 'export', 'build', 'seal', 'preflight', 'start', 'health gate', 'stop', 'prune'].filter((k) => t.steps[k] !== undefined).map((k) => `${k} ${ms(t.steps[k])}`),
     ].join(', '),
     t.exit === 0 ? '' : `exit ${t.exit}`,
   ];
@@ -162,6 +163,11 @@ export function goals(rs: ScenarioResult[], sp: SpeedResult | undefined): Result
   const g: Results['goals'] = [];
   for (const r of rs) {
     if (r.zeroFailedGoal !== undefined) g.push({ goal: `scenario ${r.id}: 0 failed requests`, met: r.error ? false : r.zeroFailedGoal, detail: `${r.load.failed} of ${r.load.requests} failed` });
+  }
+  for (const r of rs) {
+    if (r.handoverGoal !== undefined) {
+      g.push({ goal: `scenario ${r.id}: exit as expected, 0 failed, and cutover-window max ≤ max(1.5 × steady max, steady max + 50 ms)`, met: r.error ? false : r.handoverGoal, detail: `exit ${r.deploy.exit}, ${r.load.failed} failed, window max ${ms(r.load.windowMax)} vs steady max ${ms(r.load.steadyMax)}` });
+    }
   }
   for (const r of rs) {
     if (r.latencyGoal !== undefined) g.push({ goal: `scenario ${r.id}: max latency ≤ ${LATENCY_GOAL_MS} ms`, met: r.latencyGoal, detail: `max ${ms(r.load.max)}` });
