@@ -253,6 +253,30 @@ it('kill -9 of the kit mid-handover: two processes at most, status shows both sl
   }
 });
 
+it('kill -9 during preflight: status lists the preflight unit left running, the next verb stops it, and the release can be pruned', async () => {
+  const a = NATIVE;
+  await repos[a.app]!.commit({ VERSION: '6\n', BEHAVIOUR: 'slow-start=3000\n' }, 'v6 starts slowly');
+  const v6 = releaseIdOf(await repos[a.app]!.head());
+  const run = kit(a, 'release', ['main']);
+  const unit = `cutover-preflight-${a.app}-${v6}.service`;
+  await eventually('the preflight unit runs', async () => (await h.host.exec(['systemctl', 'is-active', unit])).stdout.trim() === 'active', 60_000);
+  await inside(h, `kill -9 $(pgrep -f '[s]cripts/release.ts main')`);
+  await run;
+  assert.is((await h.host.exec(['systemctl', 'is-active', unit])).stdout.trim(), 'active', 'the killed run left its preflight unit running');
+  const s = await statusJson(h, manifests[a.app]!);
+  assert.ok(s.preflights.includes(unit), `status lists it: ${JSON.stringify(s.preflights)}`);
+  assert.match((await kit(a, 'status')).stdout, `preflight units left running: ${unit}`);
+  const runtimeMax = await inside(h, `systemctl show -p RuntimeMaxUSec --value ${unit}`);
+  assert.is.not(runtimeMax, 'infinity', 'a preflight unit carries its own upper bound');
+  const p = await kit(a, 'prune', ['--keep', '1']);
+  expectExit(p, 0, 'prune');
+  assert.match(p.stdout, `stop cutover-preflight-${a.app}-${v6}, left running by a cutover run that was killed during its preflight`);
+  assert.is(await inside(h, `systemctl list-units --all --no-legend 'cutover-preflight-${a.app}-*'`), '', 'no preflight unit or socket remains');
+  // Nothing runs in it any more: prune judges it like any release (before, the in-use check kept it for good).
+  const plan = await kit(a, 'prune', ['--keep', '1', '--dry-run']);
+  assert.not.match(plan.stdout, `${v6}: a running process`);
+});
+
 /** The manifest object an app was set up with (read back from the host). */
 async function manifestObject(a: App): Promise<Record<string, unknown>> {
   const { parse } = await import('yaml');
