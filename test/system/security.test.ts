@@ -170,64 +170,70 @@ async function otherAppProbes(other: typeof NODE, files: { code: string; sharedD
 
 test.before(async () => {
   if (!ROOT) return;
-  h = await bootKitHost();
-  const node = await h.repo(NODE.app, 'node');
-  nodeRepo = node.repo;
-  // install and build record the uid they ran as; the build takes a moment so ps can see it.
-  setManifest(NODE, {
-    app: NODE.app,
-    user: NODE.user,
-    repo: node.url,
-    runtime: 'node',
-    install: 'npm ci --no-audit --no-fund && id -u > install-uid',
-    build: 'npm run build && id -u > build-uid && sleep 1',
-    start: 'node server.js',
-    port: NODE.port,
-    socket: true,
-    env: { NODE_ENV: 'production', STARTUP_DELAY_MS: '100' },
-    env_file: '.env',
-    shared: ['.env', 'uploads/'],
-    health: { path: '/health', timeout: 15 },
-    stop_timeout: 5,
-  });
-  const py = await h.repo(PY.app, 'python');
-  setManifest(PY, {
-    app: PY.app,
-    user: PY.user,
-    repo: py.url,
-    runtime: 'python',
-    start: 'gunicorn --workers 2 app:application',
-    port: PY.port,
-    socket: true,
-    env: { PYTHONUNBUFFERED: '1', STARTUP_DELAY_MS: '100' },
-    env_file: '.env',
-    shared: ['.env', 'data/'],
-    health: { path: '/health', timeout: 20 },
-    stop_timeout: 5,
-  });
-  // The two apps are independent: provision and release them side by side.
-  await Promise.all(
-    [NODE, PY].map(async (app) => {
-      const t = Date.now();
-      expectExit(await kit(app.app, 'provision'), 0, `provision ${app.app}`);
-      console.log(`  provision ${app.app} (${manifestObjs[app.app].runtime}): ${((Date.now() - t) / 1000).toFixed(1)} s`);
-    }),
-  );
-  // The secrets: written into the env files provision made (mode kept), before the first release.
-  await sh(`cat > ${NODE.root}/shared/.env <<'EOF'\nGREETING=hello-${SECRET}\nAPI_TOKEN=${SECRET}-token\nEOF`);
-  await sh(`cat > ${PY.root}/shared/.env <<'EOF'\nGREETING=hello-${PY_SECRET}\nEOF`);
-  await sh(`echo private > ${PY.root}/shared/data/notes.txt && chown ${PY.user}: ${PY.root}/shared/data/notes.txt && chmod 640 ${PY.root}/shared/data/notes.txt`);
-  await withPsSampler(async () => {
+  try {
+    h = await bootKitHost();
+    const node = await h.repo(NODE.app, 'node');
+    nodeRepo = node.repo;
+    // install and build record the uid they ran as; the build takes a moment so ps can see it.
+    setManifest(NODE, {
+      app: NODE.app,
+      user: NODE.user,
+      repo: node.url,
+      runtime: 'node',
+      install: 'npm ci --no-audit --no-fund && id -u > install-uid',
+      build: 'npm run build && id -u > build-uid && sleep 1',
+      start: 'node server.js',
+      port: NODE.port,
+      socket: true,
+      env: { NODE_ENV: 'production', STARTUP_DELAY_MS: '100' },
+      env_file: '.env',
+      shared: ['.env', 'uploads/'],
+      health: { path: '/health', timeout: 15 },
+      stop_timeout: 5,
+    });
+    const py = await h.repo(PY.app, 'python');
+    setManifest(PY, {
+      app: PY.app,
+      user: PY.user,
+      repo: py.url,
+      runtime: 'python',
+      start: 'gunicorn --workers 2 app:application',
+      port: PY.port,
+      socket: true,
+      env: { PYTHONUNBUFFERED: '1', STARTUP_DELAY_MS: '100' },
+      env_file: '.env',
+      shared: ['.env', 'data/'],
+      health: { path: '/health', timeout: 20 },
+      stop_timeout: 5,
+    });
+    // The two apps are independent: provision and release them side by side.
     await Promise.all(
       [NODE, PY].map(async (app) => {
         const t = Date.now();
-        expectExit(await kit(app.app, 'release', ['main']), 0, `release ${app.app}`);
-        console.log(`  release ${app.app}: ${((Date.now() - t) / 1000).toFixed(1)} s`);
+        expectExit(await kit(app.app, 'provision'), 0, `provision ${app.app}`);
+        console.log(`  provision ${app.app} (${manifestObjs[app.app].runtime}): ${((Date.now() - t) / 1000).toFixed(1)} s`);
       }),
     );
-    await getJson(`${url(NODE.port)}/`);
-    await getJson(`${url(PY.port)}/`);
-  });
+    // The secrets: written into the env files provision made (mode kept), before the first release.
+    await sh(`cat > ${NODE.root}/shared/.env <<'EOF'\nGREETING=hello-${SECRET}\nAPI_TOKEN=${SECRET}-token\nEOF`);
+    await sh(`cat > ${PY.root}/shared/.env <<'EOF'\nGREETING=hello-${PY_SECRET}\nEOF`);
+    await sh(`echo private > ${PY.root}/shared/data/notes.txt && chown ${PY.user}: ${PY.root}/shared/data/notes.txt && chmod 640 ${PY.root}/shared/data/notes.txt`);
+    await withPsSampler(async () => {
+      await Promise.all(
+        [NODE, PY].map(async (app) => {
+          const t = Date.now();
+          expectExit(await kit(app.app, 'release', ['main']), 0, `release ${app.app}`);
+          console.log(`  release ${app.app}: ${((Date.now() - t) / 1000).toFixed(1)} s`);
+        }),
+      );
+      await getJson(`${url(NODE.port)}/`);
+      await getJson(`${url(PY.port)}/`);
+    });
+  } catch (e) {
+    // uvu counts the tests as not passed without saying why a hook failed: say it.
+    console.error(`security.test.ts: the host setup failed: ${(e as Error).stack ?? e}`);
+    throw e;
+  }
 });
 
 test.after(async () => {
