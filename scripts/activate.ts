@@ -1,10 +1,5 @@
 // activate <release>: make an already built release live, gated by its health check.
 import { dryRunOption, runCommand } from './lib/cli.ts';
-import { createContext, history, releaseOnDisk, withLock } from './lib/context.ts';
-import { assetDonors, carryAssets } from './lib/assets.ts';
-import { activateRelease } from './lib/activation.ts';
-import { finishBeforeStopping } from './lib/stop.ts';
-import { assertReleaseId } from './lib/paths.ts';
 
 const spec = {
   name: 'activate',
@@ -22,6 +17,12 @@ Example: ssh root@host 'cd /opt/cutover && npx tsx scripts/activate.ts 3f2a9c1b0
 };
 
 await runCommand(spec, async (args) => {
+  // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
+  const { createContext, history, releaseOnDisk, withLock } = await import('./lib/context.ts');
+  const { assetDonors, carryAssets } = await import('./lib/assets.ts');
+  const { activateRelease } = await import('./lib/activation.ts');
+  const { finishBeforeStopping } = await import('./lib/stop.ts');
+  const { assertReleaseId } = await import('./lib/paths.ts');
   const id = assertReleaseId(args.positionals[0]);
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   const restart = Boolean(args.values.restart);

@@ -39,5 +39,12 @@ else
   npm ci --omit=dev --no-audit --no-fund --loglevel=error
 fi
 
+say "compiling the kit for the cutover command"
+if [ -f dist/compiled.json ] && [ -z "$(find scripts -name '*.ts' -newer dist/compiled.json)" ]; then
+  echo "    already compiled"
+else
+  node scripts/compile.mjs || echo "    could not compile it: the cutover command will run the verbs through tsx (slower)"
+fi
+
 say "provision"
-exec "$kit/node_modules/.bin/tsx" "$kit/scripts/provision.ts" "$@"
+exec node "$kit/bin/cutover" provision "$@"

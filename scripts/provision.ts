@@ -1,8 +1,7 @@
 // provision: make this host ready for the manifest's app; idempotent (a second run changes nothing and says so).
 import { runCommand } from './lib/cli.ts';
-import { createContext, withLock } from './lib/context.ts';
-import { ensureLayoutOwned, ensurePackages, ensureSharedPaths, ensureUnits, ensureUser, type Changes } from './lib/provision.ts';
 import { OperationError } from './lib/errors.ts';
+import type { Changes } from './lib/provision.ts';
 
 const spec = {
   name: 'provision',
@@ -15,6 +14,9 @@ const spec = {
 };
 
 await runCommand(spec, async (args) => {
+  // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
+  const { createContext, withLock } = await import('./lib/context.ts');
+  const { ensureCommandLink, ensureLayoutOwned, ensurePackages, ensureSharedPaths, ensureUnits, ensureUser } = await import('./lib/provision.ts');
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   if (process.getuid?.() !== 0 && !ctx.dryRun) {
     throw new OperationError('provision must run as root: it creates a system user, installs units and writes /etc/cron.d.', 'Run it with sudo, or see what it would do with --dry-run.');
@@ -27,6 +29,7 @@ await runCommand(spec, async (args) => {
     await ctx.log.step('shared paths', () => ensureSharedPaths(ctx, changes));
     await ctx.log.step('systemd units and cron entry', () => ensureUnits(ctx, changes));
   });
+  await ctx.log.step('the cutover command on root\'s PATH', () => ensureCommandLink(ctx, changes));
   if (changes.length === 0) {
     ctx.log.info(`Nothing to change: the host is already provisioned for ${ctx.m.app}.`);
   } else {

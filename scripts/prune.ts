@@ -1,8 +1,5 @@
 // prune: delete old releases; keeps the live release, the rollback target, builds in progress and releases in use.
 import { runCommand } from './lib/cli.ts';
-import { createContext, history, withLock } from './lib/context.ts';
-import { applyPrune, prunePlanFor } from './lib/prune.ts';
-import { cleanInterrupted } from './lib/build.ts';
 import { ExitCode, LockedError, UsageError } from './lib/errors.ts';
 
 const spec = {
@@ -24,6 +21,10 @@ function parseKeep(v: unknown, fallback: number): number {
 }
 
 await runCommand(spec, async (args) => {
+  // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
+  const { createContext, history, withLock } = await import('./lib/context.ts');
+  const { applyPrune, prunePlanFor } = await import('./lib/prune.ts');
+  const { cleanInterrupted } = await import('./lib/build.ts');
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   const keep = parseKeep(args.values.keep, ctx.m.keep);
   try {

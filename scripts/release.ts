@@ -1,14 +1,7 @@
 // release <ref>: fetch, build in a fresh directory, then activate and prune.
 import { dryRunOption, runCommand } from './lib/cli.ts';
-import { createContext, ensureLayout, history, releaseOnDisk, withLock, type Context } from './lib/context.ts';
-import { assetDonors, carryAssets } from './lib/assets.ts';
-import { fetchMirror, resolveRef, resolveRemote, assertRefSyntax } from './lib/git.ts';
-import { buildRelease, cleanInterrupted, nextReleaseId } from './lib/build.ts';
-import { readyReleaseOf } from './lib/history.ts';
-import { activateRelease } from './lib/activation.ts';
-import { finishBeforeStopping } from './lib/stop.ts';
-import { applyPrune, prunePlanFor } from './lib/prune.ts';
 import { UsageError } from './lib/errors.ts';
+import type { Context } from './lib/context.ts';
 import fs from 'node:fs';
 
 const spec = {
@@ -26,6 +19,7 @@ const spec = {
 };
 
 async function resolve(ctx: Context, ref: string): Promise<string> {
+  const { fetchMirror, resolveRef, resolveRemote } = await import('./lib/git.ts');
   await ctx.log.step(`fetch ${ctx.m.repo}`, () => fetchMirror(ctx.ops, ctx.m.repo, ctx.paths.repo));
   if (!ctx.dryRun) return resolveRef(ctx.paths.repo, ref);
   // A dry run does not fetch, so the mirror may be stale or missing: ask the repository itself for
@@ -38,6 +32,15 @@ async function resolve(ctx: Context, ref: string): Promise<string> {
 }
 
 await runCommand(spec, async (args) => {
+  // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
+  const { createContext, ensureLayout, history, releaseOnDisk, withLock } = await import('./lib/context.ts');
+  const { assetDonors, carryAssets } = await import('./lib/assets.ts');
+  const { assertRefSyntax } = await import('./lib/git.ts');
+  const { buildRelease, cleanInterrupted, nextReleaseId } = await import('./lib/build.ts');
+  const { readyReleaseOf } = await import('./lib/history.ts');
+  const { activateRelease } = await import('./lib/activation.ts');
+  const { finishBeforeStopping } = await import('./lib/stop.ts');
+  const { applyPrune, prunePlanFor } = await import('./lib/prune.ts');
   const ref = assertRefSyntax(args.positionals[0]);
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   if (ctx.dryRun) ctx.log.info(`Dry run: nothing will be changed.`);

@@ -1,14 +1,6 @@
 // rollback: go back to the last good release before the live one (from the history), and mark the live one bad.
 import { dryRunOption, runCommand } from './lib/cli.ts';
-import { createContext, history, record, withLock } from './lib/context.ts';
-import { activateRelease } from './lib/activation.ts';
-import { finishBeforeStopping } from './lib/stop.ts';
-import { activations, rollbackTarget } from './lib/history.ts';
-import { assertReleaseId } from './lib/paths.ts';
-import { liveRelease } from './lib/switch.ts';
 import { OperationError } from './lib/errors.ts';
-import { releaseOnDisk } from './lib/context.ts';
-import { assetDonors, carryAssets } from './lib/assets.ts';
 
 const spec = {
   name: 'rollback',
@@ -21,6 +13,14 @@ const spec = {
 };
 
 await runCommand(spec, async (args) => {
+  // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
+  const { createContext, history, record, withLock, releaseOnDisk } = await import('./lib/context.ts');
+  const { activateRelease } = await import('./lib/activation.ts');
+  const { finishBeforeStopping } = await import('./lib/stop.ts');
+  const { activations, rollbackTarget } = await import('./lib/history.ts');
+  const { assertReleaseId } = await import('./lib/paths.ts');
+  const { liveRelease } = await import('./lib/switch.ts');
+  const { assetDonors, carryAssets } = await import('./lib/assets.ts');
   const to = args.values.to === undefined ? undefined : assertReleaseId(String(args.values.to));
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   await withLock(ctx, args.operation, async () => {

@@ -1,7 +1,5 @@
 // status: the live release, the rollback target, and each release with its state, commit, age and size.
 import { runCommand } from './lib/cli.ts';
-import { createContext } from './lib/context.ts';
-import { formatStatus, gatherStatus } from './lib/status.ts';
 
 const spec = {
   name: 'status',
@@ -13,6 +11,9 @@ const spec = {
 };
 
 await runCommand(spec, async (args) => {
+  // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
+  const { createContext } = await import('./lib/context.ts');
+  const { formatStatus, gatherStatus } = await import('./lib/status.ts');
   const ctx = await createContext(args.manifestFile);
   const report = await gatherStatus(ctx);
   process.stdout.write(args.values.json ? JSON.stringify(report, null, 2) + '\n' : formatStatus(report));

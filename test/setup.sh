@@ -17,6 +17,8 @@ apt-get install -y -qq --no-install-recommends ansible >/dev/null
 
 echo "==> npm packages"
 npm ci --no-audit --no-fund --loglevel=error
+# The cutover executable runs the verbs compiled to dist/ (npm's prepare did it already; say so plainly).
+npm run --silent build
 
 echo "==> the test host's rootfs (cached in /var/cache/cutover-test-host after the first build)"
 npx tsx test/host/cli.ts build

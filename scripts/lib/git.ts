@@ -1,6 +1,6 @@
 // The bare mirror of the app's repository: fetch it, resolve a ref to one commit, export a tree.
 import fs from 'node:fs';
-import { $ } from 'zx';
+import { $ } from 'zx/core';
 import { OperationError, UsageError } from './errors.ts';
 import type { Ops } from './ops.ts';
 import { printable } from './paths.ts';

@@ -1,6 +1,6 @@
 // The health gate: the unit stays active AND the manifest's check passes within its timeout.
 import http from 'node:http';
-import { $ } from 'zx';
+import { $ } from 'zx/core';
 import type { Manifest } from './manifest.ts';
 import { asUser } from './ops.ts';
 import { appEnvironment } from './appenv.ts';

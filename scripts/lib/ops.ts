@@ -1,7 +1,7 @@
 // Every change cutover makes goes through Ops: it does the change, or with --dry-run prints it instead.
 import fs from 'node:fs';
 import path from 'node:path';
-import { $ } from 'zx';
+import { $ } from 'zx/core';
 import { OperationError, StoppedError } from './errors.ts';
 import { formatDuration } from './log.ts';
 import { runInGroup } from './group.ts';

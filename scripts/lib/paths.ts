@@ -1,10 +1,21 @@
 // Every path cutover touches, derived from the manifest; no other module builds a path string.
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from './errors.ts';
 
-/** The kit's own directory (the parent of scripts/). */
-export const kitDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/**
+ * The kit's own directory: the nearest parent of this module holding config/manifest.schema.json
+ * (scripts/lib/ under tsx, dist/… when compiled for the `cutover` executable).
+ */
+export const kitDir = findKitDir(path.dirname(fileURLToPath(import.meta.url)));
+
+function findKitDir(start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'config', 'manifest.schema.json'))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(start, '..', '..');
+  }
+}
 export const kitPaths = {
   dir: kitDir,
   schema: path.join(kitDir, 'config', 'manifest.schema.json'),

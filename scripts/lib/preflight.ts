@@ -1,6 +1,6 @@
 // Preflight: run a new release as a transient unit on a spare port and health-check it before it goes live.
 import net from 'node:net';
-import { $ } from 'zx';
+import { $ } from 'zx/core';
 import { healthGate, type CheckResult } from './health.ts';
 import { preflightCommand, preflightProperties } from './units.ts';
 import { serviceControlEnabled } from './systemd.ts';

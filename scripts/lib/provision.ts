@@ -1,8 +1,9 @@
 // Provision: make a host ready for the manifest's app (packages, user, layout, units, cron); each step checks before it changes.
 import fs from 'node:fs';
 import path from 'node:path';
-import { $ } from 'zx';
+import { $ } from 'zx/core';
 import { OperationError } from './errors.ts';
+import { kitPaths } from './paths.ts';
 import type { Context } from './context.ts';
 import { renderUnits, type RenderedFile } from './units.ts';
 import { daemonReload, serviceControlEnabled, unitState } from './systemd.ts';
@@ -242,4 +243,26 @@ export async function ensureUnits(ctx: Context, changes: Changes): Promise<void>
     await ctx.ops.run(['systemctl', 'enable', '--quiet', unit], { quiet: true });
     changes.push(`enabled ${unit}`);
   }
+}
+
+/** Where provision puts the `cutover` command on root's PATH. */
+export const COMMAND_LINK = '/usr/local/bin/cutover';
+
+/**
+ * Links /usr/local/bin/cutover to this kit's bin/cutover, when that path is free or already a link to a
+ * cutover kit's bin/cutover (say, a copy of the kit that moved); anything else there is left alone.
+ */
+export async function ensureCommandLink(ctx: Context, changes: Changes, link = COMMAND_LINK): Promise<void> {
+  const target = path.join(kitPaths.dir, 'bin', 'cutover');
+  const st = fs.lstatSync(link, { throwIfNoEntry: false });
+  const current = st?.isSymbolicLink() ? fs.readlinkSync(link) : undefined;
+  if (current === target) return;
+  if (st && !(current && current.endsWith('/bin/cutover'))) {
+    ctx.log.warn(`${link} exists and is not a link to a cutover kit: left as it is. Run the verbs as ${target}, or as npx tsx scripts/<verb>.ts.`);
+    return;
+  }
+  await ctx.ops.mkdir(path.dirname(link));
+  if (st) await ctx.ops.remove(link);
+  await ctx.ops.symlink(target, link);
+  changes.push(`linked ${link} -> ${target}${current ? ` (was ${current})` : ''}`);
 }

@@ -1,5 +1,5 @@
 // The app's two service slots as systemd runs them: each one's state, main process and the release it serves.
-import { $ } from 'zx';
+import { $ } from 'zx/core';
 import { SLOTS, otherSlot, type AppPaths, type Slot } from './paths.ts';
 import { releaseOfProcess } from './procfs.ts';
 import { serviceControlEnabled } from './systemd.ts';

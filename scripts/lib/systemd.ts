@@ -1,6 +1,6 @@
 // Service control through the real systemctl and journalctl; the only module that talks to systemd.
 import fs from 'node:fs';
-import { $ } from 'zx';
+import { $ } from 'zx/core';
 import type { Ops } from './ops.ts';
 
 /**

@@ -28,8 +28,8 @@ export interface RenderOptions {
   kitDir?: string;
   /** Absolute path of node for the cron line; process.execPath by default. */
   node?: string;
-  /** Absolute path of tsx for the cron line; <kitDir>/node_modules/.bin/tsx by default. */
-  tsx?: string;
+  /** Absolute path of the `cutover` executable for the cron line; <kitDir>/bin/cutover by default. */
+  cutover?: string;
   /** Where unit files go (tests); see PathOptions. */
   unitDir?: string;
   /** Where the cron entry goes (tests); see PathOptions. */
@@ -349,11 +349,11 @@ export function renderSocket(m: Manifest): string | null {
 }
 
 /** The cron.d entry (/etc/cron.d/cutover-<app>) that runs prune on the manifest's schedule, as root. */
-export function renderCron(m: Manifest, opts?: { node?: string; tsx?: string; kitDir?: string }): string {
+export function renderCron(m: Manifest, opts?: { node?: string; cutover?: string; kitDir?: string }): string {
   const app = checkApp(m);
   const kitDir = kitDirOf(opts);
   const node = assertSafePath(opts?.node ?? process.execPath, 'the node path');
-  const tsx = assertSafePath(opts?.tsx ?? path.join(kitDir, 'node_modules', '.bin', 'tsx'), 'the tsx path');
+  const cutover = assertSafePath(opts?.cutover ?? path.join(kitDir, 'bin', 'cutover'), 'the cutover executable path');
   const manifest = assertSafeText(m.file, 'the manifest path');
   if (!path.posix.isAbsolute(manifest)) throw new UsageError(`The manifest path ${JSON.stringify(manifest)} must be absolute.`);
   return renderTemplate(template('cron.d'), {
@@ -361,8 +361,7 @@ export function renderCron(m: Manifest, opts?: { node?: string; tsx?: string; ki
     app,
     schedule: cronSchedule(m.prune?.schedule, 'prune.schedule'),
     node: cronWord(node, 'the node path'),
-    tsx: cronWord(tsx, 'the tsx path'),
-    prune: cronWord(path.join(kitDir, 'scripts', 'prune.ts'), 'the kit directory'),
+    cutover: cronWord(cutover, 'the cutover executable path'),
     manifest: cronWord(manifest, 'the manifest path'),
   });
 }

@@ -130,9 +130,9 @@ const { it, ready } = systemTier(import.meta.url);
     assert.is(fields[5], 'root');
     const command = fields.slice(6).join(' ');
     assert.not.match(command, '%', "cron turns '%' into a newline");
-    assert.equal(fields.slice(6, 9), ['/usr/bin/node', `${KIT}/node_modules/.bin/tsx`, `${KIT}/scripts/prune.ts`]);
+    assert.equal(fields.slice(6, 9), ['/usr/bin/node', `${KIT}/bin/cutover`, 'prune']);
     assert.match(command, `--cron --manifest ${manifest} `);
-    for (const p of fields.slice(6, 9)) assert.ok(fs.existsSync(hostPath(k, p)), `${p} exists inside`);
+    for (const p of fields.slice(6, 8)) assert.ok(fs.existsSync(hostPath(k, p)), `${p} exists inside`);
     // cron itself: restart it (it reads /etc/cron.d at start) and look for complaints about the file.
     // A deliberately bad entry beside it shows that cron does complain in this journal.
     fs.writeFileSync(hostPath(k, '/etc/cron.d/zz-control'), '61 * * * * root true\n', { mode: 0o644 });

@@ -93,6 +93,21 @@ test.after(async () => {
   console.log(`\n  steps.test.ts took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 });
 
+it('provision put the cutover command on root\'s PATH: it runs the compiled verbs on the host\'s Node, and says what the script says', async () => {
+  const link = await h.host.exec(['readlink', '/usr/local/bin/cutover']);
+  assert.is(link.stdout.trim(), '/opt/cutover/bin/cutover');
+  const viaPath = await h.host.exec(['/bin/sh', '-c', 'PATH=/usr/local/bin:/usr/bin:/bin; cutover status --json --manifest "$1"', 'sh', manifest]);
+  expectExit(viaPath, 0, 'cutover status --json');
+  assert.is(viaPath.stderr, '', 'no fallback message: the compiled kit is used');
+  const a = JSON.parse(viaPath.stdout);
+  const b = await status();
+  assert.is(a.live, b.live);
+  assert.equal(a.releases.map((r: any) => r.id), b.releases.map((r: any) => r.id));
+  const bad = await h.host.exec(['/usr/local/bin/cutover', 'release', '--manifest', manifest]);
+  assert.is(bad.code, 2, `a missing <ref> exits 2: ${bad.stderr}`);
+  assert.match(bad.stderr, /release takes 1 argument \(<ref>\), got 0\./);
+});
+
 it('a build that sleeps past its time limit fails the release with exit 1; its processes are gone, the live release still serves, the lock is free', async () => {
   fs.rmSync(pidsFile(), { force: true });
   const sha = await repo.commit({ SLOW: '1\n', VERSION: '2\n' }, 'slow v2');

@@ -254,10 +254,10 @@ test('cron.d: SHELL and PATH, one root entry with absolute paths, output to the 
   assert.is(more.length, 0);
   assert.is(
     command,
-    `/usr/bin/node ${KIT}/node_modules/.bin/tsx ${KIT}/scripts/prune.ts --cron --manifest /etc/cutover/shop.yaml 2>&1 | /usr/bin/systemd-cat -t cutover-prune`,
+    `/usr/bin/node ${KIT}/bin/cutover prune --cron --manifest /etc/cutover/shop.yaml 2>&1 | /usr/bin/systemd-cat -t cutover-prune`,
   );
   const dflt = renderCron(m);
-  assert.ok(dflt.includes(`${process.execPath} ${path.join(kitPaths.dir, 'node_modules', '.bin', 'tsx')} `), 'node and tsx default to this kit');
+  assert.ok(dflt.includes(`${process.execPath} ${path.join(kitPaths.dir, 'bin', 'cutover')} prune `), 'node and the cutover executable default to this kit');
 });
 
 test('cron.d: a manifest path with %, spaces and quotes reaches prune intact through cron and /bin/sh', () => {
@@ -266,12 +266,12 @@ test('cron.d: a manifest path with %, spaces and quotes reaches prune intact thr
     const fakeNode = path.join(dir, 'node');
     writeFileSync(fakeNode, `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a"; done\n`, { mode: 0o755 });
     const manifestFile = `/etc/cutover/50% "off" it's.yaml`;
-    const text = renderCron(manifest({ file: manifestFile, prune: { schedule: '@daily' } }), { node: fakeNode, tsx: '/opt/tsx', kitDir: KIT });
+    const text = renderCron(manifest({ file: manifestFile, prune: { schedule: '@daily' } }), { node: fakeNode, cutover: '/opt/cutover/bin/cutover', kitDir: KIT });
     const [command] = checkCronFile('/etc/cron.d/cutover-shop', text);
     const shell = cronToShell(command!).replace(/ 2>&1 \| \/usr\/bin\/systemd-cat -t cutover-prune$/, '');
     const r = spawnSync('/bin/sh', ['-c', shell], { encoding: 'utf8' });
     assert.is(r.status, 0, r.stderr);
-    assert.equal(r.stdout.split('\n').slice(0, -1), ['/opt/tsx', `${KIT}/scripts/prune.ts`, '--cron', '--manifest', manifestFile]);
+    assert.equal(r.stdout.split('\n').slice(0, -1), ['/opt/cutover/bin/cutover', 'prune', '--cron', '--manifest', manifestFile]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
