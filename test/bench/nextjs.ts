@@ -1,0 +1,94 @@
+// `npm run bench:nextjs`: cold vs warm releases of examples/nextjs-app (config/examples/nextjs.yaml) in the test host, with and without the build cache carried.
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { bootKitHost, isRoot, type KitHost } from '../helpers/hostkit.ts';
+import { cleanupTempDirs } from '../helpers/gitrepo.ts';
+import { kitDir } from '../helpers/kit.ts';
+
+const say = (line: string) => console.log(line);
+const PORT = 4190;
+
+interface Run {
+  label: string;
+  wallMs: number;
+  /** Seconds of each step, as the kit printed them ("==> title" … "done in N s"). */
+  steps: Record<string, number>;
+}
+
+/** The kit's step headers and durations from a release's output. */
+function stepTimes(stdout: string): Record<string, number> {
+  const steps: Record<string, number> = {};
+  let title = '';
+  for (const line of stdout.split('\n')) {
+    const head = /^==> (.*)$/.exec(line);
+    if (head) title = head[1].split(':')[0];
+    const done = /^ {4}done in ([0-9.]+) (ms|s)$/.exec(line);
+    if (done && title) steps[title] = Number(done[1]) / (done[2] === 'ms' ? 1000 : 1);
+  }
+  return steps;
+}
+
+async function trustCa(k: KitHost): Promise<void> {
+  const bundle = [process.env.NODE_EXTRA_CA_CERTS, '/etc/ssl/certs/ca-certificates.crt'].find((f) => f && fs.existsSync(f));
+  if (!bundle) return;
+  await k.host.sh('mkdir -p /usr/local/share/ca-extra && cat > /usr/local/share/ca-extra/bundle.pem && echo cafile=/usr/local/share/ca-extra/bundle.pem >> /etc/npmrc', {
+    input: fs.readFileSync(bundle, 'utf8'),
+  });
+}
+
+/** One app of the example: its own name, root and port, with or without `cache:`. */
+async function deployer(k: KitHost, app: string, withCache: boolean) {
+  const { repo, url } = await k.repo(app, 'nextjs');
+  const m = parse(fs.readFileSync(path.join(kitDir, 'config', 'examples', 'nextjs.yaml'), 'utf8'));
+  Object.assign(m, { app, repo: url, port: withCache ? PORT : PORT + 1 });
+  if (!withCache) delete m.cache;
+  const manifest = k.manifest(m);
+  const r = await k.kit('provision', [], { manifest });
+  if (r.code !== 0) throw new Error(`provision ${app}: ${r.stdout}${r.stderr}`);
+  let n = 0;
+  return async (label: string): Promise<Run> => {
+    const sha = await repo.commit({ 'lib/version.js': `export const version = 'v${++n}';\n` }, `v${n}`);
+    const t0 = performance.now();
+    const rel = await k.kit('release', [sha], { manifest, timeoutMs: 900_000 });
+    const wallMs = performance.now() - t0;
+    if (rel.code !== 0) throw new Error(`release ${label}: ${rel.stdout}${rel.stderr}`);
+    const run = { label, wallMs, steps: stepTimes(rel.stdout) };
+    say(`${label}: ${(wallMs / 1000).toFixed(1)} s — ${Object.entries(run.steps).map(([s, t]) => `${s} ${t.toFixed(1)} s`).join(', ')}`);
+    return run;
+  };
+}
+
+async function main(): Promise<void> {
+  if (!isRoot()) {
+    console.error('The Next.js bench needs root: it boots a systemd-nspawn test host. Run: sudo npm run bench:nextjs');
+    process.exitCode = 2;
+    return;
+  }
+  const k = await bootKitHost();
+  try {
+    await trustCa(k);
+    const withCache = await deployer(k, 'nextbench', true);
+    const noCache = await deployer(k, 'nextbench-nc', false);
+    // Cold: an empty npm cache (the app's own, new), no dependencies to reuse, no build cache.
+    const cold = await withCache('cold (empty npm cache, nothing to reuse)');
+    const warm = [await withCache('warm 1 (code-only commit: deps reused, .next/cache carried)'), await withCache('warm 2')];
+    await noCache('cold, app without cache:');
+    const warmNc = [await noCache('warm 1 without cache: (deps reused, next build from scratch)'), await noCache('warm 2 without cache:')];
+    const median = (runs: Run[]) => runs.map((r) => r.wallMs).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+    const ratio = median(warm) / cold.wallMs;
+    const buildOf = (runs: Run[]) => runs.map((r) => r.steps.build ?? 0).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+    say('');
+    say(`| release of examples/nextjs-app | wall | next build |`);
+    say(`| --- | --- | --- |`);
+    say(`| cold (empty npm cache, nothing to reuse) | ${(cold.wallMs / 1000).toFixed(1)} s | ${(cold.steps.build ?? 0).toFixed(1)} s |`);
+    say(`| warm, code-only commit, \`cache: [.next/cache]\` (median of ${warm.length}) | ${(median(warm) / 1000).toFixed(1)} s | ${buildOf(warm).toFixed(1)} s |`);
+    say(`| warm, code-only commit, no \`cache:\` (median of ${warmNc.length}) | ${(median(warmNc) / 1000).toFixed(1)} s | ${buildOf(warmNc).toFixed(1)} s |`);
+    say(`| warm / cold | **${ratio.toFixed(2)}** (goal ≤ 0.5) | |`);
+  } finally {
+    await k.stop();
+    await cleanupTempDirs();
+  }
+}
+
+await main();
