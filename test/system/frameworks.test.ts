@@ -108,10 +108,10 @@ async function kit(verb: string, args: string[], manifest: string): Promise<{ r:
   return { r, ms: Date.now() - t0 };
 }
 
-/** Runs action under 6 clients (a new connection per request) on the health path; returns the load and what action returned. */
+/** Runs action under 4 clients (a new connection per request) on the health path; returns the load and what action returned. */
 async function underLoad<T>(url: string, action: () => Promise<T>): Promise<{ load: LoadResult; result: T }> {
   const stop = new AbortController();
-  const loadP = runLoad({ url, workers: 6, durationMs: 600_000, newConnectionPerRequest: true, signal: stop.signal, requestTimeoutMs: 10_000 });
+  const loadP = runLoad({ url, workers: 4, durationMs: 600_000, newConnectionPerRequest: true, signal: stop.signal, requestTimeoutMs: 10_000 });
   await new Promise((r) => setTimeout(r, 500));
   let result: T;
   try {
