@@ -18,8 +18,8 @@ Example: ssh root@host 'cd /opt/cutover && npx tsx scripts/activate.ts 3f2a9c1b0
 
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
-  const { createContext, history, releaseOnDisk, withLock } = await import('./lib/context.ts');
-  const { assetDonors, carryAssets } = await import('./lib/assets.ts');
+  const { createContext, withLock } = await import('./lib/context.ts');
+  const { shareAssetsForCutover } = await import('./lib/assets.ts');
   const { activateRelease } = await import('./lib/activation.ts');
   const { finishBeforeStopping } = await import('./lib/stop.ts');
   const { assertReleaseId } = await import('./lib/paths.ts');
@@ -28,11 +28,7 @@ await runCommand(spec, async (args) => {
   const restart = Boolean(args.values.restart);
   await withLock(ctx, args.operation, async () => {
     // An older release made live again serves the assets of the releases live since (see rollback).
-    const { events, records } = history(ctx);
-    if (ctx.m.assets.length > 0 && records.get(id)?.state === 'ready' && releaseOnDisk(ctx, id)) {
-      const donors = assetDonors(events, id, ctx.m.assets_keep, (r) => releaseOnDisk(ctx, r));
-      if (donors.length > 0) await ctx.log.step(`carry the assets of ${donors.join(', ')} into ${id}`, () => carryAssets(ctx, id, donors));
-    }
+    await shareAssetsForCutover(ctx, id);
     await finishBeforeStopping(`the activation of ${id}`, () => activateRelease(ctx, { id, via: 'activate', restart }));
   });
 });

@@ -33,8 +33,8 @@ async function resolve(ctx: Context, ref: string): Promise<string> {
 
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
-  const { createContext, ensureLayout, history, releaseOnDisk, withLock } = await import('./lib/context.ts');
-  const { assetDonors, carryAssets } = await import('./lib/assets.ts');
+  const { createContext, ensureLayout, history, withLock } = await import('./lib/context.ts');
+  const { shareAssetsForCutover } = await import('./lib/assets.ts');
   const { assertRefSyntax } = await import('./lib/git.ts');
   const { buildRelease, cleanInterrupted, nextReleaseId } = await import('./lib/build.ts');
   const { readyReleaseOf } = await import('./lib/history.ts');
@@ -55,10 +55,6 @@ await runCommand(spec, async (args) => {
     if (reuse) {
       id = reuse.id;
       ctx.log.info(`Release ${id} of this commit is already built and ready: reusing it (use --rebuild to build afresh).`);
-      if (ctx.m.assets.length > 0 && !args.values['no-activate']) {
-        const donors = assetDonors(history(ctx).events, id, ctx.m.assets_keep, (r) => releaseOnDisk(ctx, r));
-        if (donors.length > 0) await ctx.log.step(`carry the assets of ${donors.join(', ')} into ${id}`, () => carryAssets(ctx, id, donors));
-      }
     } else {
       id = nextReleaseId(commit, (x) => records.has(x) || fs.existsSync(ctx.paths.release(x)));
       await buildRelease(ctx, commit, ref, id, { fresh: Boolean(args.values.rebuild) });
@@ -67,6 +63,7 @@ await runCommand(spec, async (args) => {
       ctx.log.info(`Not activating (--no-activate). Make it live with: npx tsx scripts/activate.ts ${id}`);
       return;
     }
+    await shareAssetsForCutover(ctx, id);
     await finishBeforeStopping(`the activation of ${id}`, () => activateRelease(ctx, { id, via: 'release', plannedCommit: reuse || !ctx.dryRun ? undefined : commit }));
     await ctx.log.step(`prune (keep ${ctx.m.keep})`, () => applyPrune(ctx, prunePlanFor(ctx, ctx.m.keep)));
   });

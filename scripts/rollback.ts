@@ -20,7 +20,7 @@ await runCommand(spec, async (args) => {
   const { activations, rollbackTarget } = await import('./lib/history.ts');
   const { assertReleaseId } = await import('./lib/paths.ts');
   const { liveRelease } = await import('./lib/switch.ts');
-  const { assetDonors, carryAssets } = await import('./lib/assets.ts');
+  const { shareAssetsForCutover } = await import('./lib/assets.ts');
   const to = args.values.to === undefined ? undefined : assertReleaseId(String(args.values.to));
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   await withLock(ctx, args.operation, async () => {
@@ -42,10 +42,7 @@ await runCommand(spec, async (args) => {
     if (target === live) throw new OperationError(`Release ${target} is already live.`);
     ctx.log.info(`Rolling back from ${live ?? 'nothing'} to ${target}.`);
     // Pages the newer releases served ask for their assets: the older release serves them too.
-    if (ctx.m.assets.length > 0 && records.get(target)?.state === 'ready') {
-      const donors = assetDonors(events, target, ctx.m.assets_keep, (id) => releaseOnDisk(ctx, id));
-      await ctx.log.step(`carry the assets of ${donors.join(', ') || 'no release'} into ${target}`, () => carryAssets(ctx, target, donors));
-    }
+    await shareAssetsForCutover(ctx, target);
     await finishBeforeStopping(`the rollback to ${target}`, async () => {
       await activateRelease(ctx, { id: target, via: 'rollback' });
       if (live) await record(ctx, { event: 'marked-bad', release: live, commit: records.get(live)?.commit, reason: `rolled back to ${target} by ${ctx.by}` });

@@ -1,8 +1,9 @@
 // Old pages keep their assets: a release carries, by hard link, the content-hashed files that recently live releases built.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Context } from './context.ts';
+import { history, releaseOnDisk, type Context } from './context.ts';
 import { activations, type HistoryEvent } from './history.ts';
+import { liveRelease } from './switch.ts';
 
 /** What a release's own build wrote under each declared asset directory (relative paths, files only). */
 export interface BuiltAssets {
@@ -145,4 +146,25 @@ function linkOne(srcDir: string, dstDir: string, file: string): boolean {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw e;
   }
+}
+
+/**
+ * Right before release `id` goes live (release, activate, rollback): it gets the asset files that
+ * the recently live releases built, and the live release gets those `id` built, because during a
+ * handover both processes answer for a moment, and a page of either may ask the other for its files.
+ * Files are only added (hard links), never replaced; a release's own list is never changed.
+ */
+export async function shareAssetsForCutover(ctx: Context, id: string): Promise<void> {
+  if (ctx.m.assets.length === 0) return;
+  const { events, records } = history(ctx);
+  if (records.get(id)?.state !== 'ready' || !releaseOnDisk(ctx, id)) return;
+  const donors = assetDonors(events, id, ctx.m.assets_keep, (r) => releaseOnDisk(ctx, r));
+  const live = liveRelease(ctx.paths);
+  const toLive = live !== undefined && live !== id && releaseOnDisk(ctx, live) ? live : undefined;
+  if (donors.length === 0 && !toLive) return;
+  const what = [donors.length ? `${id} gets the assets of ${donors.join(', ')}` : '', toLive ? `${toLive} (live) gets those of ${id}` : ''].filter(Boolean);
+  await ctx.log.step(`share assets for the cutover: ${what.join('; ')}`, async () => {
+    await carryAssets(ctx, id, donors);
+    if (toLive) await carryAssets(ctx, toLive, [id]);
+  });
 }

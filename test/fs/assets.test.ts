@@ -40,6 +40,9 @@ test('v2 carries the files v1 built (same inode), never replacing its own', asyn
   assert.is(ino(dist('v2', v1js)), ino(dist('v1', v1js)), "v1's chunk is in v2, hard-linked");
   assert.match(fs.readFileSync(dist('v2', 'version.json'), 'utf8'), /v2/, "v2's own version.json was not replaced by v1's");
   assert.not.ok(own('v2').includes(v1js), 'v2 lists only what it built');
+  assert.match(out, new RegExp(`==> share assets for the cutover: ${sha.v2.slice(0, 12)} gets the assets of ${sha.v1.slice(0, 12)}; ${sha.v1.slice(0, 12)} \\(live\\) gets those of ${sha.v2.slice(0, 12)}`));
+  assert.is(ino(dist('v1', appAsset('v2'))), ino(dist('v2', appAsset('v2'))), "v1, live until the handover ends, has v2's chunk too");
+  assert.not.ok(own('v1').includes(appAsset('v2')), 'and still lists only what it built');
 });
 
 test('carried files do not pile up: v4 (keep 2) has v3 and v2 built files, not v1', async () => {
@@ -52,11 +55,10 @@ test('carried files do not pile up: v4 (keep 2) has v3 and v2 built files, not v
 });
 
 test('rollback carries the newer release\'s assets into the older one before it goes live', async () => {
-  const v4js = appAsset('v4');
-  assert.not.ok(fs.existsSync(dist('v3', v4js)));
+  const v4js = appAsset('v4'); // v3 got it already when v4 went live (the handover); the rollback makes sure
   const r = await f.run('rollback');
   assert.is(r.code, 0, r.out);
-  assert.match(r.stdout, new RegExp(`==> carry the assets of ${sha.v4.slice(0, 12)}, ${sha.v2.slice(0, 12)} into ${sha.v3.slice(0, 12)}`));
+  assert.match(r.stdout, new RegExp(`==> share assets for the cutover: ${sha.v3.slice(0, 12)} gets the assets of ${sha.v4.slice(0, 12)}, ${sha.v2.slice(0, 12)}`));
   assert.is(ino(dist('v3', v4js)), ino(dist('v4', v4js)), "v4's chunk is served by v3 now");
   assert.match(fs.readFileSync(dist('v3', 'version.json'), 'utf8'), /v3/);
   assert.is(f.active(), `releases/${sha.v3.slice(0, 12)}`);

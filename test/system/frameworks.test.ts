@@ -204,6 +204,12 @@ const { it, ready } = systemTier(import.meta.url);
       assert.ok(gone.length >= 1, `v2's build no longer has some of v1's assets (${gone.length}), so the check below means something`);
       assert.equal(await missing(fw.port, urls1), [], "every asset of v1's page answers 200 from v2");
       say(`${fw.name}: ${urls1.length} asset URLs of v1 answer from v2 (${gone.length} of them carried)`);
+      // During the handover v1 still answers some requests: it was given v2's files before it.
+      const built2 = JSON.parse(k.read(`${root}/releases/${releaseIdOf(v2)}/.cutover-assets.json`)) as { dirs: Record<string, string[]> };
+      const notInV1 = Object.entries(built2.dirs).flatMap(([dir, files]) =>
+        files.filter((f) => !fs.existsSync(path.join(k.host.root, root, 'releases', releaseIdOf(v1), dir, f))),
+      );
+      assert.equal(notInV1, [], "v1 has every asset file v2 built (for the handover's overlap)");
       if (fw.name === 'sveltekit') {
         assert.match(rel2.r.stdout, /install: skipped, package-lock\.json and the install command are unchanged/, 'deps reused');
         assert.match(rel2.r.stdout, /==> build: npm run build && npm prune --omit=dev/, 'and vite was there for the build');
