@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { getJson } from '../helpers/apps.ts';
 import { bootFleet, HOOK_LOG, kitProcesses, type Fleet, type FleetHost, type PlayResult } from '../helpers/fleet.ts';
 import { cleanupTempDirs } from '../helpers/gitrepo.ts';
-import { describeLoad, loadDuring, versionSequence } from '../helpers/load.ts';
+import { describeLoad, loadDuring, versionSequence, type VersionSample } from '../helpers/load.ts';
 import { commandMissing, requiring, systemTierMissing } from '../helpers/prereq.ts';
 
 const missing = systemTierMissing() ?? commandMissing('ansible-playbook', ['--version'], 'apt-get install ansible; test/setup.sh does');
@@ -70,6 +70,21 @@ function hookLog(h: FleetHost): string[] {
   return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean) : [];
 }
 
+/**
+ * One cut-over from `from` to `to` as the samples saw it: they start on `from` and end on `to`, and show
+ * nothing else. During the kit's handover both releases answer for a moment (one listening socket, two
+ * processes), so the samples may alternate inside that window: it is measured and printed, and must be short.
+ */
+function switchedOnce(name: string, samples: VersionSample[], from: string, to: string): void {
+  const seq = versionSequence(samples);
+  assert.ok(seq[0] === from && seq.at(-1) === to && seq.every((v) => v === from || v === to), `${name}: ${from} then ${to}, nothing else: ${seq}`);
+  const firstNew = samples.find((x) => x.version === to)!.t;
+  const lastOld = samples.filter((x) => x.version === from).at(-1)!.t;
+  const overlap = Math.max(0, lastOld - firstNew);
+  console.log(`  ${name}: both versions answered for ${overlap} ms (${seq.length - 1} changes seen by the sampler)`);
+  assert.ok(overlap < 20_000, `${name}: both versions answered for ${overlap} ms`);
+}
+
 async function commitVersion(v: string, extra: Record<string, string | null> = {}): Promise<string> {
   return f.repo.commit({ VERSION: `${v}\n`, ...extra }, `v${v}`);
 }
@@ -115,14 +130,14 @@ it('a good release under load on three hosts: 0 failed requests, all serve v2, a
   const r = await rollout!;
   assert.equal(r.code, 0, show(r));
   loads.forEach((l, i) => console.log(`  ${describeLoad(f.hosts[i]!.name, l.load, l.samples)}`));
+  const live = await lives();
+  ids.v2 = live[0]!;
   loads.forEach((l, i) => {
     assert.ok(l.load.requests > 50, `${f.hosts[i]!.name}: the load ran (${l.load.requests} requests)`);
     assert.equal(l.load.failed, 0, `${f.hosts[i]!.name}: ${describeLoad('load', l.load)}`);
-    assert.equal(versionSequence(l.samples), ['1', '2'], `${f.hosts[i]!.name} switched once, from v1 to v2`);
+    switchedOnce(f.hosts[i]!.name, l.samples, '1', '2');
   });
   assert.equal(await versions(), ['2', '2', '2']);
-  const live = await lives();
-  ids.v2 = live[0]!;
   assert.ok(ids.v2 !== ids.v1 && live.every((l) => l === ids.v2), `one release everywhere: ${live}`);
   // Each host was drained on v1 and put back on v2, one host at a time (the batches: 1, then 50 % = 1 of 3).
   for (const h of f.hosts) assert.equal(hookLog(h).slice(-2), [`drain releases/${ids.v1}`, `undrain releases/${ids.v2}`], h.name);
@@ -173,7 +188,8 @@ it('a release that fails its health gate on the second host: the first is rolled
   assert.equal(await versions(), ['2', '2', '2'], 'the whole fleet serves v2 again');
   assert.equal(await lives(), [ids.v2, ids.v2, ids.v2]);
   // host1 went to v4 and back (its versions), host3 never left v2 and was never drained.
-  assert.equal(versionSequence(loads[0]!.samples), ['2', '4', '2']);
+  const seq1 = versionSequence(loads[0]!.samples);
+  assert.ok(seq1[0] === '2' && seq1.at(-1) === '2' && seq1.includes('4') && seq1.every((v) => v === '2' || v === '4'), `host1 served 2, then 4, then 2 again: ${seq1}`);
   assert.equal(versionSequence(loads[1]!.samples), ['2'], 'host2 never served v4');
   assert.equal(versionSequence(loads[2]!.samples), ['2']);
   assert.equal(hookLog(h3), hooks3, 'host3 was never drained');
