@@ -173,6 +173,27 @@ it('activate <live> --restart: a changed env file reaches a new process through 
   assert.equal(added.map((e) => [e.event, e.release]), [['activated', live]]);
 });
 
+it('activate --restart whose new process fails only on the real socket (preflight passed): the old process keeps serving, the release is not marked bad', async () => {
+  const live = activeInside(h, rootOf(NATIVE))!;
+  const pid = (await slotsInside(h, NATIVE.app)).find((s) => s.state === 'active')!.pid;
+  // With IGNORE_LISTEN_FDS the app binds PORT itself: fine on preflight's spare port, EADDRINUSE on the app's own.
+  await inside(h, `printf 'GREETING=restarted by an env change\\nIGNORE_LISTEN_FDS=1\\n' > ${rootOf(NATIVE)}/shared/.env`);
+  try {
+    const run = await loadDuring(base(NATIVE), () => kit(NATIVE, 'activate', [live, '--restart']), { workers: 8, minMs: 2500 });
+    expectExit(run.result, 1, 'activate --restart with a broken env file');
+    assert.match(run.result.stdout, /==> preflight .*\n    done in/, 'preflight passed');
+    assert.match(out(run.result), `Restarting the live release ${live} failed its health gate`);
+    assert.match(out(run.result), 'The old process kept serving.');
+    assert.match(out(run.result), /EADDRINUSE/, 'the journal says why');
+    assert.is(run.load.failed, 0, `no failed request: ${JSON.stringify(run.load.errors)}`);
+    assert.equal((await slotsInside(h, NATIVE.app)).filter((s) => s.state === 'active').map((s) => s.pid), [pid], 'the old process serves, alone');
+    const rec = (await statusJson(h, manifests[NATIVE.app]!)).releases.find((x: any) => x.id === live);
+    assert.is(rec?.state, 'ready', 'a release that served before is not marked bad');
+  } finally {
+    await inside(h, `printf 'GREETING=restarted by an env change\\n' > ${rootOf(NATIVE)}/shared/.env`);
+  }
+});
+
 it('the preload: an app that exits at once on SIGTERM still finishes its request in flight, and a release under load fails nothing', async () => {
   await repos[PRELOAD.app]!.commit({ BEHAVIOUR: 'exit-on-sigterm\n' }, 'harsh SIGTERM');
   expectExit(await kit(PRELOAD, 'release', ['main']), 0, 'release the harsh app');
