@@ -69,6 +69,7 @@ export async function preflightLeftovers(app: string): Promise<string[]> {
 export async function clearPreflightLeftovers(ctx: Context): Promise<void> {
   const units = [...new Set((await preflightLeftovers(ctx.m.app)).map((u) => u.replace(/\.(service|socket)$/, '')))];
   for (const unit of units) {
+    if (!ctx.dryRun) ctx.log.info(`Stopping ${unit}: a cutover run that was killed during its preflight left it running.`);
     await ctx.ops.note(`stop ${unit}, left running by a cutover run that was killed during its preflight`, () => stopTransient(unit));
   }
 }

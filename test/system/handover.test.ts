@@ -296,7 +296,7 @@ it('kill -9 during preflight: status lists the preflight unit left running, the 
   assert.is.not(runtimeMax, 'infinity', 'a preflight unit carries its own upper bound');
   const p = await kit(a, 'prune', ['--keep', '1']);
   expectExit(p, 0, 'prune');
-  assert.match(p.stdout, `stop cutover-preflight-${a.app}-${v6}, left running by a cutover run that was killed during its preflight`);
+  assert.match(p.stdout, `Stopping cutover-preflight-${a.app}-${v6}: a cutover run that was killed during its preflight left it running.`);
   assert.is(await inside(h, `systemctl list-units --all --no-legend 'cutover-preflight-${a.app}-*'`), '', 'no preflight unit or socket remains');
   // Nothing runs in it any more: prune judges it like any release (before, the in-use check kept it for good).
   const plan = await kit(a, 'prune', ['--keep', '1', '--dry-run']);
