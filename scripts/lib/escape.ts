@@ -8,6 +8,7 @@
 // tests can prove that what systemd executes is exactly the manifest's text.
 import path from 'node:path';
 import { UsageError } from './errors.ts';
+import { cronProblems } from './cron.ts';
 
 /** C0 controls (newline, NUL, tab, ESC…), DEL, C1 controls, and UTF-16 halves that do not form a character. */
 const UNSAFE_CHAR = /[\u0000-\u001f\u007f-\u009f]|\p{Surrogate}/u;
@@ -147,59 +148,20 @@ export function cronWord(value: string, field: string): string {
   return quoted.replace(/%/g, '\\%');
 }
 
-const CRON_NICKNAMES = ['@reboot', '@yearly', '@annually', '@monthly', '@weekly', '@daily', '@midnight', '@hourly'];
-const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
-const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
-/** minute, hour, day of month, month, day of week: [min, max, names]. */
-const CRON_FIELDS: [string, number, number, string[]][] = [
-  ['minute', 0, 59, []],
-  ['hour', 0, 23, []],
-  ['day of month', 1, 31, []],
-  ['month', 1, 12, MONTHS],
-  ['day of week', 0, 7, DAYS],
-];
-
-/** Checks one field of a crontab(5) time specification; returns a problem or null. */
-function cronFieldProblem(text: string, [name, min, max, names]: (typeof CRON_FIELDS)[number]): string | null {
-  const value = (v: string): number | null => {
-    if (/^[0-9]+$/.test(v)) return Number(v);
-    const i = names.indexOf(v.toLowerCase());
-    return i < 0 ? null : i + (names === MONTHS ? 1 : 0);
-  };
-  for (const item of text.split(',')) {
-    const m = /^([^/]+)(?:\/([0-9]+))?$/.exec(item);
-    if (!m) return `${name} "${text}" is not a list of values, ranges and steps`;
-    const [, range, step] = m;
-    if (step !== undefined && Number(step) < 1) return `${name} "${text}" has a step of 0`;
-    if (range === '*') continue;
-    const ends = range!.split('-');
-    if (ends.length > 2) return `${name} "${text}" has a malformed range`;
-    const nums = ends.map(value);
-    for (const n of nums) {
-      if (n === null || n < min || n > max) return `${name} "${text}" is outside ${min}-${max}`;
-    }
-    if (nums.length === 2 && nums[0]! > nums[1]!) return `${name} "${text}" has a range that runs backwards`;
-  }
-  return null;
-}
-
-/** A crontab(5) schedule: five time fields or one of the @nicknames Debian's cron knows. Returns it normalized. */
+/**
+ * A prune schedule for a cron.d line: one line (a newline would start a second cron entry) that
+ * passes the one cron rule (cron.ts, which the manifest checks too), with its blanks normalized.
+ */
 export function cronSchedule(schedule: string, field: string): string {
   assertSafeText(schedule, field);
-  const text = schedule.trim().replace(/\s+/g, ' ');
-  if (CRON_NICKNAMES.includes(text)) return text;
-  const parts = text.split(' ');
-  const problem =
-    parts.length !== 5
-      ? `it has ${parts.length} fields, not 5 (minute hour day-of-month month day-of-week)`
-      : parts.map((p, i) => cronFieldProblem(p, CRON_FIELDS[i]!)).find((p) => p !== null);
-  if (problem) {
+  const problems = cronProblems(schedule);
+  if (problems.length > 0) {
     throw new UsageError(
-      `${field} ${show(schedule)} is not a cron schedule: ${problem}.`,
-      'Use five fields like "17 3 * * *" (03:17 every day) or a nickname like @daily.',
+      `${field} ${show(schedule)} is not a cron schedule: ${problems[0]!.replace(/\.$/, '')}.`,
+      'Use five fields like "17 3 * * *" (03:17 every day).',
     );
   }
-  return text;
+  return schedule.trim().replace(/\s+/g, ' ');
 }
 
 // ---- the reverse direction, after systemd's rules (used by the tests) ----

@@ -197,19 +197,16 @@ test('hostile values: escaped for systemd, or refused naming the field', () => {
   refuses(() => renderService(manifest({ root: '/srv/my shop' })), 'root');
   refuses(() => renderService(manifest({ root: '/srv/50%' })), 'root');
   refuses(() => renderService(manifest({ root: 'srv/shop' })), 'root');
-  refuses(() => renderService(manifest({ root: '/' })), 'root');
-  refuses(() => renderService(manifest({ root: '/proc/x' })), 'root');
-  refuses(() => renderService(manifest({ user: 'root' })), 'user');
-  refuses(() => renderService(manifest({ user: 'a b' })), 'user');
-  refuses(() => renderService(manifest({ app: 'shop.evil' })), 'app');
   refuses(() => renderService(manifest({ app: 'x\ny' })), 'app');
+  refuses(() => renderService(manifest({ user: 'x\ny' })), 'user');
   refuses(() => renderService(manifest({ shared: ['../../etc/passwd'] })), 'shared[0]');
   refuses(() => renderService(manifest({ shared: ['/etc/passwd'] })), 'shared[0]');
   refuses(() => renderService(manifest({ shared: ['up loads/'] })), 'shared[0]');
   refuses(() => renderService(manifest({ env_file: '../x.env' })), 'env_file');
-  refuses(() => renderService(manifest({ stop_timeout: -1 })), 'stop_timeout');
-  refuses(() => renderService(manifest({ port: 70000 })), 'port');
   refuses(() => renderCron(manifest({ prune: { schedule: '17 3 * * *\n* * * * * root evil' } })), 'prune.schedule', /line break/);
+  // The rules of the fields themselves (root '/' or under /proc, user root, the app name's pattern, the
+  // port's range, stop_timeout) are manifest.ts's and the schema's, one place each: the renderer trusts a
+  // manifest that passed them (test/fixtures/manifests/bad/ has each).
 });
 
 // ---- cron ----
@@ -266,7 +263,7 @@ test('cron.d: a manifest path with %, spaces and quotes reaches prune intact thr
     const fakeNode = path.join(dir, 'node');
     writeFileSync(fakeNode, `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a"; done\n`, { mode: 0o755 });
     const manifestFile = `/etc/cutover/50% "off" it's.yaml`;
-    const text = renderCron(manifest({ file: manifestFile, prune: { schedule: '@daily' } }), { node: fakeNode, cutover: '/opt/cutover/bin/cutover', kitDir: KIT });
+    const text = renderCron(manifest({ file: manifestFile, prune: { schedule: '0 4 * * *' } }), { node: fakeNode, cutover: '/opt/cutover/bin/cutover', kitDir: KIT });
     const [command] = checkCronFile('/etc/cron.d/cutover-shop', text);
     const shell = cronToShell(command!).replace(/ 2>&1 \| \/usr\/bin\/systemd-cat -t cutover-prune$/, '');
     const r = spawnSync('/bin/sh', ['-c', shell], { encoding: 'utf8' });
