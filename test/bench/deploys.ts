@@ -52,6 +52,12 @@ interface Deployed {
 
 const round = (n: number) => Math.round(n);
 
+/** The versions in the order they answered; a handover's back and forth (both answer for a moment) folded into one phrase. */
+export function versionsText(sequence: string[]): string {
+  if (sequence.length <= 4) return sequence.join(' → ') || 'none';
+  return `${sequence[0]} → both ${sequence[0]} and ${sequence[1]} for a moment (${sequence.length - 2} alternations) → ${sequence.at(-1)}`;
+}
+
 function lastLines(r: ExecResult, n = 12): string {
   return (r.stdout + r.stderr).trimEnd().split('\n').slice(-n).join('\n');
 }
@@ -133,7 +139,7 @@ export class DeployBench {
         latencyGoal: s.latencyGoal ? load.max <= LATENCY_GOAL_MS : undefined,
         // A verdict counts the deploy's exit too: a deploy that failed before cutting over proves nothing.
         handoverGoal: s.handoverGoal ? r.code === s.expectedExit && load.failed === 0 && load.windowMax <= handoverBound(load.steadyMax) : undefined,
-        notes: [`versions served: ${load.sequence.join(' → ') || 'none'}`, `steady max ${load.steadyMax} ms, cutover window max ${load.windowMax} ms (bound ${Math.round(handoverBound(load.steadyMax))} ms)`],
+        notes: [`versions served: ${versionsText(load.sequence)}`, `steady max ${load.steadyMax} ms, cutover window max ${load.windowMax} ms (bound ${Math.round(handoverBound(load.steadyMax))} ms)`],
       };
       if (r.code !== s.expectedExit) result.notes.push(`UNEXPECTED exit ${r.code} (expected ${s.expectedExit}):\n${lastLines(r)}`);
       if (load.outageOpenAtEnd) result.notes.push('still failing when the load stopped: the outage lasts until a person acts');
