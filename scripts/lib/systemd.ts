@@ -4,8 +4,9 @@ import { $ } from 'zx/core';
 import type { Ops } from './ops.ts';
 
 /**
- * Test-only: CUTOVER_SYSTEMD=off switches service control off (restart, is-active, journal), so the
- * fs test tier runs the kit for real on a machine whose PID 1 is not systemd. Nothing else changes.
+ * Test-only: CUTOVER_SYSTEMD=off switches service control off — preflight, starting and stopping
+ * slots, unit states, the journal, daemon-reload — so the fs test tier runs the kit for real on a
+ * machine whose PID 1 is not systemd. The health check itself still gates an activation.
  */
 export function serviceControlEnabled(env = process.env): boolean {
   return env.CUTOVER_SYSTEMD !== 'off';
@@ -20,21 +21,6 @@ export async function daemonReload(ops: Ops): Promise<void> {
   await ops.run(['systemctl', 'daemon-reload'], { quiet: true });
 }
 
-/** Clears a start-limit or failed state, so a restart cannot be refused by StartLimitBurst. */
-export async function resetFailed(ops: Ops, units: string[]): Promise<void> {
-  if (!serviceControlEnabled()) return;
-  if (ops.dryRun) return void (await ops.run(['systemctl', 'reset-failed', ...units]));
-  await systemctl(['reset-failed', ...units]); // fails harmlessly when a unit was never loaded
-}
-
-export async function restart(ops: Ops, unit: string): Promise<void> {
-  if (!serviceControlEnabled()) {
-    await ops.note(`restart ${unit} (skipped: CUTOVER_SYSTEMD=off)`, () => {});
-    return;
-  }
-  await ops.run(['systemctl', 'restart', unit], { quiet: true });
-}
-
 /**
  * `active`, `activating`, `failed`, `inactive`…; "off" when service control is off. A unit waiting to
  * be restarted after its process died (SubState auto-restart) counts as failed: the app exited.
@@ -47,19 +33,6 @@ export async function unitState(unit: string): Promise<string> {
   return props.ActiveState || 'unknown';
 }
 
-/** The unit's main process id, or undefined when it runs none (or service control is off). */
-export async function mainPid(unit: string): Promise<number | undefined> {
-  if (!serviceControlEnabled()) return undefined;
-  const p = await systemctl(['show', '--property=MainPID', '--value', unit]);
-  const pid = Number(p.stdout.trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-export async function unitExists(unit: string): Promise<boolean> {
-  if (!serviceControlEnabled()) return true;
-  const p = await systemctl(['show', '--property=LoadState', '--value', unit]);
-  return p.stdout.trim() === 'loaded';
-}
 
 /** The unit's last journal lines, for an operator reading why a cutover failed. */
 export async function journalTail(unit: string, lines = 20, since?: Date): Promise<string> {
