@@ -155,7 +155,7 @@ export async function runAndKill(
   verb: string,
   args: string[],
   point: KillPoint,
-  opts: { manifest?: string; timeoutMs?: number } = {},
+  opts: { manifest?: string; env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<KillResult> {
   const t0 = Date.now();
   let fired = false;
@@ -167,6 +167,7 @@ export async function runAndKill(
   };
   const run = startKit(k, verb, args, {
     manifest: opts.manifest,
+    env: opts.env,
     onStdout: (all, r) => {
       if (point.when?.test(all)) fire(r);
     },

@@ -1,10 +1,12 @@
 // system tier: SIGKILL the kit at every step boundary of release, activate, rollback and prune (and in the middle of fetch, install, build and a delete), and cut the power during an activation; after each the app is whole, status tells the truth, and the next release just works.
 //
-// The kill points are found from the outside, with no hook in the kit: the scripts print a
-// `==> <step>` header when a step starts and `    done in …` when it ends; the test watches the
-// script's stdout and SIGKILLs its whole process group (the kit and every command it started) the
-// moment the header of a step appears (or a set delay into a long step, or when a file inside
-// the host changes). One host boot serves every point; two apps ("lanes") take turns in parallel.
+// Each kill lands where it claims. A boundary is named to the kit with the test-only switch
+// CUTOVER_TEST_PAUSE (scripts/lib/log.ts): the kit prints "[cutover test pause] <point>" there and
+// blocks until it is killed, so the SIGKILL to its whole process group (the kit and every command it
+// started) cannot come a moment late. The middle of install and build is marked by the app's own
+// command (it prints a line, then sleeps); the middle of fetch and of a delete is found by watching
+// the host, and checked afterwards. A point that is not reached, or a kill that landed elsewhere,
+// fails the test. One host boot serves every point; two apps ("lanes") take turns in parallel.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +16,7 @@ import { bootKitHost, expectExit, type KitHost } from '../helpers/hostkit.ts';
 import { httpGet } from '../helpers/apps.ts';
 import { cleanupTempDirs, tempDir, type AppRepo } from '../helpers/gitrepo.ts';
 import { bootKitHostAgain, inHost, runAndKill, startKit, tail, type KillPoint, type KillResult } from '../helpers/crash.ts';
+import { PAUSE_MARK } from '../../scripts/lib/log.ts';
 import { systemTier } from '../helpers/prereq.ts';
 
 const { it, ready: ROOT } = systemTier(import.meta.url);
@@ -35,6 +38,8 @@ const lanes: Lane[] = [];
 
 interface Outcome {
   name: string;
+  /** Where the kill landed (the pause point, or the place found by watching): the summary counts distinct ones. */
+  at: string;
   problems: string[];
 }
 const outcomes: Outcome[] = [];
@@ -47,9 +52,9 @@ function manifestObject(app: string, port: number, repoUrl: string): Record<stri
     app,
     repo: repoUrl,
     runtime: 'node',
-    // A commit holding SLOW_INSTALL or SLOW_BUILD makes that step take 3 s: room to kill it in the middle.
-    install: 'if [ -f SLOW_INSTALL ]; then sleep 3; fi; echo installed > .installed',
-    build: 'if [ -f SLOW_BUILD ]; then sleep 3; fi; node build.js',
+    // A commit holding SLOW_INSTALL or SLOW_BUILD makes that step say so, then take 3 s: the kill comes in that sleep.
+    install: 'if [ -f SLOW_INSTALL ]; then echo "the install is running"; sleep 3; fi; echo installed > .installed',
+    build: 'if [ -f SLOW_BUILD ]; then echo "the build is running"; sleep 3; fi; node build.js',
     migrate: 'echo migrated',
     start: 'node server.js',
     port,
@@ -226,8 +231,8 @@ async function checkRecovery(l: Lane, expect: Expect): Promise<string[]> {
   return problems;
 }
 
-function report(name: string, problems: string[], ms: number, out?: string): Outcome {
-  const o = { name, problems };
+function report(name: string, at: string, problems: string[], ms: number, out?: string): Outcome {
+  const o = { name, at, problems };
   outcomes.push(o);
   const detail = problems.length ? `\n      ${problems.join('\n      ')}${out ? `\n      --- the killed run printed:\n${tail(out, 8).replace(/^/gm, '      | ')}` : ''}` : '';
   console.log(`  ${problems.length ? 'UNSAFE' : 'safe  '} ${name} (${(ms / 1000).toFixed(1)} s)${detail}`);
@@ -235,67 +240,62 @@ function report(name: string, problems: string[], ms: number, out?: string): Out
 }
 
 interface Point extends KillPoint {
+  /**
+   * The pause point the kit stops at (CUTOVER_TEST_PAUSE, see scripts/lib/log.ts): "<step title
+   * prefix>:start|end" or "<line prefix>:line". {sha} and {id} stand for the commit the attempt
+   * releases and its release id. The kill follows the kit's pause mark.
+   */
+  pause?: string;
   /** The kill must land inside this step: its header is the last one printed, and it has not printed "done in". */
   within?: string;
-  /**
-   * After the line that triggered the kill, the run must not have printed this (default: a step's
-   * header, end, or a release/activation line): otherwise the kill came too late (a busy machine) and
-   * the point is tried again (the late kill still counts as a point of its own).
-   */
-  until?: RegExp;
-}
-
-const NEXT_STEP = /^(==> |    done in|    failed after|Release \S+ (is ready|\(commit|is marked bad)|Rolling back)/m;
-
-/** Where a kill landed, when it came later than aimed: the first line the run printed past the trigger. */
-function overshoot(point: Point, kr: KillResult): string | undefined {
-  if (!point.when) return undefined;
-  const m = point.when.exec(kr.stdout);
-  if (!m) return undefined;
-  const rest = kr.stdout.slice(m.index + m[0].length).replace(/^[^\n]*\n?/, '');
-  const next = (point.until ?? NEXT_STEP).exec(rest);
-  return next ? rest.slice(next.index).split('\n')[0] : undefined;
 }
 
 interface Attempt {
   args: string[];
   expect: Omit<Expect, 'building'>;
+  /** Values for {sha} and {id} in the pause point. */
+  vars?: { sha?: string; id?: string };
   poll?: KillPoint['poll'];
   /** For a point found by watching the host: why the kill came too late, if it did. */
   late?: (kr: KillResult) => string | undefined;
 }
 
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Where the kill did not land as claimed (never reached, ended first, outside its step, too late), or undefined. */
+function missed(point: Point, pause: string | undefined, kr: KillResult, late: string | undefined): string | undefined {
+  if (!kr.killed) return kr.timedOut ? 'the kill point was never reached (timed out)' : `the run ended (exit ${kr.code}) before the kill point:\n${tail(kr.stdout + kr.stderr)}`;
+  if (pause && !kr.stdoutAtKill.includes(`${PAUSE_MARK} ${pause}\n`)) return `the kit did not stop at ${pause}:\n${tail(kr.stdoutAtKill, 4)}`;
+  if (point.within) {
+    const last = kr.stdoutAtKill.split('\n').filter((x) => x.startsWith('==> ')).at(-1) ?? '';
+    if (!last.startsWith(`==> ${point.within}`) || /\n    (done in|failed after)[^\n]*\n?$/.test(kr.stdoutAtKill)) {
+      return `the kill missed the middle of ${point.within}: the run had printed\n${tail(kr.stdoutAtKill, 4)}`;
+    }
+  }
+  return late ? `the kill came too late: ${late}` : undefined;
+}
+
 /**
  * One kill point: prepare, run the verb, SIGKILL it at the point, check the state, release the same
- * commit again, check again. A kill that came too late is checked all the same, and the point is aimed at again (up to 3 times).
+ * commit again, check again. A kill that did not land where the point claims fails it.
  */
 async function killPoint(l: Lane, verb: string, point: Point, prepare: () => Promise<Attempt>): Promise<Outcome[]> {
-  const outcomes: Outcome[] = [];
-  for (let attempt = 1; ; attempt++) {
-    const { args, expect, poll, late: lateFor } = await prepare();
-    const started = Date.now();
-    const kr = await runAndKill(h, verb, args, { ...point, poll: poll ?? point.poll }, { manifest: l.manifest });
-    const late = kr.killed ? (overshoot(point, kr) ?? lateFor?.(kr)) : undefined;
-    const name = `${l.app}: ${verb}${args.length ? ' ' + args.join(' ') : ''}: ${point.name}${late ? ` (landed late, at "${late.trim()}")` : ''}`.replace(/\b[0-9a-f]{40}\b/g, (x) => x.slice(0, 12));
-    const problems: string[] = [];
-    if (!kr.killed) {
-      problems.push(kr.timedOut ? 'the kill point was never reached (timed out)' : `the run ended (exit ${kr.code}) before the kill point:\n${tail(kr.stdout + kr.stderr)}`);
-    } else {
-      if (point.within) {
-        const last = kr.stdoutAtKill.split('\n').filter((x) => x.startsWith('==> ')).at(-1) ?? '';
-        if (!last.startsWith(`==> ${point.within}`) || /\n    (done in|failed after)[^\n]*\n?$/.test(kr.stdoutAtKill)) {
-          problems.push(`the kill missed the middle of ${point.within}: the run had printed\n${tail(kr.stdoutAtKill, 4)}`);
-        }
-      }
-      const building = verb === 'release' ? buildingIn(kr.stdout) : undefined;
-      problems.push(...(await checkAfterKill(l, kr, { ...expect, building })));
-      problems.push(...(await checkRecovery(l, expect)));
-    }
-    // Three late kills in a row: a busy machine. Each was checked as a point of its own; say so, but it is not unsafe.
-    if (late && attempt === 3) console.log(`  note: three kills in a row came later than "${point.name}"`);
-    outcomes.push(report(name, problems, Date.now() - started, kr.stdout));
-    if (!late || attempt === 3) return outcomes;
+  const { args, expect, vars, poll, late: lateFor } = await prepare();
+  const pause = point.pause?.replace('{sha}', vars?.sha ?? args[0] ?? '').replace('{id}', vars?.id ?? (args[0] ?? '').slice(0, 12));
+  const started = Date.now();
+  const when = pause ? new RegExp(`^${escapeRe(`${PAUSE_MARK} ${pause}`)}$`, 'm') : point.when;
+  const kr = await runAndKill(h, verb, args, { ...point, when, poll: poll ?? point.poll }, { manifest: l.manifest, env: pause ? { CUTOVER_TEST_PAUSE: pause } : undefined });
+  const name = `${l.app}: ${verb}${args.length ? ' ' + args.join(' ') : ''}: ${point.name}`.replace(/\b[0-9a-f]{40}\b/g, (x) => x.slice(0, 12));
+  const problems: string[] = [];
+  const miss = missed(point, pause, kr, kr.killed ? lateFor?.(kr) : undefined);
+  if (miss) problems.push(miss);
+  if (kr.killed) {
+    const building = verb === 'release' ? buildingIn(kr.stdout) : undefined;
+    problems.push(...(await checkAfterKill(l, kr, { ...expect, building })));
+    problems.push(...(await checkRecovery(l, expect)));
   }
+  const at = `${verb} ${(point.pause ?? point.within ?? point.name).replace(/\{(sha|id)\}/g, '')}`;
+  return [report(name, at, problems, Date.now() - started, kr.stdout)];
 }
 
 function assertAllSafe(list: Outcome[]): void {
@@ -317,8 +317,6 @@ async function acrossLanes<P>(points: P[], run: (l: Lane, p: P) => Promise<Outco
 }
 
 const header = (title: string) => new RegExp(`^==> ${title}`, 'm');
-const doneAfter = (title: string) => new RegExp(`^==> ${title}.*\\n    done in`, 'm');
-const isLive = /^Release \S+ \(commit .*is live/m;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -352,32 +350,32 @@ test.after(async () => {
   if (h) await h.stop();
   await cleanupTempDirs();
   const safe = outcomes.filter((o) => o.problems.length === 0).length;
-  console.log(`\n  crash safety: ${outcomes.length} kill points tried, ${safe} safe`);
+  const places = new Set(outcomes.map((o) => o.at)).size;
+  console.log(`\n  crash safety: ${outcomes.length} kill points tried at ${places} distinct places (verb and step), ${safe} safe`);
   console.log(`  crash.test.ts took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 });
 
 it('release: SIGKILL at every step boundary, and in the middle of fetch, install and build', async () => {
   const points: (Point & { extra?: () => Record<string, string | null> })[] = [
-    { name: 'at ==> fetch', when: header('fetch') },
+    { name: 'at ==> fetch', pause: 'fetch:start' },
     { name: 'in the middle of fetch (a 48 MB commit)', when: header('fetch'), delayMs: 150, within: 'fetch', extra: () => ({ BIG: randomBytes(36 << 20).toString('base64') }) },
-    { name: 'after the ref is resolved, before the build is recorded', when: /^\S+ is commit [0-9a-f]{40}\.$/m },
-    { name: 'at ==> export', when: header('export') },
-    { name: 'at ==> link shared paths', when: header('link shared paths') },
-    { name: 'at ==> install', when: header('install') },
-    { name: 'in the middle of install', when: header('install'), delayMs: 1500, within: 'install', extra: () => ({ SLOW_INSTALL: '1\n' }) },
-    { name: 'at ==> build', when: header('build') },
-    { name: 'in the middle of build', when: header('build'), delayMs: 1500, within: 'build', extra: () => ({ SLOW_BUILD: '1\n' }) },
-    { name: 'at ==> migrate', when: header('migrate') },
-    { name: 'at ==> seal', when: header('seal') },
-    { name: 'after the build is recorded ready', when: /^Release \S+ is ready/m },
-    { name: 'at ==> preflight', when: header('preflight') },
-    { name: 'at ==> switch active', when: header('switch active') },
-    { name: 'at ==> start (the new slot, beside the old one)', when: header('start') },
-    { name: 'at ==> health gate', when: header('health gate') },
-    { name: 'after the health gate passed, at ==> stop (the old slot drains)', when: header('stop') },
-    { name: 'after the old slot stopped, before the activation is recorded', when: doneAfter('stop') },
-    // "is live" and the prune header are printed with no I/O in between: one point.
-    { name: 'after the activation is recorded, at ==> prune', when: header('prune') },
+    { name: 'after the ref is resolved, before the build is recorded', pause: '{sha} is commit:line' },
+    { name: 'at ==> export', pause: 'export:start' },
+    { name: 'at ==> link shared paths', pause: 'link shared paths:start' },
+    { name: 'at ==> install', pause: 'install:start' },
+    { name: 'in the middle of install', when: /^the install is running$/m, within: 'install', extra: () => ({ SLOW_INSTALL: '1\n' }) },
+    { name: 'at ==> build', pause: 'build:start' },
+    { name: 'in the middle of build', when: /^the build is running$/m, within: 'build', extra: () => ({ SLOW_BUILD: '1\n' }) },
+    { name: 'at ==> migrate', pause: 'migrate:start' },
+    { name: 'at ==> seal', pause: 'seal:start' },
+    { name: 'after the build is recorded ready', pause: 'Release {id} is ready:line' },
+    { name: 'at ==> preflight', pause: 'preflight:start' },
+    { name: 'at ==> switch active', pause: 'switch active:start' },
+    { name: 'at ==> start (the new slot, beside the old one)', pause: 'start:start' },
+    { name: 'at ==> health gate', pause: 'health gate:start' },
+    { name: 'after the health gate passed, at ==> stop (the old slot drains)', pause: 'stop:start' },
+    { name: 'after the old slot stopped, before the activation is recorded', pause: 'stop:end' },
+    { name: 'after the activation is recorded, at ==> prune', pause: 'prune:start' },
   ];
   const mine = await acrossLanes(points, (l, p) =>
     killPoint(l, 'release', p, async () => {
@@ -396,13 +394,14 @@ async function otherReady(l: Lane): Promise<{ id: string; commit: string; live: 
 }
 
 it('activate: SIGKILL at every step boundary', async () => {
+  // A boundary is a pause point, "<step title prefix>:start|end" or "<line prefix>:line" (scripts/lib/log.ts).
   const points: Point[] = [
-    { name: 'at ==> preflight', when: header('preflight') },
-    { name: 'at ==> switch active', when: header('switch active') },
-    { name: 'at ==> start (the new slot, beside the old one)', when: header('start') },
-    { name: 'at ==> health gate', when: header('health gate') },
-    { name: 'after the health gate passed, at ==> stop (the old slot drains)', when: header('stop') },
-    { name: 'after the old slot stopped, before the activation is recorded', when: doneAfter('stop') },
+    { name: 'at ==> preflight', pause: 'preflight:start' },
+    { name: 'at ==> switch active', pause: 'switch active:start' },
+    { name: 'at ==> start (the new slot, beside the old one)', pause: 'start:start' },
+    { name: 'at ==> health gate', pause: 'health gate:start' },
+    { name: 'after the health gate passed, at ==> stop (the old slot drains)', pause: 'stop:start' },
+    { name: 'after the old slot stopped, before the activation is recorded', pause: 'stop:end' },
   ];
   const mine = await acrossLanes(points, (l, p) =>
     killPoint(l, 'activate', p, async () => {
@@ -415,19 +414,19 @@ it('activate: SIGKILL at every step boundary', async () => {
 
 it('rollback: SIGKILL at every step boundary', async () => {
   const points: Point[] = [
-    { name: 'at "Rolling back"', when: /^Rolling back from/m },
-    { name: 'at ==> preflight', when: header('preflight') },
-    { name: 'at ==> switch active', when: header('switch active') },
-    { name: 'at ==> start (the new slot, beside the old one)', when: header('start') },
-    { name: 'at ==> health gate', when: header('health gate') },
-    { name: 'after the health gate passed, at ==> stop (the old slot drains)', when: header('stop') },
-    { name: 'after the old slot stopped, before the activation is recorded', when: doneAfter('stop') },
-    { name: 'after the activation is recorded, before the release it leaves is marked bad', when: isLive },
+    { name: 'at "Rolling back"', pause: 'Rolling back from:line' },
+    { name: 'at ==> preflight', pause: 'preflight:start' },
+    { name: 'at ==> switch active', pause: 'switch active:start' },
+    { name: 'at ==> start (the new slot, beside the old one)', pause: 'start:start' },
+    { name: 'at ==> health gate', pause: 'health gate:start' },
+    { name: 'after the health gate passed, at ==> stop (the old slot drains)', pause: 'stop:start' },
+    { name: 'after the old slot stopped, before the activation is recorded', pause: 'stop:end' },
+    { name: 'after the activation is recorded, before the release it leaves is marked bad', pause: 'Release {id} (commit:line' },
   ];
   const mine = await acrossLanes(points, (l, p) =>
     killPoint(l, 'rollback', p, async () => {
       const target = await otherReady(l);
-      return { args: [], expect: { commit: target.commit, leaving: target.live } };
+      return { args: [], vars: { id: target.id }, expect: { commit: target.commit, leaving: target.live } };
     }),
   );
   assertAllSafe(mine);
@@ -439,10 +438,9 @@ it('prune: SIGKILL at its boundaries, in the middle of deleting a release, and b
     watch?: (l: Lane, bulk: string) => Pick<Attempt, 'poll' | 'late'>;
   }
   const removals = (l: Lane) => historyOf(l).filter((e) => e.event === 'removed').length;
-  const untilDeleted = /^Deleted \d+ release/m;
   const points: PrunePoint[] = [
-    { name: 'at the plan', when: /^Prune plan/m, until: untilDeleted },
-    { name: 'at the first "delete" line of the plan', when: /^ {2}delete /m, until: untilDeleted },
+    { name: 'at the plan', pause: 'Prune plan:line' },
+    { name: 'at the first "delete" line of the plan', pause: '  delete :line' },
     {
       name: `in the middle of deleting a release (${BULK_FILES} files)`,
       watch: (l, bulk) => {
@@ -467,7 +465,7 @@ it('prune: SIGKILL at its boundaries, in the middle of deleting a release, and b
         };
       },
     },
-    { name: 'at "Deleted"', when: untilDeleted },
+    { name: 'at "Deleted"', pause: 'Deleted :line' },
   ];
   const mine = await acrossLanes(points, (l, p) =>
     killPoint(l, 'prune', p, async () => {
@@ -484,34 +482,41 @@ it('prune: SIGKILL at its boundaries, in the middle of deleting a release, and b
   assertAllSafe(mine);
 });
 
-it('power cut: the whole host stops during the switch, and during the restart, of an activation; it boots again whole', async () => {
+it('power cut: the whole host stops after the switch, and after the new slot started beside the old one, of an activation; it boots again whole', async () => {
   const mine: Outcome[] = [];
-  for (const step of ['switch active', 'restart']) {
+  // Each cut lands at a pause point: after the switch (the old slot still serves), and after the new slot started (both run, the gate not yet passed).
+  for (const pause of ['switch active:end', 'start:end']) {
     const started = Date.now();
     const l = lanes[0]!;
     const sha = await newCommit(l);
     expectExit(await h.kit('release', [sha, '--no-activate'], { manifest: l.manifest }), 0, 'build the release to activate');
     const id = sha.slice(0, 12);
+    const recordedBefore = historyOf(l).filter((e) => e.event === 'activated').length;
     let cut: Promise<void> | undefined;
+    const mark = `${PAUSE_MARK} ${pause}\n`;
     const run = startKit(h, 'activate', [id], {
       manifest: l.manifest,
+      env: { CUTOVER_TEST_PAUSE: pause },
       onStdout: (all) => {
-        if (!cut && header(step).test(all)) cut = h.host.cutPower();
+        if (!cut && all.includes(mark)) cut = h.host.cutPower();
       },
     });
     const r = await run.done;
     const problems: string[] = [];
-    if (!cut) problems.push(`the activation ended (exit ${r.code}) before ==> ${step}:\n${tail(r.stdout + r.stderr)}`);
+    if (!cut) problems.push(`the activation ended (exit ${r.code}) before ${pause}:\n${tail(r.stdout + r.stderr)}`);
     else {
       await cut;
       h = await bootKitHostAgain(h, stateDir);
+      // Where the cut landed, read from the disk: the switch was made, the activation not recorded.
+      if (activeId(l) !== id) problems.push(`the cut at ${pause} should find active at ${id}, found ${activeId(l)}`);
+      if (historyOf(l).filter((e) => e.event === 'activated').length !== recordedBefore) problems.push(`the cut at ${pause} came after the activation was recorded`);
       // Enabled units come back at boot by themselves: the socket listens before anyone runs anything.
       const socket = await h.host.exec(['systemctl', 'is-active', `${l.app}.socket`]);
       if (socket.stdout.trim() !== 'active') problems.push(`after the boot ${l.app}.socket is ${socket.stdout.trim()}`);
       problems.push(...(await checkAfterKill(l, { survivors: [], stdout: r.stdout }, { commit: sha })));
       problems.push(...(await checkRecovery(l, { commit: sha })));
     }
-    mine.push(report(`${l.app}: power cut at ==> ${step} of activate ${id}, then a second boot`, problems, Date.now() - started, r.stdout));
+    mine.push(report(`${l.app}: power cut at ${pause} of activate ${id}, then a second boot`, `power cut: activate ${pause}`, problems, Date.now() - started, r.stdout));
   }
   assertAllSafe(mine);
 });
