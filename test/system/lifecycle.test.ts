@@ -286,6 +286,10 @@ const { it, ready } = systemTier(import.meta.url);
       const spanS = (starts.at(-1)! - starts[0]!) / 1e6;
       console.log(`  6 activations: ${Date.now() - t0} ms in all; the service's 6 starts spanned ${spanS.toFixed(2)} s`);
       assert.is(new Set(starts).size, 6, 'each activation started the service anew');
+      // The premise: these six starts fall within one start-limit window, so plain restarts would have hit the limit.
+      const limit = await unitProps(k, SERVICE, ['StartLimitBurst', 'StartLimitIntervalUSec']);
+      assert.equal(limit, { StartLimitBurst: '5', StartLimitIntervalUSec: '10s' }, 'the unit keeps systemd\'s default start limit');
+      assert.ok(spanS < 10, `the 6 starts spanned ${spanS.toFixed(2)} s: more than the 10 s window, so they prove nothing about the limit`);
     } finally {
       writeManifest({ keep: 1 });
     }

@@ -19,6 +19,12 @@ const PY = { app: 'secpy', user: 'secpy-run', port: 3511, root: '/usr/local/src/
 const SECRET = `s3cr3t${randomBytes(12).toString('hex')}`;
 const PY_SECRET = `pys3cr3t${randomBytes(12).toString('hex')}`;
 const url = (port: number) => `http://127.0.0.1:${port}`;
+/**
+ * The kit installed the way the README installs it (`rsync -a --chown=root:root`, then bootstrap's
+ * `npm ci` as root): a root-owned copy with the source's modes. The kit at KIT is a read-only bind,
+ * which would refuse any write whatever the kit's permissions; the probes write to this copy.
+ */
+const INSTALLED_KIT = '/opt/cutover-installed';
 
 let h: KitHost;
 let nodeRepo: AppRepo;
@@ -137,9 +143,11 @@ function modifyProbes(app: typeof NODE, release: string): Probe[] {
     { name: 'write-unit', cmd: `echo '[Service]' >> /etc/systemd/system/${app.app}@.service` },
     { name: 'add-dropin', cmd: `mkdir -p /etc/systemd/system/${app.app}@.service.d && touch /etc/systemd/system/${app.app}@.service.d/evil.conf` },
     { name: 'write-cron', cmd: `echo evil >> /etc/cron.d/cutover-${app.app}` },
-    { name: 'write-kit-script', cmd: `echo evil >> ${KIT}/scripts/release.ts` },
-    { name: 'write-kit-preload', cmd: `echo evil >> ${KIT}/scripts/preload/listen-fd.cjs` },
-    { name: 'create-in-kit', cmd: `touch ${KIT}/scripts/evil.ts` },
+    { name: 'write-kit-script', cmd: `echo evil >> ${INSTALLED_KIT}/scripts/release.ts` },
+    { name: 'write-kit-preload', cmd: `echo evil >> ${INSTALLED_KIT}/scripts/preload/listen-fd.cjs` },
+    { name: 'create-in-kit', cmd: `touch ${INSTALLED_KIT}/scripts/evil.ts` },
+    { name: 'write-kit-dependency', cmd: `echo evil >> ${INSTALLED_KIT}/node_modules/zx/package.json` },
+    { name: 'replace-kit-dir', cmd: `mv ${INSTALLED_KIT}/scripts ${INSTALLED_KIT}/scripts.evil` },
   ];
 }
 
@@ -172,6 +180,7 @@ test.before(async () => {
   if (!ROOT) return;
   try {
     h = await bootKitHost();
+    await sh(`cp -a ${KIT} ${INSTALLED_KIT} && chown -R root:root ${INSTALLED_KIT}`);
     const node = await h.repo(NODE.app, 'node');
     nodeRepo = node.repo;
     // install and build record the uid they ran as; the build takes a moment so ps can see it.
@@ -283,10 +292,16 @@ it("outside the sandbox (setpriv) the app's user cannot modify releases, active,
   const activeBefore = await sh(`readlink ${NODE.root}/active`);
   const v = await probe('outside', NODE.user, await servingUnit(h, NODE.app), [...modifyProbes(NODE, release), ...sharedProbes(NODE, 'outside')]);
   expectVerdicts(v, { denied: modifyProbes(NODE, release).map((p) => p.name), allowed: sharedProbes(NODE, 'outside').map((p) => p.name) }, 'as the app user, outside the sandbox');
+  // Refused by the installed kit's own owners and modes (not by a missing file or a read-only mount).
+  for (const name of ['write-kit-script', 'write-kit-preload', 'create-in-kit', 'write-kit-dependency', 'replace-kit-dir']) {
+    assert.match(v[name]!.output, /Permission denied/, `${name} was refused for another reason: ${v[name]!.output}`);
+  }
   assert.is(await treeDigest(NODE.root + '/releases'), before, 'the releases are unchanged');
   assert.is(await sh(`readlink ${NODE.root}/active`), activeBefore);
-  // The kit is bound read-only here; on a server nothing in it may be the app user's or writable by others either.
-  assert.is(await sh(`find ${KIT} \\( -user ${NODE.user} -o -group ${NODE.user} -o -perm -o=w \\) ! -type l -print | head -5`), '', 'no kit file is writable by the app user');
+  // On a server nothing in the kit may be the app user's or writable by others.
+  assert.is(await sh(`find ${INSTALLED_KIT} \\( -user ${NODE.user} -o -group ${NODE.user} -o -perm -o=w \\) ! -type l -print | head -5`), '', 'no kit file is writable by the app user');
+  assert.ok(Number(await sh(`find ${INSTALLED_KIT} -type f | wc -l`)) > 100, 'the installed kit is there, with its dependencies');
+  assert.is(await sh(`cat ${INSTALLED_KIT}/scripts/release.ts | md5sum`), await sh(`cat ${KIT}/scripts/release.ts | md5sum`), 'the kit is unchanged');
 });
 
 it("inside the running unit's sandbox (nsenter into its namespaces) the app's user cannot modify them either, and can write its shared paths", async () => {
