@@ -98,10 +98,11 @@ export function otherSlot(slot: Slot): Slot {
   return slot === 'a' ? 'b' : 'a';
 }
 
+/** For unit tests that render units into a temp dir (there is no environment switch for these). */
 export interface PathOptions {
-  /** Where unit files go; /etc/systemd/system unless a test says otherwise. */
+  /** Where unit files go; /etc/systemd/system by default. */
   unitDir?: string;
-  /** Where the cron entry goes; /etc/cron.d unless a test says otherwise. */
+  /** Where the cron entry goes; /etc/cron.d by default. */
   cronDir?: string;
 }
 
@@ -109,8 +110,8 @@ export function appPaths(m: { app: string; root: string; env_file?: string }, op
   const root = m.root;
   const releases = path.join(root, 'releases');
   const shared = path.join(root, 'shared');
-  const unitDir = opts.unitDir ?? process.env.CUTOVER_UNIT_DIR ?? '/etc/systemd/system';
-  const cronDir = opts.cronDir ?? process.env.CUTOVER_CRON_DIR ?? '/etc/cron.d';
+  const unitDir = opts.unitDir ?? '/etc/systemd/system';
+  const cronDir = opts.cronDir ?? '/etc/cron.d';
   const release = (id: string) => path.join(releases, assertReleaseId(id));
   const strip = (rel: string) => rel.replace(/\/+$/, '');
   return {
