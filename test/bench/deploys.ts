@@ -42,6 +42,19 @@ export interface ScenarioResult {
   error?: string;
 }
 
+/**
+ * Why the versions served do not fit the deploy's expected exit, or undefined when they do: a deploy
+ * that succeeds (exit 0) ends serving another version than the one it began with; one that is
+ * refused (exit 1) ends serving the version it began with.
+ */
+export function servedWrong(sequence: string[], expectedExit: number): string | undefined {
+  const seen = sequence.join(' → ') || 'none';
+  if (sequence.length === 0) return 'no version answered';
+  if (expectedExit === 0 && sequence.at(-1) === sequence[0]) return `${seen}: the deploy went through, yet the version served did not change`;
+  if (expectedExit !== 0 && sequence.at(-1) !== sequence[0]) return `${seen}: the deploy was refused, yet it ended serving another version`;
+  return undefined;
+}
+
 interface Deployed {
   app: string;
   port: number;
@@ -135,13 +148,16 @@ export class DeployBench {
         port: a.port,
         deploy: { command: s.command, exit: r.code, expectedExit: s.expectedExit, wallMs: round(ms), steps: kitSteps(r.stdout) },
         load,
-        zeroFailedGoal: s.zeroFailedGoal === undefined ? undefined : s.zeroFailedGoal && load.failed === 0,
+        // "0 failed" counts only when the deploy did what it should: its exit code, and the versions served.
+        zeroFailedGoal: s.zeroFailedGoal === undefined ? undefined : s.zeroFailedGoal && load.failed === 0 && r.code === s.expectedExit && !servedWrong(load.sequence, s.expectedExit),
         latencyGoal: s.latencyGoal ? load.max <= LATENCY_GOAL_MS : undefined,
         // A verdict counts the deploy's exit too: a deploy that failed before cutting over proves nothing.
         handoverGoal: s.handoverGoal ? r.code === s.expectedExit && load.failed === 0 && load.windowMax <= handoverBound(load.steadyMax) : undefined,
         notes: [`versions served: ${versionsText(load.sequence)}`, `steady max ${load.steadyMax} ms, cutover window max ${load.windowMax} ms (bound ${Math.round(handoverBound(load.steadyMax))} ms)`],
       };
       if (r.code !== s.expectedExit) result.notes.push(`UNEXPECTED exit ${r.code} (expected ${s.expectedExit}):\n${lastLines(r)}`);
+      const wrong = servedWrong(load.sequence, s.expectedExit);
+      if (wrong) result.notes.push(`UNEXPECTED versions served: ${wrong}`);
       if (load.outageOpenAtEnd) result.notes.push('still failing when the load stopped: the outage lasts until a person acts');
       after?.(result, run);
       this.results.push(result);

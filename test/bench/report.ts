@@ -162,7 +162,10 @@ export function anatomyTable(a: NonNullable<Results['anatomy']>): string {
 export function goals(rs: ScenarioResult[], sp: SpeedResult | undefined): Results['goals'] {
   const g: Results['goals'] = [];
   for (const r of rs) {
-    if (r.zeroFailedGoal !== undefined) g.push({ goal: `scenario ${r.id}: 0 failed requests`, met: r.error ? false : r.zeroFailedGoal, detail: `${r.load.failed} of ${r.load.requests} failed` });
+    if (r.zeroFailedGoal !== undefined) {
+      const detail = `${r.load.failed} of ${r.load.requests} failed; exit ${r.deploy.exit} (expected ${r.deploy.expectedExit}); versions served ${r.load.sequence.join(' → ') || 'none'}`;
+      g.push({ goal: `scenario ${r.id}: 0 failed requests, the expected exit and versions`, met: r.error ? false : r.zeroFailedGoal, detail });
+    }
   }
   for (const r of rs) {
     if (r.handoverGoal !== undefined) {
