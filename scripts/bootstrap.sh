@@ -29,7 +29,7 @@ fi
 
 # The kit needs Node 18.19 or later (Ubuntu 24.04 and Debian bookworm ship 18.19+).
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>18||(a===18&&b>=19)?0:1)' \
-  || die "node $(node --version) is too old: cutover needs 18.19 or later"
+  || die "node $(node -p process.versions.node) is too old: cutover needs 18.19 or later"
 
 say "installing the kit's dependencies in $kit"
 cd "$kit"
