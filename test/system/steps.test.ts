@@ -2,17 +2,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
-import { bootKitHost, expectExit, isRoot, type KitHost } from '../helpers/hostkit.ts';
+import { bootKitHost, expectExit, type KitHost } from '../helpers/hostkit.ts';
+import { systemTier } from '../helpers/prereq.ts';
 import { httpGet } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { inHost, startKit, tail } from '../helpers/crash.ts';
 import { STOP_GRACE_MS } from '../../scripts/lib/group.ts';
 
-const ROOT = isRoot();
-if (!ROOT) {
-  console.warn('\n  !!! SKIPPING test/system/steps.test.ts: the system tier needs root (it boots a systemd-nspawn test host) !!!\n');
-}
-const it = ROOT ? test : test.skip;
+const { it, ready: ROOT } = systemTier(import.meta.url);
 
 // Ports 4200-4299 belong to the step tests; this file uses 4201.
 const APP = 'stepsapp';
