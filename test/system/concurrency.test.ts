@@ -8,6 +8,7 @@ import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { inHost, startKit, tail, type RunningKit } from '../helpers/crash.ts';
 import type { ExecResult } from '../host/host.ts';
 import { systemTier } from '../helpers/prereq.ts';
+import { nodeApp, setUp } from '../helpers/fixtures.ts';
 
 const { it, ready: ROOT } = systemTier(import.meta.url);
 
@@ -114,33 +115,22 @@ async function waitForStep(run: RunningKit, re: RegExp, what: string): Promise<v
 
 test.before(async () => {
   if (!ROOT) return;
-  // uvu reports a failing before hook only as tests that did not pass: say why.
-  try {
+  await setUp(async () => {
     h = await bootKitHost();
     const made = await h.repo(APP);
     repo = made.repo;
-    manifest = h.manifest({
-      app: APP,
-      repo: made.url,
-      runtime: 'node',
-      // A commit holding SLOW_BUILD builds until the test opens its gate (/tmp/go-<version>, at most 2 min):
-      // a deploy that holds the lock for as long as the test needs, however loaded the machine is.
-      build: 'if [ -f SLOW_BUILD ]; then for i in $(seq 1200); do [ -e /tmp/go-$(cat VERSION) ] && break; sleep 0.1; done; fi; node build.js',
-      start: 'node server.js',
-      port: PORT,
-      socket: true,
-      env: { STARTUP_DELAY_MS: '50' },
-      health: { path: '/health', timeout: 15 },
-      stop_timeout: 5,
-      keep: 10,
-    });
+    manifest = h.manifest(
+      nodeApp(APP, made.url, PORT, {
+        // A commit holding SLOW_BUILD builds until the test opens its gate (/tmp/go-<version>, at most 2 min):
+        // a deploy that holds the lock for as long as the test needs, however loaded the machine is.
+        build: 'if [ -f SLOW_BUILD ]; then for i in $(seq 1200); do [ -e /tmp/go-$(cat VERSION) ] && break; sleep 0.1; done; fi; node build.js',
+        keep: 10,
+      }),
+    );
     expectExit(await h.kit('provision', [], { manifest }), 0, 'provision');
     expectExit(await h.kit('release', ['main'], { manifest }), 0, 'release v1');
     expectExit(await h.kit('release', [await newCommit(false)], { manifest }), 0, 'release v2');
-  } catch (e) {
-    console.error(`\n  setting up the test host failed: ${(e as Error).stack ?? e}`);
-    throw e;
-  }
+  });
 });
 
 // A failed test must not leave a gated build waiting for its two minutes.

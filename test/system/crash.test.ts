@@ -18,6 +18,7 @@ import { cleanupTempDirs, tempDir, type AppRepo } from '../helpers/gitrepo.ts';
 import { bootKitHostAgain, inHost, runAndKill, startKit, tail, type KillPoint, type KillResult } from '../helpers/crash.ts';
 import { PAUSE_MARK } from '../../scripts/lib/log.ts';
 import { systemTier } from '../helpers/prereq.ts';
+import { nodeApp, setUp } from '../helpers/fixtures.ts';
 
 const { it, ready: ROOT } = systemTier(import.meta.url);
 
@@ -48,23 +49,14 @@ const outcomes: Outcome[] = [];
 // The app and its state, read from the host
 
 function manifestObject(app: string, port: number, repoUrl: string): Record<string, unknown> {
-  return {
-    app,
-    repo: repoUrl,
-    runtime: 'node',
+  return nodeApp(app, repoUrl, port, {
     // A commit holding SLOW_INSTALL or SLOW_BUILD makes that step say so, then take 3 s: the kill comes in that sleep.
     install: 'if [ -f SLOW_INSTALL ]; then echo "the install is running"; sleep 3; fi; echo installed > .installed',
     build: 'if [ -f SLOW_BUILD ]; then echo "the build is running"; sleep 3; fi; node build.js',
     migrate: 'echo migrated',
-    start: 'node server.js',
-    port,
-    socket: true,
     shared: ['uploads/'],
-    env: { STARTUP_DELAY_MS: '50' },
-    health: { path: '/health', timeout: 15 },
-    stop_timeout: 5,
     keep: 3,
-  };
+  });
 }
 
 function activeId(l: Lane): string | undefined {
@@ -322,8 +314,7 @@ const header = (title: string) => new RegExp(`^==> ${title}`, 'm');
 
 test.before(async () => {
   if (!ROOT) return;
-  // uvu reports a failing before hook only as tests that did not pass: say why.
-  try {
+  await setUp(async () => {
     stateDir = await tempDir('cutover-crash-state');
     h = await bootKitHost({ stateDir });
     for (const [app, port] of [['crasha', 3701], ['crashb', 3702]] as const) {
@@ -340,10 +331,7 @@ test.before(async () => {
         }
       }),
     );
-  } catch (e) {
-    console.error(`\n  setting up the test host failed: ${(e as Error).stack ?? e}`);
-    throw e;
-  }
+  });
 });
 
 test.after(async () => {

@@ -14,6 +14,7 @@ import { assertRefSyntax } from '../../scripts/lib/git.ts';
 import { assertReleaseId } from '../../scripts/lib/paths.ts';
 import type { ExecResult } from '../host/host.ts';
 import { systemTier } from '../helpers/prereq.ts';
+import { nodeApp, setUp } from '../helpers/fixtures.ts';
 
 const { it, ready: ROOT } = systemTier(import.meta.url);
 
@@ -63,32 +64,14 @@ const show = (s: string) => JSON.stringify(s);
 
 test.before(async () => {
   if (!ROOT) return;
-  // uvu reports a failing before hook only as tests that did not pass: say why.
-  try {
+  await setUp(async () => {
     h = await bootKitHost();
     const made = await h.repo(APP);
     repo = made.repo;
-    manifest = h.manifest({
-      app: APP,
-      repo: made.url,
-      runtime: 'node',
-      build: 'node build.js',
-      start: 'node server.js',
-      port: PORT,
-      socket: true,
-      env_file: '.env',
-      shared: ['.env', 'uploads/', 'cfg/settings.json'],
-      env: { STARTUP_DELAY_MS: '50' },
-      health: { path: '/health', timeout: 15 },
-      stop_timeout: 5,
-      keep: 5,
-    });
+    manifest = h.manifest(nodeApp(APP, made.url, PORT, { env_file: '.env', shared: ['.env', 'uploads/', 'cfg/settings.json'], keep: 5 }));
     expectExit(await h.kit('provision', [], { manifest }), 0, 'provision');
     expectExit(await h.kit('release', ['main'], { manifest }), 0, 'release v1');
-  } catch (e) {
-    console.error(`\n  setting up the test host failed: ${(e as Error).stack ?? e}`);
-    throw e;
-  }
+  });
 });
 
 test.after(async () => {
@@ -331,19 +314,12 @@ it('disk full during a build (the app root on a 24 MB tmpfs): the build fails sa
   expectExit(await h.host.exec(['mkdir', '-p', FULL_ROOT]), 0, 'mkdir');
   expectExit(await h.host.exec(['mount', '-t', 'tmpfs', '-o', 'size=24m,mode=0755', 'tmpfs', FULL_ROOT]), 0, 'mount a small tmpfs at the app root');
   const made = await h.repo(FULL);
-  const m = h.manifest({
-    app: FULL,
-    repo: made.url,
-    runtime: 'node',
-    // A commit holding FILL writes until the disk is full.
-    build: 'node build.js && if [ -f FILL ]; then dd if=/dev/zero of=fill bs=1M count=64; fi',
-    start: 'node server.js',
-    port: FULL_PORT,
-    socket: true,
-    env: { STARTUP_DELAY_MS: '50' },
-    health: { path: '/health', timeout: 15 },
-    stop_timeout: 5,
-  });
+  const m = h.manifest(
+    nodeApp(FULL, made.url, FULL_PORT, {
+      // A commit holding FILL writes until the disk is full.
+      build: 'node build.js && if [ -f FILL ]; then dd if=/dev/zero of=fill bs=1M count=64; fi',
+    }),
+  );
   expectExit(await h.kit('provision', [], { manifest: m }), 0, 'provision on the small filesystem');
   expectExit(await h.kit('release', ['main'], { manifest: m }), 0, 'release v1');
   const live = activeId(FULL_ROOT);

@@ -7,6 +7,7 @@ import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { bootKitHost, expectExit, type KitHost } from '../helpers/hostkit.ts';
 import { activeInside, historyInside, inside, loopback, out, releaseIdOf, servingPid, statusJson, unitProps } from '../helpers/system.ts';
 import { systemTier } from '../helpers/prereq.ts';
+import { releaseCommit } from '../helpers/fixtures.ts';
 
 const APP = 'pyapp';
 const ROOT = `/usr/local/src/${APP}`;
@@ -42,13 +43,9 @@ async function kit(verb: string, args: string[] = []): Promise<ExecResult> {
 }
 
 async function release(name: string, changes: Record<string, string | null>, code = 0): Promise<ExecResult> {
-  const sha = await repo.commit(changes, name);
-  id[name] = releaseIdOf(sha);
-  const t0 = Date.now();
-  const r = await kit('release', [sha]);
-  expectExit(r, code, `release ${name}`);
-  console.log(`  release ${name} (${id[name]}): exit ${r.code} in ${Date.now() - t0} ms`);
-  return r;
+  const made = await releaseCommit(kit, repo, name, changes, code);
+  id[name] = made.id;
+  return made.r;
 }
 
 const app = () => getJson<{ version: string; release: string; pid: number; greeting: string | null }>(loopback(PORT));

@@ -8,6 +8,7 @@ import { httpGet } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { inHost, startKit, tail } from '../helpers/crash.ts';
 import { STOP_GRACE_MS } from '../../scripts/lib/group.ts';
+import { nodeApp, setUp } from '../helpers/fixtures.ts';
 
 const { it, ready: ROOT } = systemTier(import.meta.url);
 
@@ -58,30 +59,15 @@ async function status(): Promise<any> {
 
 test.before(async () => {
   if (!ROOT) return;
-  try {
+  await setUp(async () => {
     h = await bootKitHost();
     const made = await h.repo(APP);
     repo = made.repo;
-    manifest = h.manifest({
-      app: APP,
-      repo: made.url,
-      runtime: 'node',
-      build: BUILD,
-      start: 'node server.js',
-      port: PORT,
-      socket: true,
-      env: { STARTUP_DELAY_MS: '50' },
-      health: { path: '/health', timeout: 15 },
-      stop_timeout: 5,
-      timeouts: { build: 3 },
-    });
+    manifest = h.manifest(nodeApp(APP, made.url, PORT, { build: BUILD, timeouts: { build: 3 } }));
     expectExit(await h.kit('provision', [], { manifest }), 0, 'provision');
     expectExit(await h.kit('release', ['main'], { manifest }), 0, 'release v1');
     live = activeId();
-  } catch (e) {
-    console.error(`\n  setting up the test host failed: ${(e as Error).stack ?? e}`);
-    throw e;
-  }
+  });
 });
 
 test.after(async () => {
