@@ -8,6 +8,7 @@ import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { describeLoad, handoverProblems, loadDuring, versionSequence } from '../helpers/load.ts';
 import { systemTier } from '../helpers/prereq.ts';
 import { servingUnit } from '../helpers/system.ts';
+import { setUp } from '../helpers/fixtures.ts';
 
 const { it, ready: ROOT } = systemTier(import.meta.url);
 
@@ -39,7 +40,7 @@ function manifestFor(app: { app: string; port: number }, repoUrl: string, extra:
   });
 }
 
-async function setUp(app: { app: string; port: number }, extra: Record<string, unknown>) {
+async function setUpApp(app: { app: string; port: number }, extra: Record<string, unknown>) {
   const { repo, url: repoUrl } = await h.repo(app.app);
   repos[app.app] = repo;
   manifests[app.app] = manifestFor(app, repoUrl, extra);
@@ -77,10 +78,12 @@ function report(line: string) {
 
 test.before(async () => {
   if (!ROOT) return;
-  h = await bootKitHost();
-  await setUp(NATIVE, { socket: true });
-  await setUp(PRELOAD, { socket: 'preload', env: { STARTUP_DELAY_MS: '300', IGNORE_LISTEN_FDS: '1' } });
-  await setUp(PLAIN, { socket: false });
+  await setUp(async () => {
+    h = await bootKitHost();
+    await setUpApp(NATIVE, { socket: true });
+    await setUpApp(PRELOAD, { socket: 'preload', env: { STARTUP_DELAY_MS: '300', IGNORE_LISTEN_FDS: '1' } });
+    await setUpApp(PLAIN, { socket: false });
+  });
 });
 
 test.after(async () => {
