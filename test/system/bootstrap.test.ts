@@ -48,11 +48,11 @@ it('no Node on the host: bootstrap installs it from the host\'s own Debian packa
   console.log(`  bootstrap.sh on a host without node (apt-get update and install from Debian's mirror) took ${Date.now() - t0} ms`);
   assert.match(r.stdout, /==> installing nodejs from the host's packages/);
   assert.match(r.stdout, '==> provision');
-  assert.match(r.stdout, `wrote /etc/systemd/system/${APP}.service`);
+  assert.match(r.stdout, `wrote /etc/systemd/system/${APP}@.service`);
   const version = await inside(k, 'node --version');
   assert.match(version, /^v(18\.(19|[2-9]\d)|(19|[2-9]\d)\.)/, `Debian's node is 18.19 or later: ${version}`);
   assert.match(await inside(k, "dpkg-query -W -f='${Status}' nodejs"), 'install ok installed');
-  assert.is((await k.host.exec(['systemctl', 'is-enabled', `${APP}.service`])).stdout.trim(), 'enabled');
+  assert.is((await k.host.exec(['systemctl', 'is-enabled', `${APP}@a.service`])).stdout.trim(), 'enabled', 'the boot slot is enabled');
   // The kit runs on the node it installed.
   const status = await k.kit('status', ['--json'], { manifest });
   expectExit(status, 0, `status on the installed node:\n${out(status)}`);
