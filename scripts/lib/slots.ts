@@ -46,6 +46,16 @@ export function liveSlot(states: SlotState[]): SlotState | undefined {
   return states.filter(isRunning).sort((a, b) => b.startedUs - a.startedUs)[0];
 }
 
+/**
+ * Of two running slots (a handover cut short), the one to keep: the one serving the release the
+ * history last recorded live (of two serving it, the older: the newer is an unconfirmed restart),
+ * else the older. With one running slot, that one.
+ */
+export function slotToKeep(running: SlotState[], recordedLive: string | undefined): SlotState | undefined {
+  const byAge = [...running].sort((a, b) => a.startedUs - b.startedUs);
+  return byAge.find((s) => s.release === recordedLive) ?? byAge[0];
+}
+
 /** The slot a cutover starts the new process in: the one that does not serve (slot a when none does). */
 export function idleSlot(states: SlotState[]): Slot {
   const live = liveSlot(states);

@@ -5,7 +5,7 @@ import { history, type Context } from './context.ts';
 import { activations, rollbackTarget, type ReleaseRecord, type ReleaseState } from './history.ts';
 import { describeHolder, liveHolder } from './lock.ts';
 import { liveRelease } from './switch.ts';
-import { liveSlot, slotStates } from './slots.ts';
+import { isRunning, liveSlot, slotStates, slotToKeep } from './slots.ts';
 import { preflightLeftovers } from './preflight.ts';
 
 export interface ReleaseStatus {
@@ -34,6 +34,11 @@ export interface StatusReport {
   live: string | null;
   /** The release the service's process runs in (its working directory); null when it runs none. */
   serving: string | null;
+  /**
+   * The release of a second running slot: a handover cut short, both processes answering; the next
+   * verb that takes the lock stops that slot. null otherwise.
+   */
+  alsoServing: string | null;
   /**
    * The live release when its activation did not finish (`active` points at it, but the history's last
    * activation is another: a kill or power loss after the switch); then there is no rollback target.
@@ -96,7 +101,9 @@ export async function gatherStatus(ctx: Context, now = Date.now()): Promise<Stat
   }
   const holder = liveHolder(ctx.paths.lock);
   const slots = await slotStates(ctx.paths);
-  const serving = liveSlot(slots);
+  const running = slots.filter(isRunning);
+  const serving = running.length > 1 ? slotToKeep(running, recorded) : liveSlot(slots);
+  const other = running.length > 1 ? running.find((x) => x !== serving) : undefined;
   return {
     app: ctx.m.app,
     root: ctx.paths.root,
@@ -105,6 +112,7 @@ export async function gatherStatus(ctx: Context, now = Date.now()): Promise<Stat
     preflights: await preflightLeftovers(ctx.m.app),
     live: live ?? null,
     serving: serving?.release ?? null,
+    alsoServing: other ? (other.release ?? null) : null,
     unfinished: unfinished ?? null,
     recordedLive: recorded ?? null,
     rollbackTarget: rollback ?? null,
@@ -133,6 +141,7 @@ export function formatStatus(r: StatusReport): string {
     `service: ${r.service}${r.slots.length ? ` (${r.slots.map((x) => `${x.unit} ${x.state}${x.release ? ` in ${x.release}` : ''}`).join(', ')})` : ''}`,
     ...(r.preflights.length ? [`preflight units left running: ${r.preflights.join(', ')} (the next cutover verb stops them)`] : []),
     `live: ${r.live ?? 'none'}`,
+    ...(r.alsoServing ? [`also serving: ${r.alsoServing} (a second slot: a cutover was cut short and both answer; the next cutover verb stops it)`] : []),
     ...(r.serving && r.serving !== r.live ? [`serving: ${r.serving} (the service still runs it: the switch to ${r.live ?? 'none'} was not followed by a restart)`] : []),
     ...(r.unfinished
       ? [`unfinished: the activation of ${r.unfinished} did not finish (the last recorded one is of ${r.recordedLive ?? 'none'}); \`npx tsx scripts/activate.ts ${r.unfinished}\` finishes it${r.recordedLive ? `, \`npx tsx scripts/rollback.ts --to ${r.recordedLive}\` goes back` : ''}`]

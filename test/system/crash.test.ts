@@ -140,7 +140,8 @@ function historyOf(l: Lane): any[] {
  *  - `active` points at a complete release that the history calls ready;
  *  - the service answers, and status is truthful about it: `live` is what `active` says, and
  *    `serving` is the release that actually answered (they differ only when the kill fell between
- *    the switch and the restart);
+ *    the switch and the end of the handover; with both slots running, either may answer, and status
+ *    names the second as `alsoServing`);
  *  - an activation cut short after its switch (active is not the history's last activation) is
  *    reported as unfinished, with no rollback target, and a plain `rollback` refuses to guess which
  *    way "back" is (exit 1, nothing changed) instead of undoing the half-done activation;
@@ -165,7 +166,8 @@ async function checkAfterKill(l: Lane, kr: Pick<KillResult, 'survivors' | 'stdou
   const byId = new Map<string, any>(s.releases.map((r: any) => [r.id, r]));
   if (live && byId.get(live)?.state !== 'ready') problems.push(`the live release ${live} is ${byId.get(live)?.state}, not ready`);
   if (typeof answer === 'string') problems.push(`the service does not answer: ${answer}`);
-  else if (answer.release !== s.serving) problems.push(`the service answers from ${answer.release}, but status says it serves ${s.serving}`);
+  // A handover cut short leaves two slots answering; status names both (serving, alsoServing).
+  else if (answer.release !== s.serving && answer.release !== s.alsoServing) problems.push(`the service answers from ${answer.release}, but status says it serves ${s.serving}${s.alsoServing ? ` and ${s.alsoServing}` : ''}`);
   for (const r of s.releases) {
     if (r.state === 'building') problems.push(`${r.id} is still "building" though no process builds it`);
     if (r.state === 'ready' && r.onDisk && incomplete(l, r.id)) problems.push(`status calls ${r.id} ready, but ${incomplete(l, r.id)}`);

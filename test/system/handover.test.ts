@@ -248,7 +248,6 @@ it('provision moves an app from the single <app>.service of an older cutover to 
 it('kill -9 of the kit mid-handover: two processes at most, status shows both slots, the next verb undoes it, then the release finishes', async () => {
   const a = NATIVE;
   const root = rootOf(a);
-  const live = activeInside(h, root)!;
   await repos[a.app]!.commit({ VERSION: '5\n', BEHAVIOUR: 'slow-start=1500\n' }, 'v5 starts slowly');
   expectExit(await kit(a, 'release', ['main', '--no-activate']), 0, 'build v5');
   const v5 = releaseIdOf(await repos[a.app]!.head());
@@ -265,12 +264,17 @@ it('kill -9 of the kit mid-handover: two processes at most, status shows both sl
     const s = await statusJson(h, manifests[a.app]!);
     assert.is(s.slots.filter((x: any) => x.state === 'active').length, 2, `status shows both slots: ${JSON.stringify(s.slots)}`);
     assert.is(s.unfinished, v5, 'status names the unfinished activation');
+    assert.ok([s.serving, s.alsoServing].includes(v5) && s.alsoServing !== null, `status names both releases that answer: ${s.serving}, ${s.alsoServing}`);
     const p = await kit(a, 'prune');
     expectExit(p, 0, 'the next verb');
     assert.match(p.stdout, /Both slots run: a cutover was cut short/);
     assert.is((await slotsInside(h, a.app)).filter((x) => x.state === 'active').length, 1);
-    assert.is(activeInside(h, root), live, 'undone: active names the release that served');
-    assert.is(await version(a), '3');
+    assert.is(await version(a), '3', 'the handover is undone: the old release serves alone');
+    assert.is(activeInside(h, root), v5, 'active still names the unfinished activation');
+    assert.is((await statusJson(h, manifests[a.app]!)).unfinished, v5);
+    const rb = await kit(a, 'rollback');
+    expectExit(rb, 1, 'a plain rollback of the unfinished activation');
+    assert.match(rb.stderr, 'did not finish');
     expectExit(await kit(a, 'activate', [v5]), 0, 'activate v5 again');
     assert.is(await version(a), '5');
     assert.is((await slotsInside(h, a.app)).filter((x) => x.state === 'active').length, 1);
