@@ -15,11 +15,10 @@ import {
   escapeSpecifiers,
   escapeVariables,
   execArgument,
-  expandExecVariables,
   quoteWord,
   runArgument,
-  systemdUnquote,
 } from '../../scripts/lib/escape.ts';
+import { expandExecVariables, systemdUnquote } from '../helpers/systemd-parse.ts';
 import { CutoverError, ExitCode } from '../../scripts/lib/errors.ts';
 import { fileMissing, requiring } from '../helpers/prereq.ts';
 

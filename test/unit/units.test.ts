@@ -6,7 +6,8 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CutoverError, ExitCode } from '../../scripts/lib/errors.ts';
-import { cronSchedule, environmentWord, expandExecVariables, quoteWord, escapeSpecifiers } from '../../scripts/lib/escape.ts';
+import { cronSchedule, environmentWord, quoteWord, escapeSpecifiers } from '../../scripts/lib/escape.ts';
+import { expandExecVariables } from '../helpers/systemd-parse.ts';
 import type { Manifest } from '../../scripts/lib/manifest.ts';
 import { kitPaths } from '../../scripts/lib/paths.ts';
 import {
