@@ -39,7 +39,7 @@ function get(socket: net.Socket, port: number, urlPath: string, timeoutMs: numbe
     socket.on('data', (chunk: string) => {
       head += chunk;
       const m = /^HTTP\/\d(?:\.\d)? (\d{3})/.exec(head);
-      if (m) done({ ok: Number(m[1]) >= 200 && Number(m[1]) < 400, detail: `GET ${urlPath} answered ${m[1]}` });
+      if (m) done({ ok: Number(m[1]) >= 200 && Number(m[1]) < 400, detail: `GET ${urlPath} answered ${m[1]}`, status: Number(m[1]) });
       else if (head.includes('\n')) done({ ok: false, detail: `GET ${urlPath}: not an HTTP answer` });
     });
     socket.on('error', (e) => done({ ok: false, detail: `GET ${urlPath}: ${e.message}` }));

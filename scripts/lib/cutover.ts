@@ -1,7 +1,7 @@
 // The cut-over: start the new process in the idle slot, confirm it serves, stop the old slot; or stop the new one to undo.
 import type { Context } from './context.ts';
 import type { CheckResult } from './health.ts';
-import { commandCheck, healthGate } from './health.ts';
+import { commandCheck, DEFAULT_HEALTH_FAILURES, healthGate } from './health.ts';
 import { probeSlot } from './acceptor.ts';
 import { formatDuration } from './log.ts';
 import { type Slot } from './paths.ts';
@@ -18,6 +18,9 @@ export interface CutoverResult extends CheckResult {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Between two health answers from the new slot, as the health gate polls. */
+const POLL_MS = 250;
 
 async function systemctl(ctx: Context, args: string[]): Promise<void> {
   await ctx.ops.run(['systemctl', ...args], { quiet: true });
@@ -49,25 +52,33 @@ async function slotState(ctx: Context, slot: Slot): Promise<SlotState | undefine
 export async function waitUntilSlotServes(ctx: Context, slot: Slot, port = ctx.m.port): Promise<CheckResult> {
   const unit = ctx.paths.slotUnit(slot);
   const deadline = Date.now() + ctx.m.health.timeout * 1000;
+  // The same early end as the health gate: N definite 4xx/5xx answers in a row, one per poll interval.
+  const giveUpAfter = ctx.m.health.failures ?? DEFAULT_HEALTH_FAILURES;
+  let definite = 0;
   let last: CheckResult = { ok: false, detail: `${unit} has not accepted a connection yet` };
   while (Date.now() < deadline) {
     const s = await slotState(ctx, slot);
     if (!s || s.state === 'failed' || s.state === 'inactive') return { ok: false, detail: `${unit} is ${s?.state ?? 'gone'}: the app exited` };
     if (s.state === 'active') {
       const probe = await probeSlot({ port, app: ctx.m.app, wantUnit: unit, path: 'path' in ctx.m.health ? ctx.m.health.path : undefined, acceptMs: 500 });
+      // Accepted by the old slot: try again at once; the next connection may go to the new one.
+      if (probe.acceptedBy && probe.acceptedBy !== unit) continue;
       if (probe.acceptedBy === unit) {
         const check = 'path' in ctx.m.health ? probe : await commandCheck(ctx.m, { port, cwd: ctx.paths.active }, 5000);
         if (check.ok) return { ok: true, detail: `${unit} accepted and answered: ${check.detail}` };
         last = check;
-      } else if (!probe.acceptedBy && probe.detail.startsWith('connect')) {
-        last = probe;
+        definite = check.status !== undefined && check.status >= 400 ? definite + 1 : 0;
+        if (giveUpAfter > 0 && definite >= giveUpAfter) {
+          return { ...check, detail: `${check.detail}, ${definite} times in a row: the app is up and says it is not healthy (health.failures: ${giveUpAfter})` };
+        }
+        await sleep(POLL_MS);
+        continue;
       }
-      // Accepted by the old slot: try again at once; the next connection may go to the new one.
-      if (probe.acceptedBy && probe.acceptedBy !== unit) continue;
+      if (probe.detail.startsWith('connect')) last = probe;
     }
     await sleep(50);
   }
-  return { ok: false, detail: `${unit} did not serve within ${ctx.m.health.timeout} s (last: ${last.detail})` };
+  return { ok: false, detail: `not healthy within ${ctx.m.health.timeout} s (last: ${last.detail})` };
 }
 
 /** Without a socket the new process must bind the port itself: the old one stops first (the brief outage `socket: false` accepts). */
