@@ -156,8 +156,6 @@ export async function activateRelease(ctx: Context, req: Omit<ActivationRequest,
  * `active` goes back to the previous release and the new process stops (after a handover the old one
  * never stopped; without a socket it starts again). The release is marked bad unless it served before.
  */
-const undoneByHandover = (outcome: string) => outcome.includes('kept serving throughout');
-
 type Failure = { stage: 'preflight'; verdict: PreflightVerdict } | { stage: 'cutover'; verdict: CutoverResult; duration_ms: number };
 
 async function failActivation(ctx: Context, plan: ActivationPlan, failure: Failure): Promise<never> {
@@ -170,17 +168,19 @@ async function failActivation(ctx: Context, plan: ActivationPlan, failure: Failu
   const detail = maskSecrets(verdict.detail, ctx.paths.envFile);
   const journalText = journal ? `\nLast lines of the ${journalUnit} journal:\n${journal}` : '';
   let outcome = '';
+  let keptServing = false;
   if (cut) {
     if (plan.previous && plan.previous !== plan.id) {
       ctx.log.info(`Switching back to ${plan.previous}.`);
       await ctx.log.step(`switch active to ${plan.previous}`, () => switchActive(ctx.ops, ctx.paths, plan.previous!));
     }
     const undo = await undoCutover(ctx, cut);
+    keptServing = undo.keptServing;
     const back = plan.previous ?? 'the release before';
     outcome = !plan.previous
       ? 'There was no earlier release to go back to.'
       : undo.ok
-        ? undo.detail.includes('kept serving throughout')
+        ? undo.keptServing
           ? `Switched back to ${back}, which is healthy again: it kept serving throughout the attempt.`
           : `Switched back to ${back}, which is healthy again.`
         : `Switched back to ${back}, but it is not healthy either (${maskSecrets(undo.detail, ctx.paths.envFile)}): look at the service now.`;
@@ -190,7 +190,7 @@ async function failActivation(ctx: Context, plan: ActivationPlan, failure: Failu
     // before, so the unit, the env file or the host is the likely cause; it is not marked bad.
     throw new OperationError(
       cut
-        ? `Restarting the live release ${plan.id} failed its health gate: ${detail}. ${undoneByHandover(outcome) ? 'The old process kept serving.' : outcome}${journalText}`
+        ? `Restarting the live release ${plan.id} failed its health gate: ${detail}. ${keptServing ? 'The old process kept serving.' : outcome}${journalText}`
         : `The live release ${plan.id} failed preflight under the current unit: ${detail}. It was not restarted.${journalText}`,
       `If provision just changed the unit, the change is the likely cause: fix the manifest, provision again, then activate again (after an env file change: fix the file, then \`activate ${plan.id} --restart\`).`,
     );

@@ -4,8 +4,8 @@ import type { CheckResult } from './health.ts';
 import { commandCheck, DEFAULT_HEALTH_FAILURES, healthGate } from './health.ts';
 import { probeSlot } from './acceptor.ts';
 import { formatDuration } from './log.ts';
-import { type Slot } from './paths.ts';
-import { isRunning, slotStates, type SlotState } from './slots.ts';
+import type { Slot } from './paths.ts';
+import { idleSlot, isRunning, liveSlot, slotStates, type SlotState } from './slots.ts';
 import { serviceControlEnabled, unitState } from './systemd.ts';
 
 export interface CutoverResult extends CheckResult {
@@ -107,9 +107,8 @@ export async function cutOver(ctx: Context): Promise<CutoverResult> {
     return { ...gate, since };
   }
   const states = await slotStates(ctx.paths);
-  const running = states.filter(isRunning);
-  const old = running.sort((a, b) => b.startedUs - a.startedUs)[0];
-  const slot: Slot = old ? (old.slot === 'a' ? 'b' : 'a') : 'a';
+  const old = liveSlot(states);
+  const slot = idleSlot(states);
   const unit = ctx.paths.slotUnit(slot);
   if (ctx.dryRun) {
     await startSlot(ctx, slot);
@@ -145,13 +144,19 @@ export async function cutOver(ctx: Context): Promise<CutoverResult> {
  * was stopped first (no socket), it starts again, in the release `active` names (the caller has
  * switched it back).
  */
-export async function undoCutover(ctx: Context, r: CutoverResult): Promise<CheckResult> {
-  if (!serviceControlEnabled() || !r.slot) return { ok: true, detail: 'nothing to undo' };
+export interface UndoResult extends CheckResult {
+  /** The old slot never stopped (a handover): nothing was interrupted. */
+  keptServing: boolean;
+}
+
+export async function undoCutover(ctx: Context, r: CutoverResult): Promise<UndoResult> {
+  if (!serviceControlEnabled() || !r.slot) return { ok: true, detail: 'nothing to undo', keptServing: true };
   await ctx.log.step(`stop ${ctx.paths.slotUnit(r.slot)}`, () => stopSlot(ctx, r.slot!));
-  if (!r.oldSlot) return { ok: false, detail: 'no slot serves' };
+  if (!r.oldSlot) return { ok: false, detail: 'no slot serves', keptServing: false };
   const old = await slotState(ctx, r.oldSlot);
-  if (old && isRunning(old)) return { ok: true, detail: `${old.unit} kept serving throughout` };
+  if (old && isRunning(old)) return { ok: true, detail: `${old.unit} kept serving throughout`, keptServing: true };
   const started = await ctx.log.step(`start ${ctx.paths.slotUnit(r.oldSlot)} again`, () => startSlot(ctx, r.oldSlot!));
-  if (!started.ok) return started;
-  return ctx.log.step(`health gate on ${ctx.paths.slotUnit(r.oldSlot)}`, () => waitUntilServesAlone(ctx, r.oldSlot!));
+  if (!started.ok) return { ...started, keptServing: false };
+  const gate = await ctx.log.step(`health gate on ${ctx.paths.slotUnit(r.oldSlot)}`, () => waitUntilServesAlone(ctx, r.oldSlot!));
+  return { ...gate, keptServing: false };
 }

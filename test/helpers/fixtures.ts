@@ -1,7 +1,7 @@
 // System-test fixtures: the hand-written Node app manifest, a set-up that reports why it failed, and a release of a new commit.
 import type { ExecResult } from '../host/host.ts';
 import type { AppRepo } from './gitrepo.ts';
-import { expectExit } from './hostkit.ts';
+import { bootKitHost, expectExit, type KitHost } from './hostkit.ts';
 import { releaseIdOf } from './system.ts';
 
 /**
@@ -32,6 +32,21 @@ export async function setUp<T>(fn: () => Promise<T>): Promise<T> {
     console.error(`\n  setting up the test host failed: ${(e as Error).stack ?? e}`);
     throw e;
   }
+}
+
+/**
+ * Boots a test host with the node example app (nodeApp with `over`) provisioned and its `main`
+ * released: the common start of a system test file. Reports why it failed, like setUp.
+ */
+export async function bootNodeApp(app: string, port: number, over: Record<string, unknown> = {}): Promise<{ h: KitHost; repo: AppRepo; manifest: string }> {
+  return setUp(async () => {
+    const h = await bootKitHost();
+    const made = await h.repo(app);
+    const manifest = h.manifest(nodeApp(app, made.url, port, over));
+    expectExit(await h.kit('provision', [], { manifest }), 0, 'provision');
+    expectExit(await h.kit('release', ['main'], { manifest }), 0, 'release v1');
+    return { h, repo: made.repo, manifest };
+  });
 }
 
 /** Commits `changes` as `name`, releases that commit through `kit`, expects exit `code`, and prints how long it took. */

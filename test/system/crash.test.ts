@@ -345,6 +345,16 @@ test.after(async () => {
   console.log(`  crash.test.ts took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 });
 
+/** Every boundary of an activation (release, activate and rollback all go through it): preflight, switch, the handover. */
+const ACTIVATION_POINTS: Point[] = [
+    { name: 'at ==> preflight', pause: 'preflight:start' },
+    { name: 'at ==> switch active', pause: 'switch active:start' },
+    { name: 'at ==> start (the new slot, beside the old one)', pause: 'start:start' },
+    { name: 'at ==> health gate', pause: 'health gate:start' },
+    { name: 'after the health gate passed, at ==> stop (the old slot drains)', pause: 'stop:start' },
+    { name: 'after the old slot stopped, before the activation is recorded', pause: 'stop:end' },
+];
+
 it('release: SIGKILL at every step boundary, and in the middle of fetch, install and build', async () => {
   const points: (Point & { extra?: () => Record<string, string | null> })[] = [
     { name: 'at ==> fetch', pause: 'fetch:start' },
@@ -359,12 +369,7 @@ it('release: SIGKILL at every step boundary, and in the middle of fetch, install
     { name: 'at ==> migrate', pause: 'migrate:start' },
     { name: 'at ==> seal', pause: 'seal:start' },
     { name: 'after the build is recorded ready', pause: 'Release {id} is ready:line' },
-    { name: 'at ==> preflight', pause: 'preflight:start' },
-    { name: 'at ==> switch active', pause: 'switch active:start' },
-    { name: 'at ==> start (the new slot, beside the old one)', pause: 'start:start' },
-    { name: 'at ==> health gate', pause: 'health gate:start' },
-    { name: 'after the health gate passed, at ==> stop (the old slot drains)', pause: 'stop:start' },
-    { name: 'after the old slot stopped, before the activation is recorded', pause: 'stop:end' },
+    ...ACTIVATION_POINTS,
     { name: 'after the activation is recorded, at ==> prune', pause: 'prune:start' },
   ];
   const mine = await acrossLanes(points, (l, p) =>
@@ -386,12 +391,7 @@ async function otherReady(l: Lane): Promise<{ id: string; commit: string; live: 
 it('activate: SIGKILL at every step boundary', async () => {
   // A boundary is a pause point, "<step title prefix>:start|end" or "<line prefix>:line" (scripts/lib/log.ts).
   const points: Point[] = [
-    { name: 'at ==> preflight', pause: 'preflight:start' },
-    { name: 'at ==> switch active', pause: 'switch active:start' },
-    { name: 'at ==> start (the new slot, beside the old one)', pause: 'start:start' },
-    { name: 'at ==> health gate', pause: 'health gate:start' },
-    { name: 'after the health gate passed, at ==> stop (the old slot drains)', pause: 'stop:start' },
-    { name: 'after the old slot stopped, before the activation is recorded', pause: 'stop:end' },
+    ...ACTIVATION_POINTS,
   ];
   const mine = await acrossLanes(points, (l, p) =>
     killPoint(l, 'activate', p, async () => {
@@ -405,12 +405,7 @@ it('activate: SIGKILL at every step boundary', async () => {
 it('rollback: SIGKILL at every step boundary', async () => {
   const points: Point[] = [
     { name: 'at "Rolling back"', pause: 'Rolling back from:line' },
-    { name: 'at ==> preflight', pause: 'preflight:start' },
-    { name: 'at ==> switch active', pause: 'switch active:start' },
-    { name: 'at ==> start (the new slot, beside the old one)', pause: 'start:start' },
-    { name: 'at ==> health gate', pause: 'health gate:start' },
-    { name: 'after the health gate passed, at ==> stop (the old slot drains)', pause: 'stop:start' },
-    { name: 'after the old slot stopped, before the activation is recorded', pause: 'stop:end' },
+    ...ACTIVATION_POINTS,
     { name: 'after the activation is recorded, before the release it leaves is marked bad', pause: 'Release {id} (commit:line' },
   ];
   const mine = await acrossLanes(points, (l, p) =>

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { bootKitHost, expectExit, KIT, type KitHost } from '../helpers/hostkit.ts';
+import { expectExit, KIT, type KitHost } from '../helpers/hostkit.ts';
 import { kitDir } from '../helpers/kit.ts';
 import { httpGet } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
@@ -14,7 +14,7 @@ import { assertRefSyntax } from '../../scripts/lib/git.ts';
 import { assertReleaseId } from '../../scripts/lib/paths.ts';
 import type { ExecResult } from '../host/host.ts';
 import { systemTier } from '../helpers/prereq.ts';
-import { nodeApp, setUp } from '../helpers/fixtures.ts';
+import { bootNodeApp, nodeApp } from '../helpers/fixtures.ts';
 
 const { it, ready: ROOT } = systemTier(import.meta.url);
 
@@ -64,14 +64,7 @@ const show = (s: string) => JSON.stringify(s);
 
 test.before(async () => {
   if (!ROOT) return;
-  await setUp(async () => {
-    h = await bootKitHost();
-    const made = await h.repo(APP);
-    repo = made.repo;
-    manifest = h.manifest(nodeApp(APP, made.url, PORT, { env_file: '.env', shared: ['.env', 'uploads/', 'cfg/settings.json'], keep: 5 }));
-    expectExit(await h.kit('provision', [], { manifest }), 0, 'provision');
-    expectExit(await h.kit('release', ['main'], { manifest }), 0, 'release v1');
-  });
+  ({ h, repo, manifest } = await bootNodeApp(APP, PORT, { env_file: '.env', shared: ['.env', 'uploads/', 'cfg/settings.json'], keep: 5 }));
 });
 
 test.after(async () => {

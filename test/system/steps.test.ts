@@ -2,13 +2,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
-import { bootKitHost, expectExit, type KitHost } from '../helpers/hostkit.ts';
+import { expectExit, type KitHost } from '../helpers/hostkit.ts';
 import { systemTier } from '../helpers/prereq.ts';
 import { httpGet } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { inHost, startKit, tail } from '../helpers/crash.ts';
 import { STOP_GRACE_MS } from '../../scripts/lib/group.ts';
-import { nodeApp, setUp } from '../helpers/fixtures.ts';
+import { bootNodeApp } from '../helpers/fixtures.ts';
 
 const { it, ready: ROOT } = systemTier(import.meta.url);
 
@@ -59,15 +59,8 @@ async function status(): Promise<any> {
 
 test.before(async () => {
   if (!ROOT) return;
-  await setUp(async () => {
-    h = await bootKitHost();
-    const made = await h.repo(APP);
-    repo = made.repo;
-    manifest = h.manifest(nodeApp(APP, made.url, PORT, { build: BUILD, timeouts: { build: 3 } }));
-    expectExit(await h.kit('provision', [], { manifest }), 0, 'provision');
-    expectExit(await h.kit('release', ['main'], { manifest }), 0, 'release v1');
-    live = activeId();
-  });
+  ({ h, repo, manifest } = await bootNodeApp(APP, PORT, { build: BUILD, timeouts: { build: 3 } }));
+  live = activeId();
 });
 
 test.after(async () => {
