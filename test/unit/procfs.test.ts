@@ -1,0 +1,48 @@
+// Tests scripts/lib/procfs.ts's handover readers on a made-up /proc: who accepted a loopback connection.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { acceptedInode, unitHoldingSocket } from '../../scripts/lib/procfs.ts';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cutover-procfs-'));
+const HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
+// Port 4301 is 10CD in hex, 51000 is C738, 51001 is C739.
+const row = (sl: number, local: string, remote: string, inode: string) =>
+  `   ${sl}: ${local} ${remote} 01 00000000:00000000 00:00000000 00000000   998        0 ${inode} 1 0000000000000000 20 4 30 10 -1`;
+
+test('acceptedInode: the server side of the connection once accepted; nothing while it waits in the queue', () => {
+  const table = path.join(dir, 'tcp');
+  fs.writeFileSync(table, [
+    HEADER,
+    '   0: 0100007F:10CD 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1 0000000000000000 100 0 0 10 0',
+    row(1, '0100007F:10CD', '0100007F:C738', '0'), // still in the listen queue
+    row(2, '0100007F:10CD', '0100007F:C739', '222'), // accepted
+    row(3, '0100007F:C739', '0100007F:10CD', '333'), // the client's own side
+  ].join('\n'));
+  assert.is(acceptedInode(4301, 51000, table), undefined);
+  assert.is(acceptedInode(4301, 51001, table), '222');
+  assert.is(acceptedInode(4301, 51002, table), undefined);
+});
+
+test("unitHoldingSocket: the unit of the process that holds the socket, among the app's processes only", () => {
+  const proc = path.join(dir, 'proc');
+  const pid = (n: number, cgroup: string, fds: Record<string, string>) => {
+    fs.mkdirSync(path.join(proc, String(n), 'fd'), { recursive: true });
+    fs.writeFileSync(path.join(proc, String(n), 'cgroup'), cgroup);
+    for (const [fd, target] of Object.entries(fds)) fs.symlinkSync(target, path.join(proc, String(n), 'fd', fd));
+  };
+  pid(10, '0::/system.slice/system-shop.slice/shop@a.service\n', { 3: 'socket:[111]', 20: 'socket:[500]' });
+  pid(11, '1:name=systemd:/system.slice/system-shop.slice/shop@b.service\n0::/system.slice/system-shop.slice/shop@b.service\n', { 3: 'socket:[111]', 21: 'socket:[222]' });
+  pid(12, '0::/system.slice/other@a.service\n', { 5: 'socket:[333]' });
+  fs.mkdirSync(path.join(proc, 'self'), { recursive: true });
+  assert.is(unitHoldingSocket('222', '/shop@', proc), 'shop@b.service');
+  assert.is(unitHoldingSocket('500', '/shop@', proc), 'shop@a.service');
+  assert.is(unitHoldingSocket('333', '/shop@', proc), undefined, "another app's process is not looked at");
+  assert.is(unitHoldingSocket('999', '/shop@', proc), undefined);
+});
+
+test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+test.run();
