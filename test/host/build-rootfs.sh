@@ -17,6 +17,7 @@ SUITE=bookworm
 PACKAGES=(
   nodejs npm git cron python3 gunicorn curl ca-certificates procps
   python3-venv python3-flask python3-django
+  openssh-server openssh-client nginx-light caddy
   util-linux passwd adduser tar gzip xz-utils zstd iproute2 psmisc less
   systemd-sysv libpam-systemd
 )
@@ -95,6 +96,9 @@ configure() {
   echo LANG=C.UTF-8 >"$ROOT/etc/default/locale"
   printf '127.0.0.1 localhost\n127.0.1.1 cutover-test\n::1 localhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
   for unit in "${MASKED_UNITS[@]}"; do ln -sfn /dev/null "$ROOT/etc/systemd/system/$unit"; done
+  # sshd, nginx and caddy are there for the tests that use them (private repos, the proxy): off at boot,
+  # since test hosts share the machine's network and would fight over ports 22, 80, 443 and 2019.
+  in_root systemctl disable ssh.service nginx.service caddy.service >/dev/null 2>&1
   mkdir -p "$ROOT/var/log/journal" "$ROOT/etc/systemd/journald.conf.d"
   printf '[Journal]\nStorage=persistent\nRateLimitBurst=0\n' >"$ROOT/etc/systemd/journald.conf.d/cutover-test.conf"
   # An empty machine-id: systemd makes a fresh one per boot (nspawn passes the container's UUID).
@@ -103,8 +107,13 @@ configure() {
   # Keep future apt installs inside the container as lean as this image.
   printf 'path-exclude=/usr/share/doc/*\npath-exclude=/usr/share/man/*\npath-exclude=/usr/share/info/*\n' \
     >"$ROOT/etc/dpkg/dpkg.cfg.d/01-cutover-nodoc"
-  [[ -x "$ROOT/usr/bin/node" && -x "$ROOT/usr/sbin/cron" && -x "$ROOT/usr/bin/gunicorn" ]] \
-    || { echo "node, cron or gunicorn missing from the rootfs" >&2; exit 1; }
+  [[ -x "$ROOT/usr/bin/node" && -x "$ROOT/usr/sbin/cron" && -x "$ROOT/usr/bin/gunicorn" \
+     && -x "$ROOT/usr/sbin/sshd" && -x "$ROOT/usr/sbin/nginx" && -x "$ROOT/usr/bin/caddy" ]] \
+    || { echo "node, cron, gunicorn, sshd, nginx or caddy missing from the rootfs" >&2; exit 1; }
+  for unit in ssh.service nginx.service caddy.service; do
+    [[ -z "$(find "$ROOT/etc/systemd/system" -name "$unit" -path '*.wants/*')" ]] \
+      || { echo "$unit is still enabled in the rootfs" >&2; exit 1; }
+  done
 }
 
 trim() {
