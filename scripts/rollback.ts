@@ -48,5 +48,14 @@ await runCommand(spec, async (args) => {
       if (live) await record(ctx, { event: 'marked-bad', release: live, commit: records.get(live)?.commit, reason: `rolled back to ${target} by ${ctx.by}` });
     });
     if (live) ctx.log.info(`Release ${live} is marked bad and kept for inspection.`);
+    const { runHooks } = await import('./lib/hooks.ts');
+    await runHooks(ctx, 'after_rollback', {
+      release: target,
+      commit: records.get(target)?.commit ?? '',
+      previous: live,
+      previousCommit: live ? records.get(live)?.commit : undefined,
+      via: 'rollback',
+      outcome: 'rolled-back',
+    });
   });
 });

@@ -10,6 +10,7 @@ import { maskSecrets } from './secrets.ts';
 import { activations, type HistoryEvent, type ReleaseRecord } from './history.ts';
 import { isRunning, liveSlot, slotStates, type SlotState } from './slots.ts';
 import { serviceControlEnabled } from './systemd.ts';
+import { runHooks, type HookFacts } from './hooks.ts';
 
 export type Via = 'release' | 'activate' | 'rollback';
 
@@ -136,19 +137,35 @@ export async function activateRelease(ctx: Context, req: Omit<ActivationRequest,
   if (plan.note) ctx.log.info(plan.note);
   if (ctx.dryRun) describePlan(ctx, plan);
   const verdict = await preflight(ctx, plan.id);
-  if (!verdict.ok) return failActivation(ctx, plan, { stage: 'preflight', verdict });
+  if (!verdict.ok) return failActivation(ctx, state, plan, { stage: 'preflight', verdict });
+  const before = await runHooks(ctx, 'before_cutover', hookFacts(state, plan, 'starting'));
+  if (!before.ok) return failActivation(ctx, state, plan, { stage: 'hook', verdict: { detail: before.detail, setting: `hooks.before_cutover[${before.index}]` } });
   const t0 = performance.now();
   if (state.live !== plan.id || ctx.dryRun) {
     await ctx.log.step(`switch active to ${plan.id}`, () => switchActive(ctx.ops, ctx.paths, plan.id));
   }
   const cut = await cutOver(ctx);
   const duration_ms = Math.round(performance.now() - t0);
-  if (!cut.ok) return failActivation(ctx, plan, { stage: 'cutover', verdict: cut, duration_ms });
+  if (!cut.ok) return failActivation(ctx, state, plan, { stage: 'cutover', verdict: cut, duration_ms });
   await record(ctx, { event: 'activated', release: plan.id, commit: plan.rec.commit, previous: plan.previous ?? null, via: plan.via, duration_ms });
   const how = !cut.slot ? '' : ctx.m.socket ? `, handed over to ${ctx.paths.slotUnit(cut.slot)}` : `, restarted in ${ctx.paths.slotUnit(cut.slot)} (no socket: a restart)`;
   ctx.log.info(
     `Release ${plan.id} (commit ${plan.rec.commit.slice(0, 12)}${plan.rec.ref ? `, ${plan.rec.ref}` : ''}) is live${ctx.dryRun ? ' (dry run)' : ''}; the cutover took ${formatDuration(duration_ms)}${how}.`,
   );
+  await runHooks(ctx, 'after_cutover', hookFacts(state, plan, 'live'));
+}
+
+/** What the hooks of this activation are told: the release, the one it replaces, and how. */
+function hookFacts(state: ActivationState, plan: ActivationPlan, outcome: string, reason?: string): HookFacts {
+  return {
+    release: plan.id,
+    commit: plan.rec.commit,
+    previous: plan.previous,
+    previousCommit: plan.previous ? state.records.get(plan.previous)?.commit : undefined,
+    via: plan.via,
+    outcome,
+    reason,
+  };
 }
 
 /**
@@ -156,9 +173,13 @@ export async function activateRelease(ctx: Context, req: Omit<ActivationRequest,
  * `active` goes back to the previous release and the new process stops (after a handover the old one
  * never stopped; without a socket it starts again). The release is marked bad unless it served before.
  */
-type Failure = { stage: 'preflight'; verdict: PreflightVerdict } | { stage: 'cutover'; verdict: CutoverResult; duration_ms: number };
+type Failure =
+  | { stage: 'preflight'; verdict: PreflightVerdict }
+  | { stage: 'hook'; verdict: { detail: string; setting: string } }
+  | { stage: 'cutover'; verdict: CutoverResult; duration_ms: number };
 
-async function failActivation(ctx: Context, plan: ActivationPlan, failure: Failure): Promise<never> {
+async function failActivation(ctx: Context, state: ActivationState, plan: ActivationPlan, failure: Failure): Promise<never> {
+  if (failure.stage === 'hook') return stopActivation(ctx, state, plan, failure.verdict);
   const { verdict } = failure;
   const cut = failure.stage === 'cutover' ? failure.verdict : undefined;
   const duration_ms = failure.stage === 'cutover' ? failure.duration_ms : undefined;
@@ -185,9 +206,11 @@ async function failActivation(ctx: Context, plan: ActivationPlan, failure: Failu
           : `Switched back to ${back}, which is healthy again.`
         : `Switched back to ${back}, but it is not healthy either (${maskSecrets(undo.detail, ctx.paths.envFile)}): look at the service now.`;
   }
+  const reason = cut ? detail : `preflight: ${detail}`;
   if (plan.inPlace) {
     // A restart in place (the service was stopped, its unit changed, or --restart): the release served
     // before, so the unit, the env file or the host is the likely cause; it is not marked bad.
+    await runHooks(ctx, 'after_failure', hookFacts(state, plan, 'failed', reason));
     throw new OperationError(
       cut
         ? `Restarting the live release ${plan.id} failed its health gate: ${detail}. ${keptServing ? 'The old process kept serving.' : outcome}${journalText}`
@@ -195,7 +218,8 @@ async function failActivation(ctx: Context, plan: ActivationPlan, failure: Failu
       `If provision just changed the unit, the change is the likely cause: fix the manifest, provision again, then activate again (after an env file change: fix the file, then \`activate ${plan.id} --restart\`).`,
     );
   }
-  await record(ctx, { event: 'activation-failed', release: plan.id, commit: plan.rec.commit, previous: plan.previous ?? null, via: plan.via, ...(duration_ms !== undefined ? { duration_ms } : {}), reason: cut ? detail : `preflight: ${detail}` });
+  await record(ctx, { event: 'activation-failed', release: plan.id, commit: plan.rec.commit, previous: plan.previous ?? null, via: plan.via, ...(duration_ms !== undefined ? { duration_ms } : {}), reason });
+  await runHooks(ctx, 'after_failure', hookFacts(state, plan, 'failed', reason));
   throw new OperationError(
     cut
       ? `Release ${plan.id} failed its health gate: ${detail}. ${outcome}${journalText}`
@@ -203,5 +227,19 @@ async function failActivation(ctx: Context, plan: ActivationPlan, failure: Failu
     cut
       ? `${plan.id} is marked bad and kept for inspection. Fix the app and release again.`
       : `The live release was not touched. ${plan.id} is marked bad and kept for inspection; fix the app and release again.`,
+  );
+}
+
+/**
+ * A before_cutover hook failed: nothing was switched or started, so there is nothing to undo. The
+ * release keeps its state (the hook, not the release, may be what is wrong), the after_failure hooks run.
+ */
+async function stopActivation(ctx: Context, state: ActivationState, plan: ActivationPlan, why: { detail: string; setting: string }): Promise<never> {
+  const reason = `${why.setting} hook: ${why.detail}`;
+  if (!plan.inPlace) await record(ctx, { event: 'activation-stopped', release: plan.id, commit: plan.rec.commit, previous: plan.previous ?? null, via: plan.via, reason });
+  await runHooks(ctx, 'after_failure', hookFacts(state, plan, 'failed', reason));
+  throw new OperationError(
+    `The activation of ${plan.id} was stopped by its ${why.setting} hook: ${why.detail}`,
+    `Nothing changed: ${plan.previous && plan.previous !== plan.id ? `${plan.previous} is still live` : 'the live release and the service were not touched'}, and ${plan.id} is still ready (not marked bad). Fix what the hook checks (or the hook), then \`activate ${plan.id}\`.`,
   );
 }

@@ -11,6 +11,7 @@ import { cacheDonor, carryBuildCaches, depsKey, depsSnapshotFor, depsSpecFor, re
 import { assetDonors, carryAssets, recordBuiltAssets } from './assets.ts';
 import { appEnvironment } from './appenv.ts';
 import { liveRelease } from './switch.ts';
+import { runHooks } from './hooks.ts';
 
 /** A fresh release id for a commit: its first 12 hex digits, with -rN when that one is taken. */
 export function nextReleaseId(commit: string, taken: (id: string) => boolean): string {
@@ -194,6 +195,8 @@ export async function buildRelease(ctx: Context, commit: string, ref: string, id
   const ms = Math.round(performance.now() - t0);
   await record(ctx, { event: 'build-finished', release: id, commit, duration_ms: ms });
   log.info(`Release ${id} is ready (built in ${formatDuration(ms)}).`);
+  const live = liveRelease(paths);
+  await runHooks(ctx, 'after_build', { release: id, commit, previous: live, previousCommit: live ? history(ctx).records.get(live)?.commit : undefined, via: 'release', outcome: 'built' });
 }
 
 /**

@@ -9,6 +9,8 @@ export type EventName =
   | 'build-interrupted'
   | 'activated'
   | 'activation-failed'
+  /** A before_cutover hook stopped the activation before anything changed: the release keeps its state. */
+  | 'activation-stopped'
   | 'marked-bad'
   | 'removed';
 

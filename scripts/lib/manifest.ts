@@ -17,6 +17,16 @@ export type HealthCheck =
   | { path: string; timeout: number; failures?: number }
   | { command: string; timeout: number; failures?: number };
 
+/** The lifecycle's named points where the manifest's hooks run (scripts/lib/hooks.ts). */
+export type HookPoint = 'after_build' | 'before_cutover' | 'after_cutover' | 'after_failure' | 'after_rollback';
+
+/** One hook: a shell command, who runs it, and its time limit in seconds. */
+export interface Hook {
+  run: string;
+  as: 'app' | 'root';
+  timeout: number;
+}
+
 /** A validated manifest with every default applied. Field names follow the YAML keys. */
 export interface Manifest {
   /** Absolute path of the manifest file it was read from. */
@@ -47,6 +57,7 @@ export interface Manifest {
   stop_timeout: number;
   keep: number;
   prune: { schedule: string };
+  hooks: Partial<Record<HookPoint, Hook[]>>;
 }
 
 /** One thing wrong with a manifest: the line it is on, the field (e.g. "health.timeout") and a sentence. */
@@ -545,5 +556,6 @@ function completeManifest(values: Data, file: string): Manifest {
     file: path.resolve(file),
     root: m.root ?? `/usr/local/src/${m.app}`,
     user: m.user ?? m.app,
+    hooks: m.hooks ?? {},
   };
 }

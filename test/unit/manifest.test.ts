@@ -172,6 +172,7 @@ test('a minimal manifest gets every default', () => {
     stop_timeout: 30,
     keep: 5,
     prune: { schedule: '17 3 * * *' },
+    hooks: {},
   });
 });
 
@@ -188,6 +189,32 @@ test('a partial health, prune or timeouts gets the nested defaults', () => {
   assert.equal(m.health, { command: 'true', timeout: 30 });
   assert.equal(m.prune, { schedule: '17 3 * * *' });
   assert.equal(m.timeouts, { install: 1800, build: 60, migrate: 1800 });
+});
+
+test('hooks get their defaults (as app, 60 s) and keep their order', () => {
+  const m = parse(minimal + 'hooks:\n  before_cutover:\n    - run: ./bin/check\n    - { run: "curl -fsS https://example.com/drain", as: root, timeout: 5 }\n');
+  assert.equal(m.hooks.before_cutover, [
+    { run: './bin/check', as: 'app', timeout: 60 },
+    { run: 'curl -fsS https://example.com/drain', as: 'root', timeout: 5 },
+  ]);
+  assert.is(m.hooks.after_cutover, undefined);
+});
+
+test('a bad hook is named by its point and index, with what is wrong', () => {
+  const unknown = problemsOf(minimal + 'hooks:\n  before_deploy:\n    - run: x\n');
+  assert.is(unknown.length, 1);
+  assert.is(unknown[0].path, 'hooks.before_deploy');
+  assert.match(unknown[0].message, /before_cutover/);
+  const noRun = problemsOf(minimal + 'hooks:\n  after_cutover:\n    - as: root\n');
+  assert.equal(noRun.map((p) => [p.path, p.line]), [['hooks.after_cutover[0].run', 6]]);
+  assert.match(noRun[0].message, /is required/);
+  const who = problemsOf(minimal + 'hooks:\n  after_build:\n    - { run: x, as: www-data }\n');
+  assert.equal(who.map((p) => p.path), ['hooks.after_build[0].as']);
+  assert.match(who[0].message, /"app" or "root"/);
+  const long = problemsOf(minimal + 'hooks:\n  after_rollback:\n    - { run: x, timeout: 7200 }\n');
+  assert.match(long[0].message, /at most 3600/);
+  const twoLines = problemsOf(minimal + 'hooks:\n  after_failure:\n    - run: "a\\nb"\n');
+  assert.match(twoLines[0].message, /one non-empty line/);
 });
 
 test("values meant for units and cron may hold '%', '$' and quotes (the renderer escapes them)", () => {

@@ -53,6 +53,7 @@ function manifest(over: Partial<Manifest> = {}): Manifest {
     stop_timeout: 25,
     keep: 5,
     prune: { schedule: '17 3 * * *' },
+    hooks: {},
     ...over,
   };
 }
