@@ -210,7 +210,7 @@ test('a bad hook is named by its point and index, with what is wrong', () => {
   assert.match(noRun[0].message, /is required/);
   const who = problemsOf(minimal + 'hooks:\n  after_build:\n    - { run: x, as: www-data }\n');
   assert.equal(who.map((p) => p.path), ['hooks.after_build[0].as']);
-  assert.match(who[0].message, /"app" or "root"/);
+  assert.match(who[0].message, /'app' or 'root'/);
   const long = problemsOf(minimal + 'hooks:\n  after_rollback:\n    - { run: x, timeout: 7200 }\n');
   assert.match(long[0].message, /at most 3600/);
   const twoLines = problemsOf(minimal + 'hooks:\n  after_failure:\n    - run: "a\\nb"\n');
