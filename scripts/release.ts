@@ -26,8 +26,16 @@ async function resolve(ctx: Context, ref: string): Promise<string> {
   // branches and tags, so the plan names the commit a real run would build.
   const remote = await resolveRemote(ctx.m.repo, ref);
   if (remote) return remote;
-  if (fs.existsSync(ctx.paths.repo)) return resolveRef(ctx.paths.repo, ref);
-  if (/^[0-9a-f]{40}$/.test(ref)) return ref;
+  const fullHash = /^[0-9a-f]{40}$/.test(ref);
+  if (fs.existsSync(ctx.paths.repo)) {
+    try {
+      return await resolveRef(ctx.paths.repo, ref);
+    } catch (e) {
+      // A full hash pushed since the mirror's last fetch: a real run fetches it first.
+      if (!fullHash) throw e;
+    }
+  }
+  if (fullHash) return ref;
   throw new UsageError(`No branch or tag named "${ref}" in ${ctx.m.repo} (an abbreviated hash needs the mirror: run without --dry-run once).`);
 }
 
