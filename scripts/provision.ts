@@ -5,7 +5,7 @@ import type { Changes } from './lib/provision.ts';
 
 const spec = {
   name: 'provision',
-  summary: "Make this host ready for the manifest's app: runtime packages, the system user, the root layout, shared paths, the systemd units and the cron entry that prunes.",
+  summary: "Make this host ready for the manifest's app: runtime packages, the system user, the root layout, shared paths, the systemd units, the cron entry that prunes, and (with deploy_key) the pinned host key of the repository's server.",
   options: {
     'dry-run': { type: 'boolean' as const, help: 'print each change it would make (files as a diff), and change nothing' },
   },
@@ -17,6 +17,7 @@ await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
   const { createContext, withLock } = await import('./lib/context.ts');
   const { ensureCommandLink, ensureLayoutOwned, ensurePackages, ensureSharedPaths, ensureUnits, ensureUser } = await import('./lib/provision.ts');
+  const { ensureHostKeyPinned } = await import('./lib/pin.ts');
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   if (process.getuid?.() !== 0 && !ctx.dryRun) {
     throw new OperationError('provision must run as root: it creates a system user, installs units and writes /etc/cron.d.', 'Run it with sudo, or see what it would do with --dry-run.');
@@ -28,6 +29,7 @@ await runCommand(spec, async (args) => {
   await withLock(ctx, args.operation, async () => {
     await ctx.log.step('shared paths', () => ensureSharedPaths(ctx, changes));
     await ctx.log.step('systemd units and cron entry', () => ensureUnits(ctx, changes));
+    if (ctx.m.deploy_key) await ctx.log.step(`the repository server's host key (deploy_key)`, () => ensureHostKeyPinned(ctx, changes));
   });
   await ctx.log.step('the cutover command on root\'s PATH', () => ensureCommandLink(ctx, changes));
   if (changes.length === 0) {

@@ -2,6 +2,7 @@
 import { dryRunOption, runCommand } from './lib/cli.ts';
 import { UsageError } from './lib/errors.ts';
 import type { Context } from './lib/context.ts';
+import type { RemoteAccess } from './lib/git.ts';
 import fs from 'node:fs';
 
 const spec = {
@@ -18,13 +19,13 @@ const spec = {
   ssh root@host 'cd /opt/cutover && npx tsx scripts/release.ts v1.4.2'`,
 };
 
-async function resolve(ctx: Context, ref: string): Promise<string> {
+async function resolve(ctx: Context, ref: string, access: RemoteAccess): Promise<string> {
   const { fetchMirror, resolveRef, resolveRemote } = await import('./lib/git.ts');
-  await ctx.log.step(`fetch ${ctx.m.repo}`, () => fetchMirror(ctx.ops, ctx.m.repo, ctx.paths.repo));
+  await ctx.log.step(`fetch ${ctx.m.repo}`, () => fetchMirror(ctx.ops, ctx.m.repo, ctx.paths.repo, access));
   if (!ctx.dryRun) return resolveRef(ctx.paths.repo, ref);
   // A dry run does not fetch, so the mirror may be stale or missing: ask the repository itself for
   // branches and tags, so the plan names the commit a real run would build.
-  const remote = await resolveRemote(ctx.m.repo, ref);
+  const remote = await resolveRemote(ctx.m.repo, ref, access);
   if (remote) return remote;
   const fullHash = /^[0-9a-f]{40}$/.test(ref);
   if (fs.existsSync(ctx.paths.repo)) {
@@ -46,16 +47,19 @@ await runCommand(spec, async (args) => {
   const { assertRefSyntax } = await import('./lib/git.ts');
   const { buildRelease, cleanInterrupted, nextReleaseId } = await import('./lib/build.ts');
   const { readyReleaseOf } = await import('./lib/history.ts');
+  const { remoteAccessFor } = await import('./lib/deploykey.ts');
   const { activateRelease } = await import('./lib/activation.ts');
   const { finishBeforeStopping } = await import('./lib/stop.ts');
   const { applyPrune, prunePlanFor } = await import('./lib/prune.ts');
   const ref = assertRefSyntax(args.positionals[0]);
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   if (ctx.dryRun) ctx.log.info(`Dry run: nothing will be changed.`);
+  // A deploy key and the pinned host key are checked first: a bad one stops the release before anything changes.
+  const access = remoteAccessFor(ctx.m, ctx.paths);
   await ensureLayout(ctx);
   await withLock(ctx, args.operation, async () => {
     await cleanInterrupted(ctx, history(ctx).records);
-    const commit = await resolve(ctx, ref);
+    const commit = await resolve(ctx, ref, access);
     ctx.log.info(`${ref} is commit ${commit}.`);
     const { records } = history(ctx);
     const reuse = args.values.rebuild ? undefined : readyReleaseOf(commit, records);

@@ -1,7 +1,7 @@
 // The bare mirror of the app's repository: fetch it, resolve a ref to one commit, export a tree.
 import fs from 'node:fs';
 import { $ } from 'zx/core';
-import { OperationError, UsageError } from './errors.ts';
+import { OperationError, UsageError, type CutoverError } from './errors.ts';
 import type { Ops } from './ops.ts';
 import { printable } from './paths.ts';
 
@@ -28,17 +28,53 @@ export function assertRefSyntax(ref: string): string {
   return ref;
 }
 
+/** How git reaches the repository: the plain environment, or a deploy key's (deploykey.ts gitAccess). */
+export interface RemoteAccess {
+  env: Record<string, string>;
+  /** An error that says what to do, for git's failure output (a changed host key, a refused key), or undefined. */
+  explain(output: string): CutoverError | undefined;
+}
+
+/** A public repository's access: git's own defaults, no prompts. */
+export const plainAccess: RemoteAccess = { env: {}, explain: () => undefined };
+
+function envOf(access: RemoteAccess): Record<string, string> {
+  if (Object.keys(access.env).length === 0) return gitEnv;
+  // GIT_SSH_COMMAND from the access wins over root's own; GIT_SSH is dropped so nothing else names an ssh.
+  const { GIT_SSH: _ignored, ...rest } = gitEnv as Record<string, string>;
+  return { ...rest, ...access.env };
+}
+
+/** Runs a git command that talks to the repository; a failure ssh explains becomes that explanation. */
+async function talk(ops: Ops, argv: string[], access: RemoteAccess): Promise<void> {
+  try {
+    // In /, not the caller's directory: a repository around it must not lend git its config.
+    await ops.run(argv, { quiet: true, env: envOf(access), cwd: '/' });
+  } catch (e) {
+    throw (e instanceof OperationError && access.explain(e.message)) || e;
+  }
+}
+
 /** Clones the mirror on first use (into a temp dir, renamed when complete), else fetches it. */
-export async function fetchMirror(ops: Ops, repoUrl: string, mirror: string): Promise<void> {
+export async function fetchMirror(ops: Ops, repoUrl: string, mirror: string, access: RemoteAccess = plainAccess): Promise<void> {
   if (fs.existsSync(mirror)) {
-    await ops.run(['git', '--git-dir', mirror, 'remote', 'set-url', 'origin', '--', repoUrl], { quiet: true, env: gitEnv });
-    await ops.run(['git', '--git-dir', mirror, 'fetch', '--prune', '--prune-tags', '--force', '--quiet', 'origin'], { quiet: true, env: gitEnv });
+    // Only a changed URL is written, and the mirror keeps no FETCH_HEAD: a fetch that fails leaves the mirror as it was.
+    const current = await git(mirror, ['config', '--get', 'remote.origin.url']);
+    if (current.exitCode !== 0 || current.stdout.replace(/\n$/, '') !== repoUrl) {
+      await ops.run(['git', '--git-dir', mirror, 'remote', 'set-url', 'origin', '--', repoUrl], { quiet: true, env: gitEnv });
+    }
+    await talk(ops, ['git', '--git-dir', mirror, 'fetch', '--prune', '--prune-tags', '--force', '--quiet', '--no-write-fetch-head', 'origin'], access);
     return;
   }
   const partial = `${mirror}.partial`;
   await ops.remove(partial);
-  await ops.run(['git', 'clone', '--mirror', '--quiet', '--', repoUrl, partial], { quiet: true, env: gitEnv });
+  await talk(ops, ['git', 'clone', '--mirror', '--quiet', '--', repoUrl, partial], access);
   await ops.rename(partial, mirror);
+}
+
+/** Asks the repository for its refs (`git ls-remote --heads`) and changes nothing but what ssh records with accept-new: provision's first contact. */
+export async function contactRemote(ops: Ops, repoUrl: string, access: RemoteAccess): Promise<void> {
+  await talk(ops, ['git', 'ls-remote', '--heads', '--', repoUrl], access);
 }
 
 async function git(mirror: string, args: string[]) {
@@ -88,10 +124,10 @@ export async function resolveRef(mirror: string, ref: string): Promise<string> {
  * object; a branch and a tag of that name at different commits are ambiguous, as in resolveRef.
  * Undefined when the repository has no such branch or tag (e.g. the ref is a hash).
  */
-export async function resolveRemote(repoUrl: string, ref: string): Promise<string | undefined> {
+export async function resolveRemote(repoUrl: string, ref: string, access: RemoteAccess = plainAccess): Promise<string | undefined> {
   assertRefSyntax(ref);
-  const p = await $({ env: gitEnv, quiet: true, nothrow: true })`git ls-remote -- ${repoUrl} ${'refs/heads/' + ref} ${'refs/tags/' + ref + '^{}'} ${'refs/tags/' + ref}`;
-  if (p.exitCode !== 0) throw new OperationError(`Cannot reach the app's repository: ${p.stderr.trim()}`);
+  const p = await $({ env: envOf(access), cwd: '/', quiet: true, nothrow: true })`git ls-remote -- ${repoUrl} ${'refs/heads/' + ref} ${'refs/tags/' + ref + '^{}'} ${'refs/tags/' + ref}`;
+  if (p.exitCode !== 0) throw access.explain(p.stderr) ?? new OperationError(`Cannot reach the app's repository: ${p.stderr.trim()}`);
   const refs = new Map(
     p.stdout.trim().split('\n').filter(Boolean).map((l) => {
       const [hash, name] = l.split('\t');

@@ -7,6 +7,7 @@ import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Docum
 import { UsageError } from './errors.ts';
 import { BUILT_ASSETS_FILE, kitPaths } from './paths.ts';
 import { cronProblems } from './cron.ts';
+import { looksLikeSsh, sshRemote } from './deploykey.ts';
 
 export { cronProblems };
 
@@ -33,6 +34,10 @@ export interface Manifest {
   file: string;
   app: string;
   repo: string;
+  /** The ssh private key every fetch uses (a private repository); its server's host key is pinned in known_hosts. */
+  deploy_key?: string;
+  /** The known_hosts file that pins the server's host key (default <root>/known_hosts, written by provision). */
+  known_hosts?: string;
   root: string;
   user: string;
   runtime: 'node' | 'python';
@@ -423,6 +428,11 @@ function semanticProblems(m: Data, locate: Locate, found: ManifestProblem[]): Ma
   if (typeof m.app === 'string' && clean('app')) add(['app'], appProblems(m.app, m.user === undefined));
   if (typeof m.root === 'string' && clean('root')) add(['root'], rootProblems(m.root, typeof m.app === 'string' && clean('app') ? m.app : undefined));
   if (typeof m.user === 'string' && clean('user')) add(['user'], userProblems(m.user));
+  const appRoot = typeof m.root === 'string' ? m.root : typeof m.app === 'string' ? `/usr/local/src/${m.app}` : undefined;
+  if (typeof m.deploy_key === 'string' && clean('deploy_key')) {
+    add(['deploy_key'], deployKeyProblems(m.deploy_key, typeof m.repo === 'string' ? m.repo : undefined, appRoot));
+  }
+  if (typeof m.known_hosts === 'string' && clean('known_hosts')) add(['known_hosts'], knownHostsProblems(m.known_hosts, m.deploy_key !== undefined, appRoot));
   if (typeof m.env_file === 'string' && clean('env_file')) add(['env_file'], relativePathProblems(m.env_file, false));
   if (Array.isArray(m.shared) && clean('shared')) {
     for (const [i, messages] of sharedProblems(m.shared as string[])) add(['shared', i], messages);
@@ -510,6 +520,38 @@ export function userProblems(user: string): string[] {
     return [`${show(user)} is a system account shared with other software; use an account of the app's own (by default, named after the app).`];
   }
   return [];
+}
+
+/** A file the kit reads as root (deploy_key, known_hosts): written plainly, and not under the app's root, which the app's user can enter. */
+function rootFileProblems(file: string, appRoot: string | undefined): string[] {
+  const plain = path.posix.normalize(file);
+  if (plain !== file || file.endsWith('/')) return [`must be written plainly, as a file's path (no '//', '.' or '..' parts, no trailing '/').`];
+  if (appRoot && (file === appRoot || file.startsWith(appRoot + '/'))) {
+    return [`is inside the app's root ${appRoot}, where the app's user can reach; keep it in a directory of root's, such as /etc/cutover.`];
+  }
+  return [];
+}
+
+/** deploy_key: a plain path outside the app's root, with an ssh repo to use it for. */
+export function deployKeyProblems(key: string, repo: string | undefined, appRoot: string | undefined): string[] {
+  const own = rootFileProblems(key, appRoot);
+  if (own.length > 0 || repo === undefined) return own;
+  if (!sshRemote(repo)) {
+    return [
+      looksLikeSsh(repo)
+        ? `is for an ssh repository, but the host in repo ${show(repo)} is not a plain host name or address; write repo as ssh://git@host[:port]/path or git@host:path.`
+        : `is used only over ssh, but repo ${show(repo)} is not an ssh URL; write repo as ssh://git@host[:port]/owner/app.git or git@host:owner/app.git.`,
+    ];
+  }
+  return [];
+}
+
+/** known_hosts: a plain path outside the app's root (leave it out for <root>/known_hosts), only with a deploy key. */
+export function knownHostsProblems(file: string, hasKey: boolean, appRoot: string | undefined): string[] {
+  if (!hasKey) return ["is used only with deploy_key (it pins the host key of the server the key is for); add deploy_key or remove known_hosts."];
+  const own = rootFileProblems(file, appRoot);
+  if (own.length > 0 && appRoot && file.startsWith(appRoot + '/')) return [`${own[0].replace(/\.$/, '')}; or leave known_hosts out: provision then keeps the pin in ${appRoot}/known_hosts, which only root can change.`];
+  return own;
 }
 
 /** A path relative to shared/: no leading '/', no '..', '.' or empty parts, no part starting with '-'. */

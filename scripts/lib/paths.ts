@@ -57,6 +57,8 @@ export interface AppPaths {
   lock: string;
   history: string;
   cache: string;
+  /** The known_hosts that pins the repository server's host key (deploy_key): the manifest's known_hosts, else <root>/known_hosts. */
+  knownHosts: string;
   /** The directory of one release. */
   release(id: string): string;
   /** The file inside a release that records its commit. */
@@ -106,7 +108,7 @@ export interface PathOptions {
   cronDir?: string;
 }
 
-export function appPaths(m: { app: string; root: string; env_file?: string }, opts: PathOptions = {}): AppPaths {
+export function appPaths(m: { app: string; root: string; env_file?: string; known_hosts?: string }, opts: PathOptions = {}): AppPaths {
   const root = m.root;
   const releases = path.join(root, 'releases');
   const shared = path.join(root, 'shared');
@@ -123,6 +125,7 @@ export function appPaths(m: { app: string; root: string; env_file?: string }, op
     lock: path.join(root, 'cutover.lock'),
     history: path.join(root, 'history.jsonl'),
     cache: path.join(root, 'cache'),
+    knownHosts: m.known_hosts ?? path.join(root, 'known_hosts'),
     release,
     revisionFile: (id) => path.join(release(id), 'REVISION'),
     builtAssetsFile: (id) => path.join(release(id), BUILT_ASSETS_FILE),

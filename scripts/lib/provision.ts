@@ -38,7 +38,9 @@ async function dpkgInstalled(pkg: string): Promise<boolean> {
 
 export async function ensurePackages(ctx: Context, changes: Changes): Promise<void> {
   const missing: string[] = [];
-  for (const { command, pkg } of packagesFor(ctx.m.runtime)) {
+  // A deploy key fetches over ssh: ssh and ssh-keygen (provision's first contact) come with openssh-client.
+  const ssh = ctx.m.deploy_key ? [{ command: 'ssh', pkg: 'openssh-client' }] : [];
+  for (const { command, pkg } of [...packagesFor(ctx.m.runtime), ...ssh]) {
     if (command === 'pyvenv' ? await dpkgInstalled(pkg) : onPath(command) || (await dpkgInstalled(pkg))) continue;
     missing.push(pkg);
   }
