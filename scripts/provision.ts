@@ -9,7 +9,9 @@ const spec = {
   options: {
     'dry-run': { type: 'boolean' as const, help: 'print each change it would make (files as a diff), and change nothing' },
   },
-  details: `Run it as root, again whenever the manifest changes. Example:
+  details: `Run it as root, again whenever the manifest changes. With deploy_key in the manifest, it contacts the
+repository's server once when its host key is not pinned yet, records it (known_hosts) and prints its fingerprint;
+it never replaces a pinned key (remove the old line with ssh-keygen -R to re-pin on purpose). Example:
   ssh root@host 'cd /opt/cutover && npx tsx scripts/provision.ts --manifest /etc/cutover/shop.yaml'`,
 };
 

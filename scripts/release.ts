@@ -16,7 +16,11 @@ const spec = {
     'dry-run': dryRunOption,
   },
   details: `Example, from your machine:
-  ssh root@host 'cd /opt/cutover && npx tsx scripts/release.ts v1.4.2'`,
+  ssh root@host 'cd /opt/cutover && npx tsx scripts/release.ts v1.4.2'
+
+A private repository: set deploy_key in the manifest (a root-owned 0600 key, e.g. /etc/cutover/<app>.key) and
+run provision once, which pins the server's host key; every fetch uses that key and checks that pin strictly.
+The README's "Private repositories" says how to make the key and how to re-pin a changed host key.`,
 };
 
 async function resolve(ctx: Context, ref: string, access: RemoteAccess): Promise<string> {
