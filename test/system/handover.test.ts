@@ -219,15 +219,38 @@ it('gunicorn: a release under load hands over with 0 failed requests', async () 
   await releaseUnderLoad(PY, '1', '2');
 });
 
-it('provision moves an app from the single <app>.service of an older cutover to the slots without failing a request', async () => {
+it('a move from the single <app>.service that fails (the new unit cannot start the app) keeps the old unit serving, fails no request, exits 1 and says why', async () => {
   await setUp(LEGACY, 'node', { socket: true });
-  const root = rootOf(LEGACY);
   // Make it look as an older cutover left it: one <app>.service (the template's text, %i fixed), the
   // socket starting that unit, running, and the slots stopped.
   const template = await inside(h, `cat /etc/systemd/system/${LEGACY.app}@.service`);
   const legacy = template.replace(/%i/g, 'legacy').replace(/^Sockets=.*\n/m, '');
   await inside(h, `cat > /etc/systemd/system/${LEGACY.app}.service <<'EOF'\n${legacy}\nEOF\nsed -i '/^Service=/d' /etc/systemd/system/${LEGACY.app}.socket`);
   await inside(h, `systemctl daemon-reload && systemctl start ${LEGACY.app}.service && systemctl stop ${LEGACY.app}@a.service ${LEGACY.app}@b.service && systemctl is-active ${LEGACY.app}.service`);
+  assert.is(await version(LEGACY), '1');
+  // The same provision also brings a start command that cannot run: slot a never serves.
+  const good = await manifestObject(LEGACY);
+  h.manifest({ ...good, start: 'node no-such-server.js' });
+  try {
+    const run = await loadDuring(base(LEGACY), () => kit(LEGACY, 'provision'), { workers: 4, minMs: 2000 });
+    expectExit(run.result, 1, 'provision with a start that fails');
+    report(describeLoad(`${LEGACY.app}: a failed move from <app>.service`, run.load, run.samples));
+    assert.is(run.load.failed, 0, `no failed request: ${JSON.stringify(run.load.errors)}`);
+    assert.match(run.result.stderr, `Moving ${LEGACY.app}.service to ${LEGACY.app}@a.service failed`);
+    assert.match(run.result.stderr, `${LEGACY.app}.service kept serving`);
+    assert.match(run.result.stderr, `journalctl -u ${LEGACY.app}@a.service`);
+    assert.is((await h.host.exec(['systemctl', 'is-active', `${LEGACY.app}.service`])).stdout.trim(), 'active', 'the old unit runs');
+    assert.is((await h.host.exec(['test', '-e', `/etc/systemd/system/${LEGACY.app}.service`])).code, 0, 'the old unit file is kept');
+    assert.equal((await slotsInside(h, LEGACY.app)).filter((s) => s.state === 'active'), [], 'slot a was stopped again');
+    assert.is(await version(LEGACY), '1');
+  } finally {
+    h.manifest(good);
+  }
+});
+
+it('provision moves an app from the single <app>.service of an older cutover to the slots without failing a request', async () => {
+  // Goes on from the failed move above: the old unit still serves, and the manifest is right again.
+  const root = rootOf(LEGACY);
   assert.is(await version(LEGACY), '1');
   const run = await loadDuring(base(LEGACY), () => kit(LEGACY, 'provision'), { workers: 8, minMs: 3000 });
   expectExit(run.result, 0, 'provision');
