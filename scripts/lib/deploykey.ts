@@ -165,6 +165,11 @@ export function gitAccess(a: SshAccess, opts: { pinning?: { into: string }; lsta
       );
     }
   }
+  try {
+    fs.accessSync(GIT_SSH_WRAPPER, fs.constants.X_OK);
+  } catch {
+    throw new OperationError(`The kit's ssh wrapper ${GIT_SSH_WRAPPER} is missing or not executable, so git cannot fetch with the deploy key.`, `Copy the kit again with its file modes (rsync -a, or tar), or run \`chmod 755 ${GIT_SSH_WRAPPER}\`.`);
+  }
   assertGuarded({ file: a.key, kind: 'key', setting: 'deploy_key in the manifest' }, opts.lstat);
   if (!opts.pinning) assertGuarded({ file: a.knownHosts, kind: 'known_hosts', setting: a.knownHostsSetting }, opts.lstat);
   return {

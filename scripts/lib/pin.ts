@@ -23,6 +23,17 @@ async function fingerprints(file: string, known: string): Promise<string[]> {
 }
 
 /**
+ * With a deploy key, before provision changes anything: the key must be there and root's alone, and a
+ * known_hosts that exists must be root's to change, so a bad one stops provision with nothing done.
+ */
+export function checkDeployKeyFirst(ctx: Context): void {
+  const a = sshAccessOf(ctx.m, ctx.paths);
+  if (!a) return;
+  assertGuarded({ file: a.key, kind: 'key', setting: 'deploy_key in the manifest' });
+  if (fs.existsSync(a.knownHosts)) assertGuarded({ file: a.knownHosts, kind: 'known_hosts', setting: a.knownHostsSetting });
+}
+
+/**
  * With a deploy key: when the server's host key is not pinned yet, contacts the server once with
  * StrictHostKeyChecking=accept-new into a copy of the known_hosts file, then puts the copy in place
  * (rename) and reports the fingerprint. A key already pinned is never replaced here (a changed key is

@@ -183,14 +183,32 @@ it('a changed host key: release and its dry run refuse, naming the host, the pin
   expectExit(prov, 0, 'provision with a changed host key (already pinned: it does not contact the server)');
   assert.not.match(prov.stdout, /pinned/);
   await unchangedBy('a changed host key after provision', () => kit('release', ['main']), expect);
-  // The deliberate re-pin the message names.
+  // The deliberate re-pin the message names; a dry run of provision says it would contact the server, and does not.
   await inside(h, `ssh-keygen -q -R '${KNOWN}' -f ${PINNED}`);
+  const unpinned = h.read(PINNED);
+  const dry = await kit('provision', ['--dry-run']);
+  expectExit(dry, 0, 'provision --dry-run with the pin removed');
+  assert.match(dry.stdout, `would contact ${KNOWN} and pin the ssh host key it presents in ${PINNED} (first contact)`);
+  assert.is(h.read(PINNED), unpinned, 'the dry run pinned nothing');
   const repin = await kit('provision');
   expectExit(repin, 0, 'provision after removing the old pin');
   const fp = await inside(h, `ssh-keygen -l -f ${SSHD}/host_ed25519.pub | cut -d' ' -f2`);
   assert.match(repin.stdout, `pinned the ssh host key of ${KNOWN} in ${PINNED} (first contact): ED25519 ${fp}`);
   expectExit(await kit('release', ['main']), 0, 'release v3 after the re-pin');
   assert.is(await version(), '3');
+});
+
+it('provision with a deploy key that is not there yet: exit 1 with how to make one, and nothing provisioned', async () => {
+  const other = 'privnokey';
+  const m = h.manifest(nodeApp(other, URL, PORT + 1, { deploy_key: `/etc/cutover/${other}.key` }));
+  const snap = () => snapshotInside(h, ['/etc/systemd/system', '/etc/cron.d', '/usr/local/src', '/etc/passwd', '/etc/group']);
+  const before = snap();
+  const r = await h.kit('provision', [], { manifest: m });
+  outputs.push(out(r));
+  assert.is(r.code, 1, out(r));
+  assert.match(r.stderr, `The deploy key /etc/cutover/${other}.key (deploy_key in the manifest) does not exist`);
+  assert.match(r.stderr, `ssh-keygen -t ed25519 -N '' -C cutover-deploy -f /etc/cutover/${other}.key`);
+  assert.equal(snapshotDiff(before, snap()), [], 'provision changed nothing');
 });
 
 it('an unpinned host (the pin file removed): release refuses and says to provision; the key still never shows', async () => {
