@@ -7,9 +7,16 @@ import { getJson } from '../helpers/apps.ts';
 import type { ExecResult } from '../host/host.ts';
 import { activeInside, historyInside, inside, loopback, out, servingPid, snapshotDiff, snapshotInside, statInside } from '../helpers/system.ts';
 import { setUp, nodeApp } from '../helpers/fixtures.ts';
-import { systemTier } from '../helpers/prereq.ts';
+import { commandMissing, requiring, systemTierMissing, systemTier } from '../helpers/prereq.ts';
+import { ANSIBLE_DIR, parseRecap } from '../helpers/fleet.ts';
+import { tempDir } from '../helpers/gitrepo.ts';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
 
 const { it, ready } = systemTier(import.meta.url);
+const withAnsible = requiring(systemTierMissing() ?? commandMissing('ansible-playbook', ['--version'], 'apt-get install ansible; test/setup.sh does'));
 
 // Ports 4600-4699 belong to this file: the app on 4601, the git server's sshd on 4622.
 const APP = 'privapp';
@@ -216,6 +223,36 @@ it('an unpinned host (the pin file removed): release refuses and says to provisi
   await unchangedBy('no pinned host key', () => kit('release', ['main']), [/known_hosts file .*known_hosts .* does not exist/, /Run provision/]);
   await inside(h, `mv /root/pinned.bak ${PINNED}`);
   for (const line of keyLines) for (const o of outputs) assert.not.ok(o.includes(line), 'a line of the key appears in an output');
+});
+
+withAnsible("ansible: cutover_deploy_key_src puts the key where the manifest's deploy_key says (root's, 0600), never logging it; a second run changes nothing", async () => {
+  const work = await tempDir('cutover-ansible-key');
+  const keySrc = path.join(work, 'fleetapp.key');
+  const made = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'fleet', '-f', keySrc]);
+  assert.is(made.status, 0, String(made.stderr));
+  const dest = '/etc/cutover/keys/fleetapp.key';
+  const manifestSrc = path.join(work, 'fleetapp.yaml');
+  fs.writeFileSync(manifestSrc, stringify(nodeApp('fleetapp', URL, PORT + 2, { deploy_key: dest })));
+  const playbook = path.join(work, 'key.yml');
+  fs.writeFileSync(playbook, stringify([{ hosts: 'all', gather_facts: false, tasks: [{ 'ansible.builtin.include_role': { name: 'cutover', tasks_from: 'deploy_key' } }] }]));
+  fs.writeFileSync(path.join(work, 'hosts.ini'), `k ansible_connection=community.docker.nsenter ansible_nsenter_pid=${h.host.pid} ansible_python_interpreter=/usr/bin/python3\n`);
+  const play = () => {
+    const r = spawnSync('ansible-playbook', ['-i', path.join(work, 'hosts.ini'), playbook, '-e', JSON.stringify({ cutover_manifest_src: manifestSrc, cutover_deploy_key_src: keySrc })], {
+      cwd: ANSIBLE_DIR,
+      encoding: 'utf8',
+      env: { ...process.env, ANSIBLE_CONFIG: path.join(ANSIBLE_DIR, 'ansible.cfg'), ANSIBLE_ROLES_PATH: path.join(ANSIBLE_DIR, 'roles'), ANSIBLE_LOCAL_TEMP: path.join(work, 'tmp'), ANSIBLE_NOCOLOR: '1' },
+    });
+    assert.is(r.status, 0, `ansible-playbook: ${r.stdout}\n${r.stderr}`);
+    return { text: `${r.stdout}\n${r.stderr}`, recap: parseRecap(r.stdout).k! };
+  };
+  const first = play();
+  assert.ok(first.recap.changed >= 1, `the first run copies the key: ${first.text}`);
+  assert.is(h.read(dest), fs.readFileSync(keySrc, 'utf8'), 'the key on the host is the controller\'s');
+  assert.equal(await statInside(h, dest), { owner: 'root', group: 'root', mode: '600', type: 'regular file' });
+  const body = fs.readFileSync(keySrc, 'utf8').split('\n').filter((l) => l.length >= 16 && !l.startsWith('-----'));
+  for (const line of body) assert.not.ok(first.text.includes(line), "a line of the key is in ansible's output");
+  const second = play();
+  assert.is(second.recap.changed, 0, `a second run changes nothing: ${second.text}`);
 });
 
 test.run();
