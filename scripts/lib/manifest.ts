@@ -14,6 +14,18 @@ export { cronProblems };
 /** Where the service's port comes from: the app binds it, or a systemd socket unit owns it. */
 export type SocketMode = false | true | 'preload';
 
+/** HTTPS for the public entrance: Caddy's automatic certificates or its local CA, none, or files the operator provides. */
+export type ProxyTls = 'auto' | 'internal' | 'off' | { cert: string; key: string };
+
+/** The public entrance: a site for Caddy or nginx that forwards to the app's port (proxy-site.ts renders it). */
+export interface ProxyConfig {
+  server: 'caddy' | 'nginx';
+  server_name: string;
+  tls: ProxyTls;
+  /** The port the site listens on (443 with TLS, 80 without, by default). */
+  listen: number;
+}
+
 export type HealthCheck =
   | { path: string; timeout: number; failures?: number }
   | { command: string; timeout: number; failures?: number };
@@ -55,6 +67,8 @@ export interface Manifest {
   start: string;
   port: number;
   socket: SocketMode;
+  /** The public entrance, when the manifest asks for one. */
+  proxy?: ProxyConfig;
   health: HealthCheck;
   /** Seconds install, build and migrate may each take. */
   timeouts: { install: number; build: number; migrate: number };
@@ -264,6 +278,8 @@ function schemaProblem(e: ErrorObject, locate: Locate): ManifestProblem | undefi
     }
     case 'propertyNames':
       return undefined; // the pattern/not error under it names the key
+    case 'if':
+      return undefined; // the then/else error under it says what is wrong
     case 'type':
       return problem(at, typeMessage(String(e.params.type), e.data));
     case 'enum':
@@ -448,6 +464,9 @@ function semanticProblems(m: Data, locate: Locate, found: ManifestProblem[]): Ma
     const shared = Array.isArray(m.shared) ? (m.shared as unknown[]).filter((s): s is string => typeof s === 'string') : [];
     (m[key] as string[]).forEach((dir, i) => add([key, i], releaseDirProblems(dir, shared)));
   }
+  if (m.proxy && typeof m.proxy === 'object' && clean('proxy')) {
+    for (const [segments, message] of proxyProblems(m.proxy as Data, m.port)) add(['proxy', ...segments], [message]);
+  }
   const schedule = (m.prune as Data | undefined)?.schedule;
   if (typeof schedule === 'string' && clean('prune')) add(['prune', 'schedule'], cronProblems(schedule));
   return out;
@@ -473,6 +492,31 @@ export function packageRunnerProblems(start: string, socket: string): string[] {
   return [
     `runs the app through ${runner}, which does not pass the socket (fd 3) on to the process it starts, so with socket: ${socket} the app would bind the port itself and fail (EADDRINUSE); start it with node directly, e.g. ${example}.`,
   ];
+}
+
+/** What the schema cannot say about proxy: which TLS choices each server has, plain file paths, a port of its own. */
+export function proxyProblems(proxy: Data, appPort: unknown): [Segment[], string][] {
+  const out: [Segment[], string][] = [];
+  const tls = proxy.tls;
+  if (proxy.server === 'nginx' && tls === undefined) {
+    out.push([[], "needs tls with nginx: { cert: /path/to/fullchain.pem, key: /path/to/privkey.pem }, or off for plain HTTP (automatic certificates are Caddy's: server: caddy)."]);
+  }
+  if (proxy.server === 'nginx' && (tls === 'auto' || tls === 'internal')) {
+    out.push([['tls'], `${show(tls)} is Caddy's own certificate management; with nginx give { cert, key } files, or use server: caddy.`]);
+  }
+  if (tls && typeof tls === 'object') {
+    for (const key of ['cert', 'key'] as const) {
+      const file = (tls as Data)[key];
+      if (typeof file !== 'string') continue;
+      const plain = path.posix.normalize(file);
+      if (plain !== file || file.endsWith('/') || file.split('/').includes('..')) out.push([['tls', key], `must be written plainly, as ${show(plain.replace(/(.)\/$/, '$1'))} (no '//', '.' or '..' parts, no trailing '/').`]);
+    }
+  }
+  const listen = proxy.listen ?? (tls === 'off' ? 80 : 443);
+  if (listen === (appPort ?? 3000)) {
+    out.push([['listen'], `is ${listen}, the app's own port; the proxy listens on another port and forwards to 127.0.0.1:${listen}.`]);
+  }
+  return out;
 }
 
 /** A directory inside the release (assets, cache): plain, relative, and not under a shared path (which leads out of the release). */
@@ -599,5 +643,12 @@ function completeManifest(values: Data, file: string): Manifest {
     root: m.root ?? `/usr/local/src/${m.app}`,
     user: m.user ?? m.app,
     hooks: m.hooks ?? {},
+    ...(m.proxy ? { proxy: completeProxy(m.proxy as Partial<ProxyConfig> & Pick<ProxyConfig, 'server' | 'server_name'>) } : {}),
   };
+}
+
+/** proxy with its defaults: tls auto (Caddy; nginx must say), listen 443 with TLS and 80 without. */
+function completeProxy(p: Partial<ProxyConfig> & Pick<ProxyConfig, 'server' | 'server_name'>): ProxyConfig {
+  const tls = p.tls ?? 'auto';
+  return { server: p.server, server_name: p.server_name, tls, listen: p.listen ?? (tls === 'off' ? 80 : 443) };
 }

@@ -144,3 +144,21 @@ export function appPaths(m: { app: string; root: string; env_file?: string; know
     cronFile: path.join(cronDir, `cutover-${m.app}`),
   };
 }
+
+/** The web servers the public entrance can be written for. */
+export const PROXY_SERVERS = ['caddy', 'nginx'] as const;
+export type ProxyServer = (typeof PROXY_SERVERS)[number];
+
+/** Where the public entrance's files live: the server's own directories, not the app's root. */
+export const proxyPaths = {
+  /** The app's nginx site: conf.d, which Debian's and nginx.org's nginx.conf both include. */
+  nginxSite: (app: string) => path.join('/etc/nginx/conf.d', `cutover-${app}.conf`),
+  /** The directory of the Caddy sites cutover writes, one file per app; the Caddyfile imports it. */
+  caddyDir: '/etc/caddy/cutover.d',
+  caddySite: (app: string) => path.join('/etc/caddy/cutover.d', `${app}.caddy`),
+  /** The Caddyfile the caddy package's unit runs (its ExecStart and ExecReload name it). */
+  caddyfile: '/etc/caddy/Caddyfile',
+  /** Caddy's admin API in a Caddyfile cutover writes: a Unix socket in the caddy user's home, not localhost:2019. */
+  caddyAdmin: '/var/lib/caddy/admin.sock',
+  siteFile: (server: ProxyServer, app: string) => (server === 'nginx' ? proxyPaths.nginxSite(app) : proxyPaths.caddySite(app)),
+};
