@@ -5,7 +5,7 @@ import type { Changes } from './lib/provision.ts';
 
 const spec = {
   name: 'provision',
-  summary: "Make this host ready for the manifest's app: runtime packages, the system user, the root layout, shared paths, the systemd units, the cron entry that prunes, and (with deploy_key) the pinned host key of the repository's server.",
+  summary: "Make this host ready for the manifest's app: runtime packages, the system user, the root layout, shared paths, the systemd units, the cron entry that prunes, (with deploy_key) the pinned host key of the repository's server, and (with proxy) the app's site for Caddy or nginx.",
   options: {
     'dry-run': { type: 'boolean' as const, help: 'print each change it would make (files as a diff), and change nothing' },
   },
@@ -20,6 +20,7 @@ await runCommand(spec, async (args) => {
   const { createContext, withLock } = await import('./lib/context.ts');
   const { ensureCommandLink, ensureLayoutOwned, ensurePackages, ensureSharedPaths, ensureUnits, ensureUser } = await import('./lib/provision.ts');
   const { checkDeployKeyFirst, ensureHostKeyPinned } = await import('./lib/pin.ts');
+  const { ensureProxy, hasStaleSites } = await import('./lib/proxy.ts');
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   if (process.getuid?.() !== 0 && !ctx.dryRun) {
     throw new OperationError('provision must run as root: it creates a system user, installs units and writes /etc/cron.d.', 'Run it with sudo, or see what it would do with --dry-run.');
@@ -35,6 +36,11 @@ await runCommand(spec, async (args) => {
     if (ctx.m.deploy_key) await ctx.log.step(`the repository server's host key (deploy_key)`, () => ensureHostKeyPinned(ctx, changes));
   });
   await ctx.log.step('the cutover command on root\'s PATH', () => ensureCommandLink(ctx, changes));
+  if (ctx.m.proxy) {
+    await ctx.log.step(`the public entrance: the ${ctx.m.proxy.server} site for ${ctx.m.proxy.server_name}`, () => ensureProxy(ctx, changes));
+  } else if (hasStaleSites(ctx)) {
+    await ctx.log.step('the public entrance: none in the manifest any more', () => ensureProxy(ctx, changes));
+  }
   if (changes.length === 0) {
     ctx.log.info(`Nothing to change: the host is already provisioned for ${ctx.m.app}.`);
   } else {

@@ -148,7 +148,7 @@ export async function ensureSharedPaths(ctx: Context, changes: Changes): Promise
 }
 
 /** A unified diff of a file's current content against what provision would write. */
-async function diff(file: string, content: string): Promise<string> {
+export async function diff(file: string, content: string): Promise<string> {
   const old = fs.existsSync(file) ? file : '/dev/null';
   const p = await $({ input: content, quiet: true, nothrow: true })`diff -u --label ${file} --label ${file + ' (new)'} ${old} -`;
   return p.stdout;

@@ -1,0 +1,204 @@
+// The public entrance on the host: puts the app's site in place for Caddy or nginx, has the server check it, reloads; a failed check or reload puts the previous files back.
+import fs from 'node:fs';
+import path from 'node:path';
+import { $ } from 'zx/core';
+import { OperationError } from './errors.ts';
+import type { Context } from './context.ts';
+import { PROXY_SERVERS, proxyPaths, type ProxyServer } from './paths.ts';
+import { importsCutoverSites, isOwnSite, renderCaddyfile, renderSite, withCutoverImport } from './proxy-site.ts';
+import { serviceControlEnabled, unitState } from './systemd.ts';
+import { diff } from './provision.ts';
+
+/** One file to put in place (content) or to remove (null), with what was there before, to put back on failure. */
+export interface SiteEdit {
+  path: string;
+  content: string | null;
+  mode: number;
+  previous: { content: string; mode: number } | null;
+  /** What the change was, for provision's list of changes. */
+  describe: string;
+}
+
+const INSTALL: Record<ProxyServer, string> = {
+  nginx: 'apt-get install nginx-light (or nginx)',
+  caddy: 'apt-get install caddy (Debian 12, Ubuntu 23.04 and later; older releases: Caddy\'s own apt repository)',
+};
+
+/** The server's own configuration test, as argv. */
+function checkArgv(server: ProxyServer): string[] {
+  return server === 'nginx' ? ['nginx', '-t', '-q'] : ['caddy', 'validate', '--config', proxyPaths.caddyfile, '--adapter', 'caddyfile'];
+}
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => d && fs.existsSync(path.join(d, command)));
+}
+
+function current(file: string): { content: string; mode: number } | null {
+  const st = fs.lstatSync(file, { throwIfNoEntry: false });
+  if (!st) return null;
+  if (!st.isFile()) throw new OperationError(`${file} is not a regular file (a symlink or a directory): cutover will not write through it.`, 'Move it away, then provision again.');
+  return { content: fs.readFileSync(file, 'utf8'), mode: st.mode & 0o7777 };
+}
+
+/**
+ * The edits the manifest's proxy asks for: the app's site for its server, and for Caddy a Caddyfile that
+ * imports cutover's sites (written when there is none; otherwise the import is added at its end).
+ * A site file at cutover's path that cutover did not write is refused, never replaced.
+ */
+export function planSite(ctx: Context): SiteEdit[] {
+  const { m } = ctx;
+  if (!m.proxy) return [];
+  const site = renderSite(m);
+  const edits: SiteEdit[] = [];
+  const was = current(site.path);
+  if (was && !isOwnSite(m.proxy.server, m.app, was.content)) {
+    throw new OperationError(
+      `${site.path} exists and cutover did not write it (its first line is not cutover's): left as it is, and no site was written for ${m.app}.`,
+      `Move that file away if it is yours, then provision again; cutover writes its site for ${m.app} there.`,
+    );
+  }
+  if (!was || was.content !== site.content || was.mode !== site.mode) {
+    edits.push({ ...site, previous: was, describe: `${was ? 'updated' : 'wrote'} the ${m.proxy.server} site ${site.path} (${m.proxy.server_name} → 127.0.0.1:${m.port})` });
+  }
+  if (m.proxy.server === 'caddy') {
+    const caddyfile = current(proxyPaths.caddyfile);
+    if (!caddyfile) {
+      edits.push({ path: proxyPaths.caddyfile, content: renderCaddyfile(), mode: 0o644, previous: null, describe: `wrote ${proxyPaths.caddyfile}: there was none (admin API on ${proxyPaths.caddyAdmin}, importing ${proxyPaths.caddyDir}/)` });
+    } else if (!importsCutoverSites(caddyfile.content)) {
+      edits.push({
+        path: proxyPaths.caddyfile,
+        content: withCutoverImport(caddyfile.content),
+        mode: caddyfile.mode,
+        previous: caddyfile,
+        describe: `added the import of ${proxyPaths.caddyDir}/*.caddy at the end of ${proxyPaths.caddyfile} (the rest of it untouched)`,
+      });
+    }
+  }
+  return edits;
+}
+
+/** The app's sites for servers the manifest no longer names (or all of them, without proxy): removed, if cutover wrote them. */
+export function planStaleSites(ctx: Context): { server: ProxyServer; edit: SiteEdit }[] {
+  const out: { server: ProxyServer; edit: SiteEdit }[] = [];
+  for (const server of PROXY_SERVERS) {
+    if (ctx.m.proxy?.server === server) continue;
+    const file = proxyPaths.siteFile(server, ctx.m.app);
+    const was = fs.existsSync(file) ? current(file) : null;
+    if (!was) continue;
+    if (!isOwnSite(server, ctx.m.app, was.content)) {
+      ctx.log.warn(`${file} exists but cutover did not write it: left alone.`);
+      continue;
+    }
+    const why = ctx.m.proxy ? `the manifest's proxy now names ${ctx.m.proxy.server}` : 'the manifest no longer has a proxy';
+    out.push({ server, edit: { path: file, content: null, mode: 0, previous: was, describe: `removed the ${server} site ${file}: ${why}` } });
+  }
+  return out;
+}
+
+/** Whether a site file of this app exists for a server the manifest does not name (provision then removes it, if cutover wrote it). */
+export function hasStaleSites(ctx: Context): boolean {
+  return PROXY_SERVERS.some((server) => ctx.m.proxy?.server !== server && fs.existsSync(proxyPaths.siteFile(server, ctx.m.app)));
+}
+
+async function put(ctx: Context, e: { path: string; content: string | null; mode: number }): Promise<void> {
+  if (e.content === null) return ctx.ops.remove(e.path);
+  if (!fs.existsSync(path.dirname(e.path))) await ctx.ops.mkdir(path.dirname(e.path), 0o755);
+  await ctx.ops.writeFile(e.path, e.content, e.mode);
+}
+
+/** Puts every edited file back as it was (or removes the ones that were not there). */
+async function restore(ctx: Context, edits: SiteEdit[]): Promise<void> {
+  for (const e of [...edits].reverse()) await put(ctx, { path: e.path, content: e.previous?.content ?? null, mode: e.previous?.mode ?? 0 });
+}
+
+/** The server's own check of its whole configuration; caddy runs as its own user, so it reads the files as the server will. */
+async function runCheck(server: ProxyServer): Promise<{ ok: boolean; output: string }> {
+  let argv = checkArgv(server);
+  let env = process.env;
+  if (server === 'caddy') {
+    const user = await $({ quiet: true, nothrow: true })`getent passwd caddy`;
+    const home = user.exitCode === 0 ? user.stdout.split(':')[5] : undefined;
+    if (home) {
+      argv = ['setpriv', '--reuid=caddy', '--regid=caddy', '--init-groups', '--', ...argv];
+      env = { ...process.env, HOME: home, XDG_DATA_HOME: path.join(home, '.local', 'share'), XDG_CONFIG_HOME: path.join(home, '.config') };
+    }
+  }
+  const p = await $({ quiet: true, nothrow: true, env, cwd: '/' })`${argv}`;
+  // caddy logs JSON lines before its verdict; the lines that are not JSON say what is wrong.
+  const lines = `${p.stderr}\n${p.stdout}`.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('{'));
+  return { ok: p.exitCode === 0, output: lines.slice(-6).join('\n') };
+}
+
+/**
+ * Puts the edits in place, has the server check the whole configuration, and reloads it (a reload keeps open
+ * connections; a server that is not running is not started). A failed check or reload puts every file
+ * back as it was and throws: the server goes on serving what it served before.
+ */
+export async function applySiteEdits(ctx: Context, server: ProxyServer, edits: SiteEdit[], changes: string[]): Promise<void> {
+  if (edits.length === 0) return;
+  for (const e of edits) {
+    if (ctx.dryRun) ctx.log.info((await diff(e.path, e.content ?? '')).trimEnd().replace(/^/gm, '    '));
+    await put(ctx, e);
+  }
+  const check = checkArgv(server).join(' ');
+  if (ctx.dryRun) {
+    ctx.log.info(`    would check the result with \`${check}\` and reload ${server}, or put the files back if the check fails`);
+    changes.push(...edits.map((e) => e.describe));
+    return;
+  }
+  const checked = await runCheck(server);
+  if (!checked.ok) {
+    await restore(ctx, edits);
+    const before = await runCheck(server);
+    throw new OperationError(
+      `${server}'s own check (\`${check}\`) refused the new configuration for ${ctx.m.app}:\n${checked.output.replace(/^/gm, '  ')}\n` +
+        `The previous files are back in place and ${server} was not reloaded: it serves as before.` +
+        (before.ok ? '' : ` (Its configuration fails that check without cutover's change too: the problem may lie elsewhere.)`),
+      `Fix what ${server} names above (in the manifest's proxy key, or the file it points to), then provision again.`,
+    );
+  }
+  changes.push(...edits.map((e) => e.describe));
+  await reload(ctx, server, edits, changes);
+}
+
+async function reload(ctx: Context, server: ProxyServer, edits: SiteEdit[], changes: string[]): Promise<void> {
+  if (!serviceControlEnabled()) return;
+  const state = await unitState(`${server}.service`);
+  if (state !== 'active') {
+    ctx.log.warn(`${server} is not running (${state}): the site takes effect when it starts (systemctl enable --now ${server}).`);
+    return;
+  }
+  const p = await $({ quiet: true, nothrow: true })`systemctl reload ${`${server}.service`}`;
+  if (p.exitCode !== 0) {
+    await restore(ctx, edits);
+    changes.splice(changes.length - edits.length, edits.length);
+    const journal = await $({ quiet: true, nothrow: true })`journalctl --unit ${`${server}.service`} --no-pager --lines 8 --output cat`;
+    throw new OperationError(
+      `Reloading ${server} with the new configuration for ${ctx.m.app} failed:\n${(p.stderr.trim() + '\n' + journal.stdout.trim()).trim().replace(/^/gm, '  ')}\n` +
+        `The previous files are back in place; ${server} keeps the configuration it had (a failed reload changes nothing).`,
+      `Look at \`journalctl -u ${server}\` for the cause (a port another program holds, say), fix it, then provision again.`,
+    );
+  }
+  changes.push(`reloaded ${server} (open connections are kept)`);
+}
+
+/** Provision's step: the app's site in place, checked and loaded; sites cutover wrote for another server removed. */
+export async function ensureProxy(ctx: Context, changes: string[]): Promise<void> {
+  for (const { server, edit } of planStaleSites(ctx)) {
+    if (!onPath(server)) {
+      await put(ctx, edit);
+      changes.push(`${edit.describe} (${server} is not installed any more)`);
+      continue;
+    }
+    await applySiteEdits(ctx, server, [edit], changes);
+  }
+  const server = ctx.m.proxy?.server;
+  if (!server) return;
+  if (!onPath(server)) {
+    throw new OperationError(
+      `The manifest's proxy asks for ${server}, but ${server} is not installed on this host.`,
+      `Install it (${INSTALL[server]}), then provision again.${server === 'nginx' ? ' Debian\'s nginx serves a default site on port 80 (/etc/nginx/sites-enabled/default): remove that link if you do not want it.' : ''}`,
+    );
+  }
+  await applySiteEdits(ctx, server, planSite(ctx), changes);
+}
