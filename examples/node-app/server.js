@@ -1,4 +1,4 @@
-// The example web app cutover deploys: health, version and asset endpoints, graceful SIGTERM, test switches.
+// The example web app cutover deploys: health, version, forwarded-header and asset endpoints, graceful SIGTERM, test switches.
 //
 // Environment: PORT (default 3000), HOST (default 127.0.0.1), STARTUP_DELAY_MS (default 300),
 // LISTEN_FDS=1 (socket activation: listen on the inherited fd 3; LISTEN_PID is not checked, so
@@ -97,10 +97,24 @@ function makeHandler({ info, release, behaviour }) {
     if (url.pathname === '/') return send(res, 200, 'application/json', JSON.stringify(summary) + '\n');
     if (url.pathname === '/version') return send(res, 200, 'text/plain', `${info.version}\n`);
     if (url.pathname === '/slow') return slow(res, url, release);
+    if (url.pathname === '/headers') return send(res, 200, 'application/json', JSON.stringify(forwarded(req, info)) + '\n');
     if (assetPath && url.pathname === assetPath) {
       return send(res, 200, 'text/javascript', readAppFile(path.join('dist', info.asset)) ?? '');
     }
     return send(res, 404, 'text/plain', 'not found\n');
+  };
+}
+
+/** GET /headers: what a reverse proxy in front told the app (the tests of the public entrance read it). */
+function forwarded(req, info) {
+  const h = req.headers;
+  return {
+    version: info.version,
+    host: h.host ?? null,
+    forwardedFor: h['x-forwarded-for'] ?? null,
+    forwardedProto: h['x-forwarded-proto'] ?? null,
+    forwardedHost: h['x-forwarded-host'] ?? null,
+    remoteAddress: req.socket.remoteAddress ?? null,
   };
 }
 

@@ -28,10 +28,10 @@ export function loopbackUrl(url: string): URL {
 }
 
 /** One GET on a fresh connection (agent: false); rejects on a network error or after timeoutMs. */
-export function httpGet(url: string, opts: { timeoutMs?: number; agent?: http.Agent } = {}): Promise<HttpResult> {
+export function httpGet(url: string, opts: { timeoutMs?: number; agent?: http.Agent; headers?: Record<string, string> } = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const target = loopbackUrl(url);
-    const req = http.get(target, { agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 5000 }, (res) => {
+    const req = http.get(target, { agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 5000, headers: opts.headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));

@@ -38,8 +38,9 @@ export function isRoot(): boolean {
 /**
  * Boots a test host with the kit bound in. `srcDir` reuses the repos of an earlier host (a second
  * boot over the same `stateDir` after a power cut); by default a fresh, empty repo dir is made.
+ * `privateNetwork`: the host gets its own network namespace, reached at `host.address` (ports of its own).
  */
-export async function bootKitHost(opts: { stateDir?: string; srcDir?: string } = {}): Promise<KitHost> {
+export async function bootKitHost(opts: { stateDir?: string; srcDir?: string; privateNetwork?: boolean } = {}): Promise<KitHost> {
   const srcDir = opts.srcDir ?? (await tempDir('cutover-src'));
   const host = await bootHost({
     binds: [
@@ -47,6 +48,7 @@ export async function bootKitHost(opts: { stateDir?: string; srcDir?: string } =
       { host: srcDir, container: SRC, readOnly: true },
     ],
     stateDir: opts.stateDir,
+    privateNetwork: opts.privateNetwork,
   });
   const inside = (p: string) => path.join(host.root, p);
   return {

@@ -1,0 +1,265 @@
+// system tier: the public entrance — provision writes an nginx and a Caddy site, requests through them reach the app with the forwarded headers, a release under load through them drops nothing, a bad change leaves the old site serving.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { bootKitHost, expectExit, type KitHost } from '../helpers/hostkit.ts';
+import { getJson, httpGet } from '../helpers/apps.ts';
+import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
+import { nodeApp, setUp } from '../helpers/fixtures.ts';
+import { describeLoad, handoverProblems, loadDuring } from '../helpers/load.ts';
+import { eventually, inside, out } from '../helpers/system.ts';
+import { systemTier } from '../helpers/prereq.ts';
+
+const { it, ready } = systemTier(import.meta.url);
+
+// Ports 4700-4799 belong to this file. The host has a network of its own besides (a test host's
+// ports 80, 443 and 2019 would otherwise be this machine's), reached at h.host.address.
+const NGINX = { app: 'pxnginx', port: 4701, listen: 4702, server: 'nginx' as const };
+const CADDY = { app: 'pxcaddy', port: 4711, listen: 4712, server: 'caddy' as const };
+/** A site of the operator's own in their Caddyfile, which cutover must leave serving. */
+const OPERATOR_SITE_PORT = 4719;
+type App = typeof NGINX | typeof CADDY;
+
+let h: KitHost;
+const repos: Record<string, AppRepo> = {};
+const manifests: Record<string, string> = {};
+const numbers: string[] = [];
+const t0 = Date.now();
+
+const OPERATOR_CADDYFILE = `# The operator's own Caddyfile.
+{
+	admin unix//var/lib/caddy/admin.sock
+}
+
+:${OPERATOR_SITE_PORT} {
+	respond "the operator's own site"
+}
+`;
+
+function manifestObject(a: App, proxy: Record<string, unknown> = {}): Record<string, unknown> {
+  return nodeApp(a.app, `/srv/src/${a.app}`, a.port, {
+    env: { STARTUP_DELAY_MS: '300' },
+    proxy: { server: a.server, server_name: h.host.address, tls: 'off', listen: a.listen, ...proxy },
+  });
+}
+
+const kit = (a: App, verb: string, args: string[] = []) => h.kit(verb, args, { manifest: manifests[a.app] });
+const through = (a: App, p = '/') => `http://${h.host.address}:${a.listen}${p}`;
+const siteFile = (a: App) => (a.server === 'nginx' ? `/etc/nginx/conf.d/cutover-${a.app}.conf` : `/etc/caddy/cutover.d/${a.app}.caddy`);
+/**
+ * The pids of nginx's serving workers, once settled: a reload starts new workers, then tells the old ones
+ * to finish (they show "shutting down" until they exit), so a reload shows as new pids here.
+ */
+async function nginxWorkers(): Promise<string> {
+  const read = () => inside(h, "ps -C nginx -o pid=,args= | grep 'worker process' | awk '{print $1, $NF}' | sort | tr '\\n' ' '");
+  let last = await read();
+  return eventually<string>('nginx workers settle', async () => {
+    await new Promise((r) => setTimeout(r, 300));
+    const now = await read();
+    const settled = now === last && !now.includes('down');
+    last = now;
+    return settled ? now : '';
+  });
+}
+/** How many configurations Caddy has loaded (its start and each reload log "load complete"). */
+const caddyLoads = async () => Number(await inside(h, "journalctl -u caddy --no-pager --output cat | grep -c '\"load complete\"' || true"));
+
+test.before(async () => {
+  if (!ready) return;
+  await setUp(async () => {
+    h = await bootKitHost({ privateNetwork: true });
+    // What the operator does once: nginx without Debian's default site (it listens on 80), Caddy with their
+    // own Caddyfile (admin API on a Unix socket, one site of their own); both running.
+    await inside(h, `rm /etc/nginx/sites-enabled/default && systemctl start nginx`);
+    await inside(h, `cat > /etc/caddy/Caddyfile <<'EOF'\n${OPERATOR_CADDYFILE}EOF\nsystemctl start caddy`);
+    for (const a of [NGINX, CADDY]) {
+      const { repo } = await h.repo(a.app);
+      repos[a.app] = repo;
+      manifests[a.app] = h.manifest(manifestObject(a));
+      const p = await kit(a, 'provision');
+      expectExit(p, 0, `provision ${a.app}`);
+      expectExit(await kit(a, 'release', ['main']), 0, `release v1 of ${a.app}`);
+    }
+  });
+});
+
+test.after(async () => {
+  if (h) await h.stop();
+  await cleanupTempDirs();
+  if (numbers.length) console.log(`\n  through the proxy, measured:\n    ${numbers.join('\n    ')}`);
+  console.log(`\n  proxy.test.ts took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+});
+
+for (const a of [NGINX, CADDY]) {
+  it(`${a.server}: provision wrote a marked site; requests through it reach the app with Host, X-Forwarded-For/-Proto/-Host, and a forged X-Forwarded-For is replaced`, async () => {
+    const site = h.read(siteFile(a));
+    assert.match(site.split('\n')[0]!, `the public entrance of the "${a.app}" web app, written by cutover`);
+    assert.match(site, `127.0.0.1:${a.port}`);
+    assert.is(String((await getJson(through(a))).version), '1');
+    const res = await httpGet(through(a, '/headers'), { headers: { 'X-Forwarded-For': '203.0.113.66', 'X-Forwarded-Proto': 'https' } });
+    assert.is(res.status, 200, res.body);
+    const seen = JSON.parse(res.body);
+    const client = h.host.address!.replace(/\.\d+$/, (last) => `.${Number(last.slice(1)) - 1}`); // this machine's end of the /30
+    assert.equal(
+      { host: seen.host, forwardedFor: seen.forwardedFor, forwardedProto: seen.forwardedProto, forwardedHost: seen.forwardedHost, remoteAddress: seen.remoteAddress },
+      { host: `${h.host.address}:${a.listen}`, forwardedFor: client, forwardedProto: 'http', forwardedHost: `${h.host.address}:${a.listen}`, remoteAddress: '127.0.0.1' },
+      `what the app saw: ${res.body}`,
+    );
+  });
+}
+
+it("caddy: the operator's Caddyfile keeps its text and its own site; cutover only added the import of its sites at the end", async () => {
+  const caddyfile = h.read('/etc/caddy/Caddyfile');
+  assert.ok(caddyfile.startsWith(OPERATOR_CADDYFILE), `the operator's text is untouched:\n${caddyfile}`);
+  assert.match(caddyfile.slice(OPERATOR_CADDYFILE.length), /^\n# Added by cutover .*\nimport \/etc\/caddy\/cutover\.d\/\*\.caddy\n$/);
+  const own = await httpGet(`http://${h.host.address}:${OPERATOR_SITE_PORT}/`);
+  assert.is(own.body, "the operator's own site");
+  // Nothing listens on Caddy's default admin port or on 80/443 (the redirect Caddy adds only for HTTPS sites).
+  assert.is(await inside(h, "ss -Hltn '( sport = :2019 or sport = :80 or sport = :443 )'"), '');
+});
+
+it('a second provision changes nothing and reloads neither server; --dry-run of a change shows the diff and changes nothing', async () => {
+  const workers = await nginxWorkers();
+  const loads = await caddyLoads();
+  for (const a of [NGINX, CADDY]) {
+    const r = await kit(a, 'provision');
+    expectExit(r, 0, `provision ${a.app} again`);
+    assert.match(r.stdout, 'Nothing to change');
+  }
+  assert.is(await nginxWorkers(), workers, 'nginx was not reloaded');
+  assert.is(await caddyLoads(), loads, 'caddy was not reloaded');
+  const before = h.read(siteFile(NGINX));
+  h.manifest(manifestObject(NGINX, { server_name: 'shop.example.test' }));
+  try {
+    const r = await kit(NGINX, 'provision', ['--dry-run']);
+    expectExit(r, 0, 'provision --dry-run');
+    assert.match(r.stdout, '+\tserver_name shop.example.test;');
+    assert.match(r.stdout, 'would check the result with `nginx -t -q` and reload nginx');
+    assert.is(h.read(siteFile(NGINX)), before);
+    assert.is(await nginxWorkers(), workers);
+  } finally {
+    h.manifest(manifestObject(NGINX));
+  }
+});
+
+for (const a of [NGINX, CADDY]) {
+  it(`${a.server}: a release under load through the proxy fails no request, and the proxy is not reloaded`, async () => {
+    const workers = await nginxWorkers();
+    const loads = await caddyLoads();
+    await repos[a.app]!.commit({ VERSION: '2\n' }, 'v2');
+    const run = await loadDuring(through(a).replace(/\/$/, ''), () => kit(a, 'release', ['main']), { workers: 8, minMs: 3000, path: '/version' });
+    expectExit(run.result, 0, `release v2 of ${a.app}`);
+    const line = describeLoad(`${a.app}: handover 1 → 2 through ${a.server}`, run.load, run.samples);
+    numbers.push(line);
+    console.log(`\n  ${line}`);
+    assert.is(run.load.failed, 0, `no failed request: ${JSON.stringify(run.load.errors)}`);
+    assert.is(run.samples.filter((s) => s.error).length, 0, 'no failed version sample');
+    assert.equal(handoverProblems(run.samples, '1', '2', run.actionEndMs), []);
+    assert.is(await nginxWorkers(), workers);
+    assert.is(await caddyLoads(), loads);
+  });
+}
+
+for (const a of [NGINX, CADDY]) {
+  it(`${a.server}: a certificate file that does not exist: exit 1 with ${a.server}'s own error, the previous files back, not reloaded, the old site serving`, async () => {
+    const site = h.read(siteFile(a));
+    const caddyfile = h.read('/etc/caddy/Caddyfile');
+    const workers = await nginxWorkers();
+    const loads = await caddyLoads();
+    h.manifest(manifestObject(a, { tls: { cert: '/etc/ssl/missing/fullchain.pem', key: '/etc/ssl/missing/privkey.pem' }, listen: a.listen + 1 }));
+    try {
+      const r = await kit(a, 'provision');
+      expectExit(r, 1, 'provision with a missing certificate');
+      const text = out(r);
+      assert.match(text, a.server === 'nginx' ? '`nginx -t -q`' : '`caddy validate');
+      assert.match(text, '/etc/ssl/missing/fullchain.pem', `${a.server}'s own words name the file`);
+      assert.match(text, `The previous files are back in place and ${a.server} was not reloaded: it serves as before.`);
+      assert.not.match(text, 'fails that check without cutover');
+      assert.is(h.read(siteFile(a)), site, 'the site file is as it was');
+      assert.is(h.read('/etc/caddy/Caddyfile'), caddyfile);
+      assert.is(await nginxWorkers(), workers);
+      assert.is(await caddyLoads(), loads);
+      assert.is(String((await getJson(through(a))).version), '2', 'the old site still serves');
+    } finally {
+      h.manifest(manifestObject(a));
+    }
+    const again = await kit(a, 'provision');
+    expectExit(again, 0, 'provision with the manifest put back');
+    assert.match(again.stdout, 'Nothing to change');
+  });
+}
+
+it('nginx: tls with certificate files serves HTTPS on the port given; the app sees X-Forwarded-Proto https', async () => {
+  await inside(h, `mkdir -p /etc/ssl/pxnginx && cd /etc/ssl/pxnginx && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=${h.host.address} -keyout privkey.pem -out fullchain.pem 2>/dev/null && chmod 600 privkey.pem`);
+  const workers = await nginxWorkers();
+  h.manifest(manifestObject(NGINX, { tls: { cert: '/etc/ssl/pxnginx/fullchain.pem', key: '/etc/ssl/pxnginx/privkey.pem' }, listen: 4703 }));
+  try {
+    const r = await kit(NGINX, 'provision');
+    expectExit(r, 0, 'provision with TLS');
+    assert.match(r.stdout, `updated the nginx site ${siteFile(NGINX)}`);
+    assert.match(r.stdout, 'reloaded nginx');
+    assert.is.not(await nginxWorkers(), workers, 'nginx was reloaded');
+    const seen = JSON.parse(await inside(h, `curl -sS --fail --cacert /etc/ssl/pxnginx/fullchain.pem https://${h.host.address}:4703/headers`));
+    assert.is(seen.forwardedProto, 'https');
+    assert.is(seen.host, `${h.host.address}:4703`);
+    assert.not.match(h.read(siteFile(NGINX)), 'listen 80;', 'no redirect from port 80 when the site listens elsewhere than 443');
+  } finally {
+    h.manifest(manifestObject(NGINX));
+  }
+  expectExit(await kit(NGINX, 'provision'), 0, 'provision back to plain HTTP');
+  assert.is(String((await getJson(through(NGINX))).version), '2');
+});
+
+it("a file at cutover's site path that cutover did not write is left alone: exit 1, the file unchanged, nothing reloaded", async () => {
+  const other = { app: 'pxother', port: 4721, listen: 4722, server: 'nginx' as const };
+  const own = '# the operator\'s own file\nserver { listen 4722; return 204; }\n';
+  await inside(h, `cat > /etc/nginx/conf.d/cutover-pxother.conf <<'EOF'\n${own}EOF\nsystemctl reload nginx`);
+  const workers = await nginxWorkers();
+  const { url } = await h.repo(other.app);
+  manifests[other.app] = h.manifest({ ...manifestObject(other), repo: url });
+  const r = await kit(other, 'provision');
+  expectExit(r, 1, 'provision over a file cutover did not write');
+  assert.match(out(r), '/etc/nginx/conf.d/cutover-pxother.conf exists and cutover did not write it');
+  assert.match(out(r), 'Move that file away if it is yours');
+  assert.is(h.read('/etc/nginx/conf.d/cutover-pxother.conf'), own);
+  assert.is(await nginxWorkers(), workers);
+});
+
+it('a manifest without proxy: provision removes the site it wrote and reloads; with proxy again, the site is back', async () => {
+  const { proxy: _, ...without } = manifestObject(NGINX);
+  h.manifest(without);
+  try {
+    const r = await kit(NGINX, 'provision');
+    expectExit(r, 0, 'provision without proxy');
+    assert.match(r.stdout, `removed the nginx site ${siteFile(NGINX)}: the manifest no longer has a proxy`);
+    assert.is((await h.host.exec(['test', '-e', siteFile(NGINX)])).code, 1);
+    assert.match(r.stdout, 'reloaded nginx');
+    // The old workers finish what they have in hand first: the port closes once they have.
+    await eventually('nothing listens on the site port any more', () =>
+      httpGet(through(NGINX)).then(() => false, (e) => (e as NodeJS.ErrnoException).code === 'ECONNREFUSED'),
+    );
+  } finally {
+    h.manifest(manifestObject(NGINX));
+  }
+  expectExit(await kit(NGINX, 'provision'), 0, 'provision with proxy again');
+  assert.is(String((await getJson(through(NGINX))).version), '2');
+});
+
+it('caddy: with no Caddyfile at all, provision writes one (admin API on a Unix socket, importing its sites) that caddy validates and reloads', async () => {
+  await inside(h, 'mv /etc/caddy/Caddyfile /root/Caddyfile.operator');
+  try {
+    const r = await kit(CADDY, 'provision');
+    expectExit(r, 0, 'provision with no Caddyfile');
+    assert.match(r.stdout, 'wrote /etc/caddy/Caddyfile: there was none');
+    assert.match(r.stdout, 'reloaded caddy');
+    const written = h.read('/etc/caddy/Caddyfile');
+    assert.match(written, 'admin unix//var/lib/caddy/admin.sock');
+    assert.match(written, /^import \/etc\/caddy\/cutover\.d\/\*\.caddy$/m);
+    assert.is(String((await getJson(through(CADDY))).version), '2');
+    const again = await kit(CADDY, 'provision');
+    assert.match(again.stdout, 'Nothing to change');
+  } finally {
+    await inside(h, 'mv /root/Caddyfile.operator /etc/caddy/Caddyfile && systemctl reload caddy');
+  }
+});
+
+test.run();
