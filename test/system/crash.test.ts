@@ -56,6 +56,8 @@ function manifestObject(app: string, port: number, repoUrl: string): Record<stri
     migrate: 'echo migrated',
     shared: ['uploads/'],
     keep: 3,
+    // Hooks at every point, so a kill can land in each (they do nothing else).
+    hooks: Object.fromEntries(['after_build', 'before_cutover', 'after_cutover', 'after_failure', 'after_rollback'].map((point) => [point, [{ run: 'true' }]])),
   });
 }
 
@@ -348,11 +350,13 @@ test.after(async () => {
 /** Every boundary of an activation (release, activate and rollback all go through it): preflight, switch, the handover. */
 const ACTIVATION_POINTS: Point[] = [
     { name: 'at ==> preflight', pause: 'preflight:start' },
+    { name: 'at ==> hook before_cutover (preflight passed, nothing switched)', pause: 'hook before_cutover:start' },
     { name: 'at ==> switch active', pause: 'switch active:start' },
     { name: 'at ==> start (the new slot, beside the old one)', pause: 'start:start' },
     { name: 'at ==> health gate', pause: 'health gate:start' },
     { name: 'after the health gate passed, at ==> stop (the old slot drains)', pause: 'stop:start' },
     { name: 'after the old slot stopped, before the activation is recorded', pause: 'stop:end' },
+    { name: 'after the activation is recorded, at ==> hook after_cutover', pause: 'hook after_cutover:start' },
 ];
 
 it('release: SIGKILL at every step boundary, and in the middle of fetch, install and build', async () => {
@@ -369,6 +373,7 @@ it('release: SIGKILL at every step boundary, and in the middle of fetch, install
     { name: 'at ==> migrate', pause: 'migrate:start' },
     { name: 'at ==> seal', pause: 'seal:start' },
     { name: 'after the build is recorded ready', pause: 'Release {id} is ready:line' },
+    { name: 'at ==> hook after_build', pause: 'hook after_build:start' },
     ...ACTIVATION_POINTS,
     { name: 'after the activation is recorded, at ==> prune', pause: 'prune:start' },
   ];
@@ -407,6 +412,7 @@ it('rollback: SIGKILL at every step boundary', async () => {
     { name: 'at "Rolling back"', pause: 'Rolling back from:line' },
     ...ACTIVATION_POINTS,
     { name: 'after the activation is recorded, before the release it leaves is marked bad', pause: 'Release {id} (commit:line' },
+    { name: 'after the rollback, at ==> hook after_rollback', pause: 'hook after_rollback:start' },
   ];
   const mine = await acrossLanes(points, (l, p) =>
     killPoint(l, 'rollback', p, async () => {
