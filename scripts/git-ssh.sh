@@ -6,7 +6,7 @@ set -eu
 : "${CUTOVER_SSH_KEY:?is not set: run git through cutover}" "${CUTOVER_KNOWN_HOSTS:?is not set}" "${CUTOVER_SSH_CHECK:?is not set}"
 case "$CUTOVER_SSH_CHECK" in yes|accept-new) ;; *) echo "cutover git-ssh: CUTOVER_SSH_CHECK must be yes or accept-new" >&2; exit 2 ;; esac
 exec ssh -i "$CUTOVER_SSH_KEY" \
-  -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o ControlPath=none \
+  -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o ControlPath=none -o ConnectTimeout=30 \
   -o StrictHostKeyChecking="$CUTOVER_SSH_CHECK" -o UserKnownHostsFile="$CUTOVER_KNOWN_HOSTS" \
   -o GlobalKnownHostsFile=/dev/null -o UpdateHostKeys=no -o HashKnownHosts=no -o CheckHostIP=no \
   "$@"
