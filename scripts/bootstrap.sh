@@ -40,7 +40,8 @@ else
 fi
 
 say "compiling the kit for the cutover command"
-if [ -f dist/compiled.json ] && [ -z "$(find scripts -name '*.ts' -newer dist/compiled.json)" ]; then
+# The same inputs as bin/cutover's staleness check: the sources, the compile scripts, the schema, the packages.
+if [ -f dist/compiled.json ] && [ -z "$(find scripts config/manifest.schema.json node_modules/.package-lock.json -maxdepth 2 \( -name '*.ts' -o -name '*.mjs' -o -name '*.json' \) -newer dist/compiled.json 2>/dev/null)" ]; then
   echo "    already compiled"
 else
   node scripts/compile.mjs || echo "    could not compile it: the cutover command will run the verbs through tsx (slower)"

@@ -1,8 +1,9 @@
-// Compiles the verbs in scripts/ to JavaScript in dist/ for the `cutover` executable (run by `npm run build`, npm's prepare, bootstrap and test/setup.sh); dist/ is never committed.
+// Compiles the verbs in scripts/ to JavaScript in dist/ for the `cutover` executable (run by `npm run build`, npm's prepare, bootstrap and test/setup.sh), the manifest's validator as standalone code and the packages bundled in; dist/ is never committed.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { writeStandaloneSchema } from './compile-schema.mjs';
 
 const kit = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const scripts = path.join(kit, 'scripts');
@@ -11,7 +12,22 @@ const verbs = fs.readdirSync(scripts).filter((n) => n.endsWith('.ts')).sort();
 
 // dist/ holds only what this script writes: start it afresh so no chunk of an older build lingers.
 fs.rmSync(dist, { recursive: true, force: true });
+fs.mkdirSync(dist);
 const t0 = performance.now();
+// The manifest's validator as standalone code, generated from the schema as it is now; the verbs get it
+// in place of scripts/lib/manifest-schema.ts, which compiles the schema with ajv at every run.
+const schemaModule = path.join(dist, 'manifest-schema.js');
+await writeStandaloneSchema(kit, schemaModule);
+const manifestSchemaTs = path.join(scripts, 'lib', 'manifest-schema.ts');
+const standaloneSchema = {
+  name: 'standalone-manifest-schema',
+  setup(b) {
+    b.onResolve({ filter: /\/manifest-schema\.ts$/ }, (args) => {
+      const target = path.resolve(args.resolveDir, args.path);
+      return target === manifestSchemaTs ? { path: schemaModule } : undefined;
+    });
+  },
+};
 await build({
   entryPoints: verbs.map((n) => path.join(scripts, n)),
   outdir: dist,
@@ -21,9 +37,13 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node18',
-  packages: 'external',
+  // The packages (yaml, zx/core, ajv's run-time helpers) are bundled in too: Node loads them as a few
+  // ES modules instead of dozens of CommonJS files (status: ≈ 70 ms less). Their CommonJS code calls
+  // require() for Node's own modules, which an ES module has to be given.
+  banner: { js: "import { createRequire as cutoverCreateRequire } from 'node:module'; const require = cutoverCreateRequire(import.meta.url);" },
   chunkNames: 'chunks/[name]-[hash]',
   logLevel: 'warning',
+  plugins: [standaloneSchema],
 });
 fs.writeFileSync(path.join(dist, 'compiled.json'), JSON.stringify({ at: new Date().toISOString(), verbs: verbs.map((n) => n.replace(/\.ts$/, '')) }) + '\n');
 console.log(`cutover: compiled ${verbs.length} verbs into ${path.relative(process.cwd(), dist) || dist} in ${Math.round(performance.now() - t0)} ms.`);

@@ -1,13 +1,13 @@
 // The app manifest: read the YAML, validate it against config/manifest.schema.json, apply defaults.
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { UsageError } from './errors.ts';
-import { BUILT_ASSETS_FILE, kitPaths } from './paths.ts';
+import { BUILT_ASSETS_FILE } from './paths.ts';
 import { cronProblems } from './cron.ts';
 import { looksLikeSsh, sshRemote } from './deploykey.ts';
+import { manifestValidator, type SchemaValidator } from './manifest-schema.ts';
 
 export { cronProblems };
 
@@ -130,8 +130,12 @@ export function formatProblem(file: string, p: ManifestProblem): string {
   return `${file}:${p.line}: ${p.path}: ${p.message}`;
 }
 
-/** Parses, validates and completes a manifest; never throws for bad input. */
-export function checkManifest(text: string, file: string): ManifestCheck {
+/**
+ * Parses, validates and completes a manifest; never throws for bad input. `schema` is the schema's
+ * validator: the one compiled at run time, or (in the compiled kit, and in the test that compares them)
+ * the standalone code scripts/compile.mjs generated.
+ */
+export function checkManifest(text: string, file: string, schema: SchemaValidator = manifestValidator()): ManifestCheck {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   const lineOf = (offset: number) => lineCounter.linePos(offset).line;
@@ -147,7 +151,7 @@ export function checkManifest(text: string, file: string): ManifestCheck {
   const shape = shapeProblem(data, locate);
   if (shape) return { problems: [shape] };
   const values = data as Data;
-  const problems = validateAgainstSchema(values, locate);
+  const problems = validateAgainstSchema(schema, values, locate);
   problems.push(...semanticProblems(values, locate, problems));
   if (problems.length > 0) return { problems: sortProblems(problems) };
   return { problems, manifest: completeManifest(values, file) };
@@ -220,26 +224,12 @@ function keyText(key: unknown): string {
 // ---------------------------------------------------------------------------------------------
 // JSON Schema (ajv): the contract
 
-let compiled: { validate: ValidateFunction; schema: Data } | undefined;
-
-/** The schema and its validator, compiled once. ajv fills in the schema's defaults as it validates. */
-function validator(): { validate: ValidateFunction; schema: Data } {
-  if (!compiled) {
-    const schema = JSON.parse(readFileSync(kitPaths.schema, 'utf8')) as Data;
-    const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true });
-    ajv.addKeyword({ keyword: 'x-error', schemaType: 'string' });
-    compiled = { validate: ajv.compile(schema), schema };
-  }
-  return compiled;
-}
-
 /** The manifest's schema (config/manifest.schema.json) as an object. */
 export function manifestSchema(): Data {
-  return validator().schema;
+  return manifestValidator().schema;
 }
 
-function validateAgainstSchema(values: Data, locate: Locate): ManifestProblem[] {
-  const { validate } = validator();
+function validateAgainstSchema({ validate }: SchemaValidator, values: Data, locate: Locate): ManifestProblem[] {
   if (validate(values)) return [];
   const errors = validate.errors ?? [];
   // A value of the wrong type makes every other complaint about it noise.

@@ -1,9 +1,13 @@
-// fs tier: the `cutover` executable (bin/cutover, running the verbs compiled to dist/) gives the same output and exit codes as `tsx scripts/<verb>.ts`, and falls back to tsx with a clear message when dist/ is missing.
+// fs tier: the `cutover` executable (bin/cutover, running the verbs compiled to dist/) gives the same output and exit codes as `tsx scripts/<verb>.ts`, its standalone manifest validator agrees with the run-time one, and it falls back to tsx with a clear message when dist/ is missing or stale.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+import { stringify } from 'yaml';
+import { checkManifest } from '../../scripts/lib/manifest.ts';
+import { manifestValidator, type SchemaValidator } from '../../scripts/lib/manifest-schema.ts';
 import { kitDir, makeFixture, runScript, scriptEnv, type Fixture, type RunResult } from '../helpers/kit.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/gitrepo.ts';
 
@@ -73,6 +77,78 @@ test('cutover alone lists the verbs; an unknown verb exits 2 naming them', () =>
   assert.match(bad.stderr, /"deploy" is not a verb\.\n  The verbs are provision, release, activate, rollback, prune, status/);
 });
 
+/** The manifests both validators must judge alike: the examples, every fixture, and each schema key (and sub-key) given every kind of wrong value. */
+function manifestsToCompare(schema: Record<string, unknown>): { name: string; text: string }[] {
+  const out: { name: string; text: string }[] = [];
+  const files = (dir: string) => fs.readdirSync(dir).filter((n) => n.endsWith('.yaml')).map((n) => path.join(dir, n));
+  const fixtures = path.join(kitDir, 'test', 'fixtures', 'manifests');
+  for (const file of [path.join(kitDir, 'config', 'app.yaml'), ...files(path.join(kitDir, 'config', 'examples')), ...files(path.join(fixtures, 'good')), ...files(path.join(fixtures, 'bad')), path.join(fixtures, 'many-errors.yaml')]) {
+    out.push({ name: path.relative(kitDir, file), text: fs.readFileSync(file, 'utf8') });
+  }
+  const base = { app: 'shop', repo: 'https://github.com/acme/shop.git', start: 'node build' };
+  const wrong: unknown[] = [null, true, -1, 0, 1.5, 100000, '', 'x', '-x', 'a\nb', '/abs', 'npm start', [], ['x', 'x'], [1], {}, { x: 1 }, { path: '/', command: 'true' }];
+  const props = schema.properties as Record<string, { properties?: Record<string, unknown> }>;
+  for (const [key, sub] of Object.entries(props)) {
+    for (const v of wrong) out.push({ name: `${key}: ${JSON.stringify(v)}`, text: stringify({ ...base, [key]: v }) });
+    for (const inner of Object.keys(sub.properties ?? {})) {
+      for (const v of wrong) out.push({ name: `${key}.${inner}: ${JSON.stringify(v)}`, text: stringify({ ...base, [key]: { [inner]: v } }) });
+    }
+  }
+  for (const key of Object.keys(base)) {
+    const { [key]: _, ...without } = base as Record<string, string>;
+    out.push({ name: `without ${key}`, text: stringify({ ...without, helth: 1, socket: 'preload', runtime: 'python' }) });
+  }
+  return out;
+}
+
+test('the standalone validator in dist/ and the run-time one agree on every example, every fixture and every kind of wrong value', async () => {
+  const standalone = (await import(pathToFileURL(path.join(kitDir, 'dist', 'manifest-schema.js')).href)) as { manifestValidator(): SchemaValidator };
+  const compiled = standalone.manifestValidator();
+  const runtime = manifestValidator();
+  assert.equal(compiled.schema, runtime.schema, 'the same schema');
+  const cases = manifestsToCompare(runtime.schema);
+  let refused = 0;
+  for (const c of cases) {
+    const a = checkManifest(c.text, 'm.yaml', compiled);
+    const b = checkManifest(c.text, 'm.yaml', runtime);
+    assert.equal(a, b, `${c.name}: the same problems and the same completed manifest`);
+    if (a.problems.length > 0) refused++;
+  }
+  assert.ok(cases.length > 300 && refused > 250, `compared ${cases.length} manifests, ${refused} refused: the comparison must cover bad manifests`);
+  // ajv's raw errors too (keyword, path, params, data, schema), on a manifest with many problems.
+  const many = { app: 'X', repo: ['r'], start: 1, port: 80, health: { path: 'x', command: 'y' }, env: { PORT: '1', '1A': 'b' }, keep: 0, helth: 1 };
+  const data = () => structuredClone(many);
+  assert.is(compiled.validate(data()), false);
+  assert.is(runtime.validate(data()), false);
+  assert.ok((runtime.validate.errors ?? []).length >= 8);
+  assert.equal(compiled.validate.errors, runtime.validate.errors);
+});
+
+test('the compiled verbs never load ajv itself: the validator is generated code, the packages are bundled in', () => {
+  const files = [path.join(kitDir, 'dist'), path.join(kitDir, 'dist', 'chunks')].flatMap((d) => fs.readdirSync(d).filter((n) => n.endsWith('.js')).map((n) => path.join(d, n)));
+  assert.ok(files.length > 6);
+  for (const file of files) {
+    const js = fs.readFileSync(file, 'utf8');
+    assert.not.match(js, /ajv\/dist\/(compile|core|ajv)/, `${path.relative(kitDir, file)} has ajv's compiler in it`);
+    assert.not.match(js, /^import [^;]*from ["'](ajv|yaml|zx)/m, `${path.relative(kitDir, file)} imports a package from node_modules instead of bundling it`);
+  }
+  // The standalone module is built from the schema file at every build: a key added there is in it.
+  const schemaKeys = Object.keys(manifestValidator().schema.properties as object);
+  const generated = fs.readFileSync(path.join(kitDir, 'dist', 'manifest-schema.js'), 'utf8');
+  for (const key of schemaKeys) assert.ok(generated.includes(JSON.stringify(key)), `the generated validator knows ${key}`);
+});
+
+test('a bad manifest: the executable and the script print the same problems', async () => {
+  const dir = await tempDir('cutover-bad-manifest');
+  const file = path.join(dir, 'bad.yaml');
+  fs.copyFileSync(path.join(kitDir, 'test', 'fixtures', 'manifests', 'many-errors.yaml'), file);
+  for (const verb of ['status', 'prune']) {
+    const r = await same(verb, ['--manifest', file], `${verb} with a bad manifest`);
+    assert.is(r.code, 2);
+    assert.match(r.stderr, /problems:\n/);
+  }
+});
+
 test('without dist/ (never compiled) the executable says so, how to rebuild, and runs the verb through tsx', async () => {
   const copy = await tempDir('cutover-kit');
   for (const d of ['bin', 'scripts', 'config', 'templates']) fs.cpSync(path.join(kitDir, d), path.join(copy, d), { recursive: true });
@@ -84,6 +160,22 @@ test('without dist/ (never compiled) the executable says so, how to rebuild, and
   assert.is(r.stdout, (await script('status', ['--help'])).stdout);
   const bad = exe(['status', '--bogus'], path.join(copy, 'bin', 'cutover'));
   assert.is(bad.code, 2, 'the exit code comes through the fallback');
+});
+
+test('a schema newer than dist/ makes it stale: the executable names the file and runs the verb through tsx', async () => {
+  const copy = await tempDir('cutover-kit');
+  for (const d of ['bin', 'scripts', 'config', 'templates', 'dist']) fs.cpSync(path.join(kitDir, d), path.join(copy, d), { recursive: true, preserveTimestamps: true });
+  fs.copyFileSync(path.join(kitDir, 'package.json'), path.join(copy, 'package.json'));
+  fs.symlinkSync(path.join(kitDir, 'node_modules'), path.join(copy, 'node_modules'));
+  const bin = path.join(copy, 'bin', 'cutover');
+  const fresh = exe(['status', '--help'], bin);
+  assert.is(fresh.stderr, '', `a fresh copy of dist/ is used as it is: ${fresh.stderr}`);
+  const later = new Date(Date.now() + 60_000);
+  fs.utimesSync(path.join(copy, 'config', 'manifest.schema.json'), later, later);
+  const r = exe(['status', '--help'], bin);
+  assert.is(r.code, 0, r.out);
+  assert.match(r.stderr, /^cutover: the compiled kit \(dist\/\) is older than config\/manifest\.schema\.json: running it through tsx instead \(slower\)\. Rebuild it with `npm run build` in /);
+  assert.is(r.stdout, (await script('status', ['--help'])).stdout);
 });
 
 test.run();
