@@ -1,7 +1,7 @@
 // Activation: read the state once and plan, then preflight → switch the symlink → cut over → record; one failure path.
 import { OperationError, UsageError } from './errors.ts';
 import { cutOver, undoCutover, type CutoverResult } from './cutover.ts';
-import { journalTail, unitChangedSinceStart } from './systemd.ts';
+import { journalTail, unitChangedSince } from './systemd.ts';
 import { liveRelease, switchActive } from './switch.ts';
 import { formatDuration } from './log.ts';
 import { history, record, releaseOnDisk, type Context } from './context.ts';
@@ -65,7 +65,7 @@ export async function readActivationState(ctx: Context): Promise<ActivationState
     recorded: activations(events).at(-1)?.release,
     slots,
     serviceControl: serviceControlEnabled(),
-    unitChanged: serving ? await unitChangedSinceStart(serving.unit, ctx.paths.unitFile) : false,
+    unitChanged: serving ? unitChangedSince(serving.startedAtS, ctx.paths.unitFile) : false,
     onDisk: (id) => releaseOnDisk(ctx, id),
   };
 }

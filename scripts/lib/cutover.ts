@@ -106,7 +106,8 @@ export async function cutOver(ctx: Context): Promise<CutoverResult> {
     const gate = await ctx.log.step('health gate', () => healthGate(ctx.m, { port: ctx.m.port, cwd: ctx.paths.active }));
     return { ...gate, since };
   }
-  const states = await slotStates(ctx.paths);
+  // Read at once: the slots, and whether the socket unit is up (a socket provision just added is not yet).
+  const [states, socketState] = await Promise.all([slotStates(ctx.paths), ctx.m.socket ? unitState(ctx.paths.socketUnitName) : undefined]);
   const old = liveSlot(states);
   const slot = idleSlot(states);
   const unit = ctx.paths.slotUnit(slot);
@@ -118,7 +119,7 @@ export async function cutOver(ctx: Context): Promise<CutoverResult> {
   }
   // A socket just added by provision cannot bind while the old process still holds the port itself:
   // this one cutover stops the old process first, as without a socket.
-  const portHeldByOld = Boolean(ctx.m.socket && old && (await unitState(ctx.paths.socketUnitName)) !== 'active');
+  const portHeldByOld = Boolean(ctx.m.socket && old && socketState !== 'active');
   if (!ctx.m.socket || portHeldByOld) {
     const why = ctx.m.socket ? 'its socket is new, and the old process holds the port itself' : 'no socket';
     if (old) await ctx.log.step(`stop ${old.unit} (${why}: the port is closed until ${unit} listens)`, () => stopSlot(ctx, old.slot));

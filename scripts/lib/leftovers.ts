@@ -1,7 +1,7 @@
 // What a killed run can leave behind, cleared under the lock before any verb acts: preflight units, a second running slot.
 import type { Context } from './context.ts';
-import { clearPreflightLeftovers } from './preflight.ts';
-import { isRunning, slotStates, slotToKeep } from './slots.ts';
+import { clearPreflightLeftovers, preflightLeftovers } from './preflight.ts';
+import { isRunning, slotStates, slotToKeep, type SlotState } from './slots.ts';
 import { activations, readHistory } from './history.ts';
 import { stopSlot } from './cutover.ts';
 
@@ -11,8 +11,8 @@ import { stopSlot } from './cutover.ts';
  * `active` is left as it is: if it names the new release, that activation shows as unfinished
  * (status says so, rollback refuses to guess), and running it again finishes it.
  */
-export async function settleSlots(ctx: Context): Promise<void> {
-  const running = (await slotStates(ctx.paths)).filter(isRunning);
+export async function settleSlots(ctx: Context, slots: SlotState[]): Promise<void> {
+  const running = slots.filter(isRunning);
   if (running.length < 2) return;
   const recorded = activations(readHistory(ctx.paths.history)).at(-1)?.release;
   const keep = slotToKeep(running, recorded)!;
@@ -23,6 +23,8 @@ export async function settleSlots(ctx: Context): Promise<void> {
 
 /** Run first by every verb that holds the lock (never in a dry run). */
 export async function clearLeftovers(ctx: Context): Promise<void> {
-  await clearPreflightLeftovers(ctx);
-  await settleSlots(ctx);
+  // Both reads at once (they are independent, and every locked verb waits for them), then each fix in turn.
+  const [preflights, slots] = await Promise.all([preflightLeftovers(ctx.m.app), slotStates(ctx.paths)]);
+  await clearPreflightLeftovers(ctx, preflights);
+  await settleSlots(ctx, slots);
 }

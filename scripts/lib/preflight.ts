@@ -65,9 +65,9 @@ export async function preflightLeftovers(app: string): Promise<string[]> {
     .filter((u) => u.startsWith(preflightUnitPrefix(app)) && (u.endsWith('.service') || u.endsWith('.socket')));
 }
 
-/** Stops and clears the app's leftover preflight units; says which. */
-export async function clearPreflightLeftovers(ctx: Context): Promise<void> {
-  const units = [...new Set((await preflightLeftovers(ctx.m.app)).map((u) => u.replace(/\.(service|socket)$/, '')))];
+/** Stops and clears the app's leftover preflight units (as preflightLeftovers listed them); says which. */
+export async function clearPreflightLeftovers(ctx: Context, leftovers: string[]): Promise<void> {
+  const units = [...new Set(leftovers.map((u) => u.replace(/\.(service|socket)$/, '')))];
   for (const unit of units) {
     if (!ctx.dryRun) ctx.log.info(`Stopping ${unit}: a cutover run that was killed during its preflight left it running.`);
     await ctx.ops.note(`stop ${unit}, left running by a cutover run that was killed during its preflight`, () => stopTransient(unit));

@@ -14,6 +14,8 @@ export interface SlotState {
   release?: string;
   /** When its main process started (µs, monotonic clock): which of two slots is the newer. */
   startedUs: number;
+  /** The same instant in seconds since the epoch, to compare with a file's mtime; undefined when it never started. */
+  startedAtS?: number;
 }
 
 /** Serving or about to: a slot in one of these states holds (or will hold) the socket. */
@@ -21,11 +23,11 @@ export function isRunning(s: SlotState): boolean {
   return s.state === 'active' || s.state === 'activating' || s.state === 'reloading';
 }
 
-/** Both slots in one `systemctl show` call; empty when service control is off (the fs test tier). */
+/** Both slots in one `systemctl show` call (every verb that acts reads them: one call, not one per property); empty when service control is off (the fs test tier). */
 export async function slotStates(paths: AppPaths): Promise<SlotState[]> {
   if (!serviceControlEnabled()) return [];
   const units = SLOTS.map((s) => paths.slotUnit(s));
-  const p = await $({ quiet: true, nothrow: true })`systemctl show --property=Id,ActiveState,SubState,MainPID,ExecMainStartTimestampMonotonic ${units}`;
+  const p = await $({ quiet: true, nothrow: true })`systemctl show --timestamp=unix --property=Id,ActiveState,SubState,MainPID,ExecMainStartTimestamp,ExecMainStartTimestampMonotonic ${units}`;
   const blocks = p.stdout.trim().split(/\n\s*\n/);
   return SLOTS.map((slot, i) => {
     const props = Object.fromEntries((blocks[i] ?? '').split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
@@ -37,6 +39,7 @@ export async function slotStates(paths: AppPaths): Promise<SlotState[]> {
       pid,
       release: releaseOfProcess(paths.releases, pid),
       startedUs: Number(props.ExecMainStartTimestampMonotonic) || 0,
+      startedAtS: Number((props.ExecMainStartTimestamp ?? '').replace(/^@/, '')) || undefined,
     };
   });
 }

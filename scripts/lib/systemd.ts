@@ -42,14 +42,11 @@ export async function journalTail(unit: string, lines = 20, since?: Date): Promi
   return p.stdout.trim();
 }
 
-/** Was the unit file written after the service's current process started (so it runs the old unit)? */
-export async function unitChangedSinceStart(unit: string, unitFile: string): Promise<boolean> {
-  if (!serviceControlEnabled()) return false;
-  const p = await systemctl(['show', '--timestamp=unix', '--property=ExecMainStartTimestamp', '--value', unit]);
-  const started = Number(p.stdout.trim().replace(/^@/, ''));
-  if (!started) return false;
+/** Was the unit file written after a process that started at `startedAtS` (seconds since the epoch; the slot's state has it), so that it runs the old unit? */
+export function unitChangedSince(startedAtS: number | undefined, unitFile: string): boolean {
+  if (!serviceControlEnabled() || !startedAtS) return false;
   try {
-    return fs.statSync(unitFile).mtimeMs / 1000 > started;
+    return fs.statSync(unitFile).mtimeMs / 1000 > startedAtS;
   } catch {
     return false;
   }
