@@ -74,6 +74,9 @@ export function diskUsage(dir: string): number {
 const cleanedUp = (r: ReleaseRecord) => r.state === 'interrupted' && r.interruptionRecorded === true;
 
 export async function gatherStatus(ctx: Context, now = Date.now()): Promise<StatusReport> {
+  // systemctl answers in another process: ask it first (both questions at once), and read the history
+  // and walk the releases' sizes while it does.
+  const service = Promise.all([slotStates(ctx.paths), preflightLeftovers(ctx.m.app)]);
   const { events, records } = history(ctx);
   const onDisk = new Set(fs.existsSync(ctx.paths.releases) ? fs.readdirSync(ctx.paths.releases) : []);
   const live = liveRelease(ctx.paths);
@@ -100,7 +103,7 @@ export async function gatherStatus(ctx: Context, now = Date.now()): Promise<Stat
     if (!records.has(id)) releases.push({ id, commit: '', state: 'unknown', live: id === live, rollbackTarget: false, onDisk: true, reason: 'not in the history: cutover did not make it' });
   }
   const holder = liveHolder(ctx.paths.lock);
-  const slots = await slotStates(ctx.paths);
+  const [slots, preflights] = await service;
   const running = slots.filter(isRunning);
   const serving = running.length > 1 ? slotToKeep(running, recorded) : liveSlot(slots);
   const other = running.length > 1 ? running.find((x) => x !== serving) : undefined;
@@ -109,7 +112,7 @@ export async function gatherStatus(ctx: Context, now = Date.now()): Promise<Stat
     root: ctx.paths.root,
     service: serving?.state ?? (slots.find((x) => x.state === 'failed')?.state ?? slots[0]?.state ?? 'off'),
     slots: slots.filter((x) => x.state !== 'inactive').map((x) => ({ unit: x.unit, state: x.state, pid: x.pid ?? null, release: x.release ?? null })),
-    preflights: await preflightLeftovers(ctx.m.app),
+    preflights,
     live: live ?? null,
     serving: serving?.release ?? null,
     alsoServing: other ? (other.release ?? null) : null,
