@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { KitHost } from '../helpers/hostkit.ts';
 import { APP_START_MS, GATE_TIMEOUT_S, LATENCY_GOAL_MS, LEAD_MS, TAIL_MS, WORKERS, type ScenarioResult } from './deploys.ts';
 import { median, type SpeedResult } from './speed.ts';
+import { activateAnatomyLines, activateCostTable, verbCostTable, type VerbsResult } from './verbs.ts';
 import type { Anatomy, anatomySummary } from './anatomy.ts';
 
 export const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
@@ -30,6 +31,8 @@ export interface Results {
   anatomy?: ReturnType<typeof anatomySummary> & { runs: Anatomy };
   scenarios: ScenarioResult[];
   speed?: SpeedResult;
+  /** Starting a verb, and the kit's own share of an activation, with the `cutover` executable. */
+  verbs?: VerbsResult;
   goals: { goal: string; met: boolean | null; detail: string }[];
   totalSeconds: number;
 }
@@ -159,7 +162,7 @@ export function anatomyTable(a: NonNullable<Results['anatomy']>): string {
   );
 }
 
-export function goals(rs: ScenarioResult[], sp: SpeedResult | undefined): Results['goals'] {
+export function goals(rs: ScenarioResult[], sp: SpeedResult | undefined, verbs?: VerbsResult): Results['goals'] {
   const g: Results['goals'] = [];
   for (const r of rs) {
     if (r.zeroFailedGoal !== undefined) {
@@ -178,6 +181,12 @@ export function goals(rs: ScenarioResult[], sp: SpeedResult | undefined): Result
   if (sp?.warmOverCold) g.push({ goal: 'warm release ≤ 0.30 × cold release', met: sp.warmOverCold.wall <= 0.3, detail: `${sp.warmOverCold.wall.toFixed(2)} (release wall), ${sp.warmOverCold.build.toFixed(2)} (build phase)` });
   const disk = sp?.disk?.onDisk ?? sp?.disk?.inside;
   if (disk) g.push({ goal: `${sp!.disk!.releases} kept releases ≤ 1.5 × one release`, met: disk.ratio <= 1.5, detail: `${disk.ratio.toFixed(2)} (${disk.fs})` });
+  for (const c of verbs?.costs ?? []) {
+    if (c.goal !== undefined) g.push({ goal: `\`${c.label}\` ≤ ${c.goal} × \`node -e 0\` (same run)`, met: c.ratio <= c.goal && c.exit === (c.label.includes('bad flag') ? 2 : 0), detail: `${c.ratio.toFixed(2)} × (${Math.round(c.median)} ms), exit ${c.exit}` });
+  }
+  for (const a of verbs?.activate ?? []) {
+    g.push({ goal: `${a.label}: the kit's own share (wall − preflight, start, health gate, stop) ≤ ${a.goalMs} ms`, met: a.medianKitMs <= a.goalMs && a.runs.every((r) => r.exit === 0), detail: `${Math.round(a.medianKitMs)} ms (median of ${a.runs.length}; wall ${Math.round(a.medianWallMs)} ms)` });
+  }
   return g;
 }
 
@@ -188,7 +197,7 @@ export function markdown(res: Results): string {
     '',
     `${m.date} · ${m.nproc} cores (${m.cpu}), ${m.memoryGiB} GiB, Linux ${m.kernel} · in the test host: Node ${m.nodeInHost}, ${m.systemdInHost} · load client: Node ${m.nodeOfClient} · whole run ${res.totalSeconds.toFixed(0)} s · load average ${m.loadAverage.start} at the start, ${m.loadAverage.end ?? '?'} at the end (other work shares this machine)`,
     '',
-    `Load: ${res.load.workers} workers on loopback, a new connection per request (no pause after a failure: raw counts), \`GET ${res.load.path}\`, from ${res.load.leadMs / 1000} s before the deploy until ${res.load.tailMs / 1000} s after it ended and the app answered again (waiting at most 5 s for that); latencies of the successful requests in that window. Kit verbs run as \`/opt/cutover/node_modules/.bin/tsx scripts/<verb>.ts\` inside the test host; the deploy wall time includes that start. The example app waits ${res.appStartMs} ms before it listens (node example app; scenario 6's health timeout ${GATE_TIMEOUT_S} s).`,
+    `Load: ${res.load.workers} workers on loopback, a new connection per request (no pause after a failure: raw counts), \`GET ${res.load.path}\`, from ${res.load.leadMs / 1000} s before the deploy until ${res.load.tailMs / 1000} s after it ended and the app answered again (waiting at most 5 s for that); latencies of the successful requests in that window. Kit verbs run as \`/opt/cutover/node_modules/.bin/tsx scripts/<verb>.ts\` inside the test host (except in the section on starting a verb, which times the \`cutover\` executable); the deploy wall time includes that start. The example app waits ${res.appStartMs} ms before it listens (node example app; scenario 6's health timeout ${GATE_TIMEOUT_S} s).`,
     '',
     '## Deploys under load',
     '',
@@ -199,6 +208,9 @@ export function markdown(res: Results): string {
   ];
   if (res.anatomy) lines.push('## Where a restart\'s time goes', '', anatomyTable(res.anatomy), '');
   if (res.speed) lines.push('## Release speed, kit overhead, disk', '', speedTables(res.speed), '');
+  if (res.verbs) {
+    lines.push('## Starting a verb, and activating, with the `cutover` executable', '', verbCostTable(res.verbs.costs), '', activateCostTable(res.verbs.activate), '', activateAnatomyLines(res.verbs.activate), '');
+  }
   lines.push('## Goals', '', table(['goal', 'met', 'measured'], res.goals.map((x) => [x.goal, yes(x.met), x.detail])), '');
   const a = res.anatomy;
   const queued = res.scenarios.filter((r) => r.latencyGoal !== undefined && r.load.failed === 0 && !r.error && r.load.max > LATENCY_GOAL_MS);

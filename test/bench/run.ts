@@ -1,10 +1,11 @@
-// `npm run bench`: every scenario of zero-downtime deploys, release speed, kit overhead and disk, in one run of the disposable test host.
+// `npm run bench`: every scenario of zero-downtime deploys, release speed, kit overhead, starting a verb (verbs.ts) and disk, in one run of the disposable test host.
 import { bootKitHost, isRoot } from '../helpers/hostkit.ts';
 import { cleanupTempDirs } from '../helpers/gitrepo.ts';
 import { DeployBench } from './deploys.ts';
 import { anatomySummary, measureAnatomy, type Anatomy } from './anatomy.ts';
 import { PLAIN } from './plain.ts';
 import { releaseSpeed, type SpeedResult } from './speed.ts';
+import { verbsBench, type VerbsResult } from './verbs.ts';
 import { APP_START_MS, LATENCY_GOAL_MS, LEAD_MS, TAIL_MS, WORKERS, goals, loadAverage, machineInfo, markdown, writeResults, type Results } from './report.ts';
 
 const say = (line: string) => console.log(line);
@@ -46,6 +47,16 @@ async function main(): Promise<void> {
     } catch (e) {
       say(`release speed stopped: ${(e as Error).stack ?? e}`);
     }
+    // Starting a verb and activating through the `cutover` executable, on the app release speed left with two ready releases.
+    let verbs: VerbsResult | undefined;
+    const pair = [speed?.warm.at(-1)?.release, speed?.lockfile?.release];
+    if (speed?.manifest && pair[0] && pair[1]) {
+      try {
+        verbs = await verbsBench(k, speed.manifest, pair as [string, string], say);
+      } catch (e) {
+        say(`starting a verb stopped: ${(e as Error).stack ?? e}`);
+      }
+    }
     machine.loadAverage.end = await loadAverage(k);
     const res: Results = {
       machine,
@@ -55,7 +66,8 @@ async function main(): Promise<void> {
       anatomy: anatomy && { ...anatomySummary(anatomy), runs: anatomy },
       scenarios: deploys.results,
       speed,
-      goals: goals(deploys.results, speed),
+      verbs,
+      goals: goals(deploys.results, speed, verbs),
       totalSeconds: (performance.now() - t0) / 1000,
     };
     const files = writeResults(res);

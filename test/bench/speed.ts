@@ -30,6 +30,8 @@ export interface Timed {
 
 export interface SpeedResult {
   app: string;
+  /** The app's manifest inside the test host. */
+  manifest?: string;
   packages?: number;
   cold?: Timed;
   warm: Timed[];
@@ -122,6 +124,7 @@ export async function releaseSpeed(k: KitHost, say: (line: string) => void): Pro
     stop_timeout: 10,
     keep: 5,
   });
+  result.manifest = manifest;
   const lock = JSON.parse(await readFile(path.join(examplesDir, 'node-deps-app', 'package-lock.json'), 'utf8'));
   result.packages = Object.keys(lock.packages).filter((p) => p.startsWith('node_modules/')).length;
 

@@ -1,6 +1,6 @@
 // Reads the kit's own step timings ("==> title" … "    done in 812 ms") from its output.
 
-/** Step title (without details after the first colon or " on ") → ms; repeated titles are summed. */
+/** Step title (shortTitle: without details after the first colon or " on ") → ms; repeated titles are summed. */
 export function kitSteps(stdout: string): Record<string, number> {
   const steps: Record<string, number> = {};
   let current: string | undefined;
@@ -20,7 +20,7 @@ export function kitSteps(stdout: string): Record<string, number> {
   return steps;
 }
 
-function shortTitle(title: string): string {
+export function shortTitle(title: string): string {
   if (title.startsWith('install: skipped')) return 'install (copied)';
   if (title.startsWith('health gate')) return 'health gate';
   return title.split(/[: ]/)[0];

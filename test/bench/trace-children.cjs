@@ -1,0 +1,41 @@
+// Bench-only preload (NODE_OPTIONS=--require): records, on the process's own clock, when Node was up, each child process (systemctl, systemd-run …) and each step the kit printed, and writes them as JSON to $CUTOVER_BENCH_TRACE at exit.
+'use strict';
+const fs = require('node:fs');
+const cp = require('node:child_process');
+
+const file = process.env.CUTOVER_BENCH_TRACE;
+const now = () => Math.round(performance.now() * 10) / 10;
+const trace = { bootMs: now(), children: [], steps: [], exitMs: 0 };
+
+const spawn = cp.spawn;
+cp.spawn = function tracedSpawn(command, args) {
+  const child = spawn.apply(this, arguments);
+  const entry = { startMs: now(), endMs: 0, argv: [command, ...(Array.isArray(args) ? args : [])].join(' ').slice(0, 160) };
+  trace.children.push(entry);
+  child.once('exit', () => (entry.endMs = now()));
+  return child;
+};
+const spawnSync = cp.spawnSync;
+cp.spawnSync = function tracedSpawnSync(command, args) {
+  const entry = { startMs: now(), endMs: 0, argv: [command, ...(Array.isArray(args) ? args : [])].join(' ').slice(0, 160) };
+  const r = spawnSync.apply(this, arguments);
+  entry.endMs = now();
+  trace.children.push(entry);
+  return r;
+};
+
+// The kit prints "==> title" when a step starts and "    done in …" / "    failed after …" when it ends.
+const write = process.stdout.write;
+process.stdout.write = function tracedWrite(chunk) {
+  const text = String(chunk);
+  for (const line of text.split('\n')) {
+    if (line.startsWith('==> ')) trace.steps.push({ title: line.slice(4), startMs: now(), endMs: 0 });
+    else if (/^\s+(done in|failed after) /.test(line) && trace.steps.length) trace.steps[trace.steps.length - 1].endMs = now();
+  }
+  return write.apply(this, arguments);
+};
+
+process.once('exit', () => {
+  trace.exitMs = now();
+  if (file) fs.writeFileSync(file, JSON.stringify(trace) + '\n');
+});
