@@ -191,8 +191,10 @@ export function explainSshFailure(a: SshAccess, output: string): CutoverError | 
   const { known } = a.remote;
   const kh = a.knownHosts;
   if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for \S+ has changed/.test(output)) {
+    // ssh names the key it was offered: "The fingerprint for the ED25519 key sent by the remote host is\nSHA256:…."
+    const offered = /fingerprint for the (\S+) key sent by the remote host is\s+(SHA256:[A-Za-z0-9+/=]+)/.exec(output);
     return new OperationError(
-      `The ssh host key of ${known} is not the one pinned in ${kh}: the server's key changed, or something between this host and it is not the server. Nothing was fetched or changed.`,
+      `The ssh host key of ${known} is not the one pinned in ${kh}: the server's key changed, or something between this host and it is not the server.${offered ? ` It now presents ${offered[1]} ${offered[2]}.` : ''} Nothing was fetched or changed.`,
       [
         `If the server's key was changed on purpose, check its new fingerprint with whoever runs the server, then re-pin deliberately:`,
         `\`ssh-keygen -R '${known}' -f ${kh}\` removes the old pin, and provision records the key it meets next (and prints its fingerprint).`,

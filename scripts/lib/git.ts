@@ -47,12 +47,8 @@ function envOf(access: RemoteAccess): Record<string, string> {
 
 /** Runs a git command that talks to the repository; a failure ssh explains becomes that explanation. */
 async function talk(ops: Ops, argv: string[], access: RemoteAccess): Promise<void> {
-  try {
-    // In /, not the caller's directory: a repository around it must not lend git its config.
-    await ops.run(argv, { quiet: true, env: envOf(access), cwd: '/' });
-  } catch (e) {
-    throw (e instanceof OperationError && access.explain(e.message)) || e;
-  }
+  // In /, not the caller's directory: a repository around it must not lend git its config.
+  await ops.run(argv, { quiet: true, env: envOf(access), cwd: '/', explain: access.explain });
 }
 
 /** Clones the mirror on first use (into a temp dir, renamed when complete), else fetches it. */

@@ -20,6 +20,8 @@ export interface RunOptions {
    * expiry, or when cutover is told to stop, the whole group is stopped (SIGTERM, then SIGKILL).
    */
   limit?: { seconds: number; setting: string };
+  /** On failure, the caller's own error for the command's whole output (e.g. ssh's words about a host key), if it has one. */
+  explain?: (output: string) => Error | undefined;
 }
 
 /** A time limit for people: "30 min", "90 s", "2 h". */
@@ -78,6 +80,8 @@ export function createOps(opts: { dryRun: boolean; print?: (line: string) => voi
       quiet: true,
     })`${full}`;
     if (p.exitCode !== 0) {
+      const explained = o.explain?.(`${p.stderr}\n${p.stdout}`);
+      if (explained) throw explained;
       const detail = o.quiet ? `\n${(p.stderr || p.stdout).trim().split('\n').slice(-10).join('\n')}` : '';
       throw new OperationError(
         `\`${o.display ?? show(argv)}\` failed with exit code ${p.exitCode} after ${formatDuration(performance.now() - t0)}.${detail}`,

@@ -109,8 +109,9 @@ test('a path ssh or a shell would read as more than a name is refused before any
 });
 
 test("ssh's failures in words: a changed host key names the host, the pinned file and the re-pin; an unknown host says provision; a refused key says add the .pub", () => {
-  const changed = explainSshFailure(access, '@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n...\nHost key verification failed.\nfatal: Could not read from remote repository.')!;
+  const changed = explainSshFailure(access, '@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nIt is also possible that a host key has just been changed.\nThe fingerprint for the ED25519 key sent by the remote host is\nSHA256:q0Yx3Zb+AbC/12=.\nHost key verification failed.\nfatal: Could not read from remote repository.')!;
   assert.match(changed.message, /ssh host key of \[127\.0\.0\.1\]:4622 is not the one pinned in \/srv\/shop\/known_hosts/);
+  assert.match(changed.message, 'It now presents ED25519 SHA256:q0Yx3Zb+AbC/12=. Nothing');
   assert.match(changed.message, /Nothing was fetched or changed/);
   assert.match(changed.hint!, /ssh-keygen -R '\[127\.0\.0\.1\]:4622' -f \/srv\/shop\/known_hosts/);
   assert.match(changed.hint!, /provision/);
