@@ -20,12 +20,13 @@ await runCommand(spec, async (args) => {
   const { createContext, withLock } = await import('./lib/context.ts');
   const { ensureCommandLink, ensureLayoutOwned, ensurePackages, ensureSharedPaths, ensureUnits, ensureUser } = await import('./lib/provision.ts');
   const { checkDeployKeyFirst, ensureHostKeyPinned } = await import('./lib/pin.ts');
-  const { ensureProxy, hasStaleSites } = await import('./lib/proxy.ts');
+  const { checkProxyFirst, ensureProxy, hasStaleSites } = await import('./lib/proxy.ts');
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   if (process.getuid?.() !== 0 && !ctx.dryRun) {
     throw new OperationError('provision must run as root: it creates a system user, installs units and writes /etc/cron.d.', 'Run it with sudo, or see what it would do with --dry-run.');
   }
   checkDeployKeyFirst(ctx);
+  checkProxyFirst(ctx);
   const changes: Changes = [];
   await ctx.log.step('runtime and tools', () => ensurePackages(ctx, changes));
   await ctx.log.step(`system user ${ctx.m.user}`, () => ensureUser(ctx, changes));

@@ -161,25 +161,60 @@ export async function applySiteEdits(ctx: Context, server: ProxyServer, edits: S
   await reload(ctx, server, edits, changes);
 }
 
+/**
+ * How a server is told to load its configuration again, keeping open connections. nginx: through systemd
+ * (its ExecReload, `nginx -s reload`). Caddy: `caddy reload`, what its unit's ExecReload runs, but not through
+ * systemd: Caddy 2.6 (Debian 12's) tells systemd RELOADING=1 and, when the new configuration fails to load,
+ * never READY=1, so `systemctl reload caddy` hangs and the unit stays "reloading" (caddyserver/caddy#7385).
+ * Bounded by a time limit either way.
+ */
+function reloadArgv(server: ProxyServer): string[] {
+  const argv = server === 'nginx' ? ['systemctl', 'reload', 'nginx.service'] : ['caddy', 'reload', '--config', proxyPaths.caddyfile, '--adapter', 'caddyfile', '--force'];
+  return ['timeout', String(RELOAD_LIMIT_S), ...argv];
+}
+
+/** Seconds a reload may take before cutover gives up on it. */
+const RELOAD_LIMIT_S = 60;
+
 async function reload(ctx: Context, server: ProxyServer, edits: SiteEdit[], changes: string[]): Promise<void> {
   if (!serviceControlEnabled()) return;
   const state = await unitState(`${server}.service`);
-  if (state !== 'active') {
+  // "reloading": a reload is under way, or (Caddy 2.6, see reloadArgv) one failed earlier; the server runs.
+  if (state !== 'active' && state !== 'reloading') {
     ctx.log.warn(`${server} is not running (${state}): the site takes effect when it starts (systemctl enable --now ${server}).`);
     return;
   }
-  const p = await $({ quiet: true, nothrow: true })`systemctl reload ${`${server}.service`}`;
+  const p = await $({ quiet: true, nothrow: true, cwd: '/' })`${reloadArgv(server)}`;
   if (p.exitCode !== 0) {
     await restore(ctx, edits);
     changes.splice(changes.length - edits.length, edits.length);
-    const journal = await $({ quiet: true, nothrow: true })`journalctl --unit ${`${server}.service`} --no-pager --lines 8 --output cat`;
+    const said = `${p.stderr}\n${p.stdout}`.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('{')).slice(-6).join('\n');
+    const journal = server === 'nginx' ? (await $({ quiet: true, nothrow: true })`journalctl --unit nginx.service --no-pager --lines 6 --output cat`).stdout.trim() : '';
+    const why = p.exitCode === 124 ? `it did not finish within ${RELOAD_LIMIT_S} s` : [said, journal].filter(Boolean).join('\n');
     throw new OperationError(
-      `Reloading ${server} with the new configuration for ${ctx.m.app} failed:\n${(p.stderr.trim() + '\n' + journal.stdout.trim()).trim().replace(/^/gm, '  ')}\n` +
-        `The previous files are back in place; ${server} keeps the configuration it had (a failed reload changes nothing).`,
-      `Look at \`journalctl -u ${server}\` for the cause (a port another program holds, say), fix it, then provision again.`,
+      `Reloading ${server} with the new configuration for ${ctx.m.app} failed:\n${why.replace(/^/gm, '  ')}\n` +
+        `The previous files are back in place; ${server} keeps the configuration it had (a failed reload changes nothing).` +
+        (server === 'caddy' ? ' (Caddy 2.6 shows caddy.service as "reloading" for a while after a failed reload: its known bug, harmless.)' : ''),
+      `Fix the cause (a port another program holds, say: \`ss -ltnp\` names it), then provision again.`,
     );
   }
   changes.push(`reloaded ${server} (open connections are kept)`);
+}
+
+/**
+ * What provision checks before it changes anything: the server the manifest names is installed, and the
+ * path of the app's site is free or cutover's. So a host without nginx is left exactly as it was.
+ */
+export function checkProxyFirst(ctx: Context): void {
+  const server = ctx.m.proxy?.server;
+  if (!server) return;
+  if (!onPath(server)) {
+    throw new OperationError(
+      `The manifest's proxy asks for ${server}, but ${server} is not installed on this host; nothing was changed.`,
+      `Install it (${INSTALL[server]}), then provision again.${server === 'nginx' ? ' Debian\'s nginx serves a default site on port 80 (/etc/nginx/sites-enabled/default): remove that link if you do not want it.' : ''}`,
+    );
+  }
+  planSite(ctx);
 }
 
 /** Provision's step: the app's site in place, checked and loaded; sites cutover wrote for another server removed. */
@@ -194,11 +229,6 @@ export async function ensureProxy(ctx: Context, changes: string[]): Promise<void
   }
   const server = ctx.m.proxy?.server;
   if (!server) return;
-  if (!onPath(server)) {
-    throw new OperationError(
-      `The manifest's proxy asks for ${server}, but ${server} is not installed on this host.`,
-      `Install it (${INSTALL[server]}), then provision again.${server === 'nginx' ? ' Debian\'s nginx serves a default site on port 80 (/etc/nginx/sites-enabled/default): remove that link if you do not want it.' : ''}`,
-    );
-  }
+  checkProxyFirst(ctx);
   await applySiteEdits(ctx, server, planSite(ctx), changes);
 }

@@ -222,6 +222,43 @@ it("a file at cutover's site path that cutover did not write is left alone: exit
   assert.match(out(r), 'Move that file away if it is yours');
   assert.is(h.read('/etc/nginx/conf.d/cutover-pxother.conf'), own);
   assert.is(await nginxWorkers(), workers);
+  assert.is((await h.host.exec(['id', other.app])).code, 1, 'checked before anything changed: no user made');
+  assert.is((await h.host.exec(['test', '-e', `/usr/local/src/${other.app}`])).code, 1, 'no root made');
+});
+
+it('a server that is not installed: exit 1 naming the apt-get install, before anything changed', async () => {
+  const none = { app: 'pxnone', port: 4731, listen: 4732, server: 'nginx' as const };
+  const { url } = await h.repo(none.app);
+  manifests[none.app] = h.manifest({ ...manifestObject(none), repo: url });
+  // nginx is in /usr/sbin: without it on PATH, the kit finds no nginx, as on a host without the package.
+  const r = await h.kit('provision', [], { manifest: manifests[none.app], env: { PATH: '/usr/local/bin:/usr/bin:/bin' } });
+  expectExit(r, 1, 'provision without nginx');
+  assert.match(out(r), "The manifest's proxy asks for nginx, but nginx is not installed on this host; nothing was changed.");
+  assert.match(out(r), 'apt-get install nginx-light');
+  assert.is((await h.host.exec(['id', none.app])).code, 1, 'no user made');
+  assert.is((await h.host.exec(['test', '-e', `/usr/local/src/${none.app}`])).code, 1, 'no root made');
+});
+
+it('caddy: a reload that fails (the port is nginx\'s) puts the previous site back; Caddy keeps serving the old one', async () => {
+  const site = h.read(siteFile(CADDY));
+  const loads = await caddyLoads();
+  h.manifest(manifestObject(CADDY, { listen: NGINX.listen }));
+  try {
+    const r = await kit(CADDY, 'provision');
+    expectExit(r, 1, 'provision onto a port nginx holds');
+    assert.match(out(r), 'Reloading caddy with the new configuration for pxcaddy failed');
+    assert.match(out(r), 'address already in use');
+    assert.match(out(r), 'The previous files are back in place; caddy keeps the configuration it had');
+    assert.is(h.read(siteFile(CADDY)), site);
+    assert.is(String((await getJson(through(CADDY))).version), '2', 'the old site still serves');
+    assert.is(String((await getJson(through(NGINX))).version), '2', 'and nginx its own');
+    assert.ok((await caddyLoads()) === loads, 'no new configuration was loaded');
+  } finally {
+    h.manifest(manifestObject(CADDY));
+  }
+  const again = await kit(CADDY, 'provision');
+  expectExit(again, 0, 'provision with the manifest put back');
+  assert.match(again.stdout, 'Nothing to change');
 });
 
 it('a manifest without proxy: provision removes the site it wrote and reloads; with proxy again, the site is back', async () => {
