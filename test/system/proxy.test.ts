@@ -209,6 +209,24 @@ it('nginx: tls with certificate files serves HTTPS on the port given; the app se
   assert.is(String((await getJson(through(NGINX))).version), '2');
 });
 
+it('caddy: a key file only root can read (as certbot keeps them) is refused by caddy validate, which runs as the caddy user; nothing changes', async () => {
+  // The key the nginx test made: 0600 root, which nginx (its master runs as root) reads and Caddy (user caddy) cannot.
+  const site = h.read(siteFile(CADDY));
+  const loads = await caddyLoads();
+  h.manifest(manifestObject(CADDY, { tls: { cert: '/etc/ssl/pxnginx/fullchain.pem', key: '/etc/ssl/pxnginx/privkey.pem' }, listen: 4713 }));
+  try {
+    const r = await kit(CADDY, 'provision');
+    expectExit(r, 1, 'provision with a key caddy cannot read');
+    assert.match(out(r), /privkey\.pem: permission denied/);
+    assert.match(out(r), 'The previous files are back in place and caddy was not reloaded');
+    assert.is(h.read(siteFile(CADDY)), site);
+    assert.is(await caddyLoads(), loads);
+    assert.is(String((await getJson(through(CADDY))).version), '2');
+  } finally {
+    h.manifest(manifestObject(CADDY));
+  }
+});
+
 it("a file at cutover's site path that cutover did not write is left alone: exit 1, the file unchanged, nothing reloaded", async () => {
   const other = { app: 'pxother', port: 4721, listen: 4722, server: 'nginx' as const };
   const own = '# the operator\'s own file\nserver { listen 4722; return 204; }\n';
