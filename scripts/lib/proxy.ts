@@ -217,18 +217,23 @@ export function checkProxyFirst(ctx: Context): void {
   planSite(ctx);
 }
 
-/** Provision's step: the app's site in place, checked and loaded; sites cutover wrote for another server removed. */
+/**
+ * Provision's step: the app's site in place, checked and loaded; then the sites cutover wrote for this app
+ * for another server removed. In that order, so a move from nginx to Caddy whose new site fails leaves
+ * the old one serving.
+ */
 export async function ensureProxy(ctx: Context, changes: string[]): Promise<void> {
-  for (const { server, edit } of planStaleSites(ctx)) {
-    if (!onPath(server)) {
+  const server = ctx.m.proxy?.server;
+  if (server) {
+    checkProxyFirst(ctx);
+    await applySiteEdits(ctx, server, planSite(ctx), changes);
+  }
+  for (const { server: other, edit } of planStaleSites(ctx)) {
+    if (!onPath(other)) {
       await put(ctx, edit);
-      changes.push(`${edit.describe} (${server} is not installed any more)`);
+      changes.push(`${edit.describe} (${other} is not installed any more)`);
       continue;
     }
-    await applySiteEdits(ctx, server, [edit], changes);
+    await applySiteEdits(ctx, other, [edit], changes);
   }
-  const server = ctx.m.proxy?.server;
-  if (!server) return;
-  checkProxyFirst(ctx);
-  await applySiteEdits(ctx, server, planSite(ctx), changes);
 }

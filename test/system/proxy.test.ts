@@ -317,4 +317,30 @@ it('caddy: with no Caddyfile at all, provision writes one (admin API on a Unix s
   }
 });
 
+it('a move from nginx to Caddy: the Caddy site is loaded first, then the nginx site removed; a Caddy site that fails leaves the nginx one serving', async () => {
+  const moved = { ...NGINX, server: 'caddy' as const, listen: 4705 };
+  h.manifest(manifestObject(moved, { tls: { cert: '/etc/ssl/missing/fullchain.pem', key: '/etc/ssl/missing/privkey.pem' } }));
+  try {
+    const bad = await kit(NGINX, 'provision');
+    expectExit(bad, 1, 'a move whose new site fails its check');
+    assert.match(out(bad), "caddy's own check");
+    assert.ok(h.read(siteFile(NGINX)).length > 0, 'the nginx site is still there');
+    assert.is(String((await getJson(through(NGINX))).version), '2', 'and still serves');
+    h.manifest(manifestObject(moved));
+    const r = await kit(NGINX, 'provision');
+    expectExit(r, 0, 'the move');
+    const lines = r.stdout.split('\n');
+    const at = (text: string) => lines.findIndex((l) => l.includes(text));
+    assert.ok(at('reloaded caddy') >= 0 && at('reloaded caddy') < at(`removed the nginx site ${siteFile(NGINX)}`), `caddy first, then nginx:\n${r.stdout}`);
+    assert.is(String((await getJson(through(moved))).version), '2', 'served through Caddy now');
+    assert.is((await h.host.exec(['test', '-e', siteFile(NGINX)])).code, 1);
+  } finally {
+    h.manifest(manifestObject(NGINX));
+  }
+  const back = await kit(NGINX, 'provision');
+  expectExit(back, 0, 'back to nginx');
+  assert.match(back.stdout, `removed the caddy site /etc/caddy/cutover.d/${NGINX.app}.caddy`);
+  assert.is(String((await getJson(through(NGINX))).version), '2');
+});
+
 test.run();
