@@ -434,6 +434,7 @@ function semanticProblems(m: Data, locate: Locate, found: ManifestProblem[]): Ma
   if (typeof m.app === 'string' && clean('app')) add(['app'], appProblems(m.app, m.user === undefined));
   if (typeof m.root === 'string' && clean('root')) add(['root'], rootProblems(m.root, typeof m.app === 'string' && clean('app') ? m.app : undefined));
   if (typeof m.user === 'string' && clean('user')) add(['user'], userProblems(m.user));
+  if (typeof m.repo === 'string' && clean('repo')) add(['repo'], repoProblems(m.repo));
   const appRoot = typeof m.root === 'string' ? m.root : typeof m.app === 'string' ? `/usr/local/src/${m.app}` : undefined;
   if (typeof m.deploy_key === 'string' && clean('deploy_key')) {
     add(['deploy_key'], deployKeyProblems(m.deploy_key, typeof m.repo === 'string' ? m.repo : undefined, appRoot));
@@ -544,6 +545,14 @@ export function rootProblems(root: string, app = '<app>'): string[] {
     return [`is inside /usr, which belongs to the system's packages; ${suggestion}.`];
   }
   return [];
+}
+
+/** A repository on the host's own disk is named by an absolute path: a relative one would depend on the directory cutover runs from. */
+export function repoProblems(repo: string): string[] {
+  const url = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(repo);
+  const scpLike = /^[^/]*:/.test(repo); // host:path, which git reads as ssh
+  if (url || scpLike || repo.startsWith('/')) return [];
+  return [`${show(repo)} is a relative path, which git would read from whatever directory cutover runs in; write it absolute (e.g. ${show(path.posix.join('/srv/git', repo))}) or as a URL.`];
 }
 
 export function userProblems(user: string): string[] {

@@ -191,6 +191,17 @@ test('a partial health, prune or timeouts gets the nested defaults', () => {
   assert.equal(m.timeouts, { install: 1800, build: 60, migrate: 1800 });
 });
 
+test('a repository path on the host must be absolute; URLs and host:path are fine', () => {
+  for (const repo of ['https://github.com/acme/shop.git', 'ssh://git@git.example.com:2222/acme/shop.git', 'git@github.com:acme/shop.git', '/srv/git/shop.git', 'file:///srv/git/shop.git']) {
+    assert.equal(problemsOf(minimal.replace('https://github.com/acme/shop.git', repo)), [], repo);
+  }
+  for (const repo of ['shop.git', '../git/shop.git', './shop', '~/shop.git']) {
+    const p = problemsOf(minimal.replace('https://github.com/acme/shop.git', repo));
+    assert.equal(p.map((x) => [x.path, x.line]), [['repo', 2]], repo);
+    assert.match(p[0].message, /is a relative path.*write it absolute \(e\.g\. '\/srv\/git\//);
+  }
+});
+
 test('hooks get their defaults (as app, 60 s) and keep their order', () => {
   const m = parse(minimal + 'hooks:\n  before_cutover:\n    - run: ./bin/check\n    - { run: "curl -fsS https://example.com/drain", as: root, timeout: 5 }\n');
   assert.equal(m.hooks.before_cutover, [
