@@ -9,12 +9,20 @@ import { importsCutoverSites, isOwnSite, renderCaddyfile, renderSite, withCutove
 import { serviceControlEnabled, unitState } from './systemd.ts';
 import { diff } from './provision.ts';
 
+/** A file as it is: what provision puts back, with its owner, when a change fails. */
+interface Existing {
+  content: string;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
 /** One file to put in place (content) or to remove (null), with what was there before, to put back on failure. */
 export interface SiteEdit {
   path: string;
   content: string | null;
   mode: number;
-  previous: { content: string; mode: number } | null;
+  previous: Existing | null;
   /** What the change was, for provision's list of changes. */
   describe: string;
 }
@@ -33,11 +41,11 @@ function onPath(command: string): boolean {
   return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => d && fs.existsSync(path.join(d, command)));
 }
 
-function current(file: string): { content: string; mode: number } | null {
+function current(file: string): Existing | null {
   const st = fs.lstatSync(file, { throwIfNoEntry: false });
   if (!st) return null;
   if (!st.isFile()) throw new OperationError(`${file} is not a regular file (a symlink or a directory): cutover will not write through it.`, 'Move it away, then provision again.');
-  return { content: fs.readFileSync(file, 'utf8'), mode: st.mode & 0o7777 };
+  return { content: fs.readFileSync(file, 'utf8'), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
 }
 
 /**
@@ -100,15 +108,17 @@ export function hasStaleSites(ctx: Context): boolean {
   return PROXY_SERVERS.some((server) => ctx.m.proxy?.server !== server && fs.existsSync(proxyPaths.siteFile(server, ctx.m.app)));
 }
 
-async function put(ctx: Context, e: { path: string; content: string | null; mode: number }): Promise<void> {
+/** Writes (or removes) one file; an operator's file that is changed (the Caddyfile) keeps its owner. */
+async function put(ctx: Context, e: { path: string; content: string | null; mode: number; owner?: { uid: number; gid: number } }): Promise<void> {
   if (e.content === null) return ctx.ops.remove(e.path);
   if (!fs.existsSync(path.dirname(e.path))) await ctx.ops.mkdir(path.dirname(e.path), 0o755);
   await ctx.ops.writeFile(e.path, e.content, e.mode);
+  if (e.owner && (e.owner.uid !== 0 || e.owner.gid !== 0)) await ctx.ops.run(['chown', '--no-dereference', `${e.owner.uid}:${e.owner.gid}`, e.path], { quiet: true });
 }
 
 /** Puts every edited file back as it was (or removes the ones that were not there). */
 async function restore(ctx: Context, edits: SiteEdit[]): Promise<void> {
-  for (const e of [...edits].reverse()) await put(ctx, { path: e.path, content: e.previous?.content ?? null, mode: e.previous?.mode ?? 0 });
+  for (const e of [...edits].reverse()) await put(ctx, { path: e.path, content: e.previous?.content ?? null, mode: e.previous?.mode ?? 0, owner: e.previous ?? undefined });
 }
 
 /** The server's own check of its whole configuration; caddy runs as its own user, so it reads the files as the server will. */
@@ -138,7 +148,7 @@ export async function applySiteEdits(ctx: Context, server: ProxyServer, edits: S
   if (edits.length === 0) return;
   for (const e of edits) {
     if (ctx.dryRun) ctx.log.info((await diff(e.path, e.content ?? '')).trimEnd().replace(/^/gm, '    '));
-    await put(ctx, e);
+    await put(ctx, { ...e, owner: e.previous ?? undefined });
   }
   const check = checkArgv(server).join(' ');
   if (ctx.dryRun) {

@@ -6,7 +6,7 @@ import { getJson, httpGet } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { nodeApp, setUp } from '../helpers/fixtures.ts';
 import { describeLoad, handoverProblems, loadDuring } from '../helpers/load.ts';
-import { eventually, inside, out } from '../helpers/system.ts';
+import { eventually, inside, out, statInside } from '../helpers/system.ts';
 import { systemTier } from '../helpers/prereq.ts';
 
 const { it, ready } = systemTier(import.meta.url);
@@ -70,7 +70,7 @@ test.before(async () => {
     // What the operator does once: nginx without Debian's default site (it listens on 80), Caddy with their
     // own Caddyfile (admin API on a Unix socket, one site of their own); both running.
     await inside(h, `rm /etc/nginx/sites-enabled/default && systemctl start nginx`);
-    await inside(h, `cat > /etc/caddy/Caddyfile <<'EOF'\n${OPERATOR_CADDYFILE}EOF\nsystemctl start caddy`);
+    await inside(h, `cat > /etc/caddy/Caddyfile <<'EOF'\n${OPERATOR_CADDYFILE}EOF\nchown caddy:caddy /etc/caddy/Caddyfile && chmod 640 /etc/caddy/Caddyfile && systemctl start caddy`);
     for (const a of [NGINX, CADDY]) {
       const { repo } = await h.repo(a.app);
       repos[a.app] = repo;
@@ -111,6 +111,7 @@ it("caddy: the operator's Caddyfile keeps its text and its own site; cutover onl
   const caddyfile = h.read('/etc/caddy/Caddyfile');
   assert.ok(caddyfile.startsWith(OPERATOR_CADDYFILE), `the operator's text is untouched:\n${caddyfile}`);
   assert.match(caddyfile.slice(OPERATOR_CADDYFILE.length), /^\n# Added by cutover .*\nimport \/etc\/caddy\/cutover\.d\/\*\.caddy\n$/);
+  assert.equal(await statInside(h, '/etc/caddy/Caddyfile'), { owner: 'caddy', group: 'caddy', mode: '640', type: 'regular file' }, 'its owner and mode kept');
   const own = await httpGet(`http://${h.host.address}:${OPERATOR_SITE_PORT}/`);
   assert.is(own.body, "the operator's own site");
   // Nothing listens on Caddy's default admin port or on 80/443 (the redirect Caddy adds only for HTTPS sites).
