@@ -137,7 +137,9 @@ export function formatProblem(file: string, p: ManifestProblem): string {
  */
 export function checkManifest(text: string, file: string, schema: SchemaValidator = manifestValidator()): ManifestCheck {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  // logLevel 'error': yaml never prints a warning of its own (a collection as a key, say); the problems
+  // below say what is wrong, the same through tsx and the compiled kit.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, logLevel: 'error' });
   const lineOf = (offset: number) => lineCounter.linePos(offset).line;
   const syntax = yamlProblems(doc, text, lineOf);
   if (syntax.length > 0) return { problems: syntax };

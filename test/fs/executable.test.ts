@@ -138,14 +138,21 @@ test('the compiled verbs never load ajv itself: the validator is generated code,
   for (const key of schemaKeys) assert.ok(generated.includes(JSON.stringify(key)), `the generated validator knows ${key}`);
 });
 
-test('a bad manifest: the executable and the script print the same problems', async () => {
+test('a bad manifest: the executable and the script print the same problems (and nothing from yaml itself)', async () => {
   const dir = await tempDir('cutover-bad-manifest');
-  const file = path.join(dir, 'bad.yaml');
-  fs.copyFileSync(path.join(kitDir, 'test', 'fixtures', 'manifests', 'many-errors.yaml'), file);
+  const many = path.join(dir, 'bad.yaml');
+  fs.copyFileSync(path.join(kitDir, 'test', 'fixtures', 'manifests', 'many-errors.yaml'), many);
+  // A list as a key: yaml would warn on its own (process.emitWarning in its Node build, console.warn in the ES build the executable bundles).
+  const listKey = path.join(dir, 'list-key.yaml');
+  fs.writeFileSync(listKey, 'app: shop\nrepo: https://github.com/acme/shop.git\nstart: node build\n? [a, b]\n: 1\n');
   for (const verb of ['status', 'prune']) {
-    const r = await same(verb, ['--manifest', file], `${verb} with a bad manifest`);
+    const r = await same(verb, ['--manifest', many], `${verb} with a bad manifest`);
     assert.is(r.code, 2);
     assert.match(r.stderr, /problems:\n/);
+    const k = await same(verb, ['--manifest', listKey], `${verb} with a list as a key`);
+    assert.is(k.code, 2);
+    assert.match(k.stderr, /^cutover: The manifest \S+ has 1 problem:\n.*unknown key '\[ a, b \]'/);
+    assert.not.match(k.stderr, /Warning|Keys with collection values/);
   }
 });
 
