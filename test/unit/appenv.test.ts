@@ -11,7 +11,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cutover-appenv-'));
 const envFile = path.join(dir, '.env');
 fs.writeFileSync(envFile, '# secrets\nSECRET_KEY="s3cret value"\nGREETING=from the file\nexport TOKEN=abc\n');
 const m = parseManifest(
-  'app: shop\nrepo: x\nstart: node build\nport: 4100\nsocket: preload\nenv: { GREETING: from the manifest, NODE_OPTIONS: --max-old-space-size=256, NODE_ENV: production }\n',
+  'app: shop\nrepo: /srv/git/shop.git\nstart: node build\nport: 4100\nsocket: preload\nenv: { GREETING: from the manifest, NODE_OPTIONS: --max-old-space-size=256, NODE_ENV: production }\n',
   'test.yaml',
 );
 
