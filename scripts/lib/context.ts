@@ -8,7 +8,6 @@ import { createLogger, type Logger } from './log.ts';
 import { acquireLock, operatorName } from './lock.ts';
 import { handleStopSignals } from './stop.ts';
 import { OperationError } from './errors.ts';
-import { clearLeftovers } from './leftovers.ts';
 import { appendHistory, readHistory, releaseStates, type HistoryEvent, type ReleaseRecord } from './history.ts';
 
 export interface Context {
@@ -59,6 +58,8 @@ export async function withLock<T>(ctx: Context, operation: string, fn: () => Pro
   // at its next step, so the lock is never freed while a build of this run still runs.
   const restoreSignals = handleStopSignals();
   try {
+    // Imported here: it brings the cut-over and preflight modules, which a verb without the lock (status) never needs.
+    const { clearLeftovers } = await import('./leftovers.ts');
     await clearLeftovers(ctx);
     return await fn();
   } finally {

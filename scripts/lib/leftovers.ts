@@ -1,6 +1,7 @@
 // What a killed run can leave behind, cleared under the lock before any verb acts: preflight units, a second running slot.
 import type { Context } from './context.ts';
-import { clearPreflightLeftovers, preflightLeftovers } from './preflight.ts';
+import { clearPreflightLeftovers } from './preflight.ts';
+import { preflightLeftovers } from './preflight-units.ts';
 import { isRunning, slotStates, slotToKeep, type SlotState } from './slots.ts';
 import { activations, readHistory } from './history.ts';
 import { stopSlot } from './cutover.ts';

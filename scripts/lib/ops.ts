@@ -1,7 +1,6 @@
 // Every change cutover makes goes through Ops: it does the change, or with --dry-run prints it instead.
 import fs from 'node:fs';
 import path from 'node:path';
-import { $ } from 'zx/core';
 import { OperationError, StoppedError } from './errors.ts';
 import { formatDuration } from './log.ts';
 import { runInGroup } from './group.ts';
@@ -59,6 +58,9 @@ function show(argv: string[]): string {
   return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
 }
 
+/** zx, loaded when the first command runs: a verb that only reads (status) never loads it. */
+const zx = () => import('zx/core');
+
 export function createOps(opts: { dryRun: boolean; print?: (line: string) => void }): Ops {
   const print = opts.print ?? ((l: string) => process.stdout.write(l + '\n'));
   const would = (what: string) => print(`    would ${what}`);
@@ -72,6 +74,7 @@ export function createOps(opts: { dryRun: boolean; print?: (line: string) => voi
     }
     const t0 = performance.now();
     if (o.limit) return runLimited(full, `\`${o.display ?? show(argv)}\``, { ...o, limit: o.limit }, t0);
+    const { $ } = await zx();
     const p = await $({
       cwd: o.cwd,
       env: o.env ?? process.env,
@@ -117,6 +120,7 @@ export function createOps(opts: { dryRun: boolean; print?: (line: string) => voi
     async pipe(producer, consumer, o = {}) {
       if (opts.dryRun) return would(`run: ${show(producer)} | ${show(consumer)}`);
       const env = o.env ?? process.env;
+      const { $ } = await zx();
       const a = $({ cwd: o.cwd, env, quiet: true, nothrow: true })`${producer}`;
       const b = await a.pipe($({ cwd: o.cwd, env, quiet: true, nothrow: true })`${consumer}`);
       const first = await a;

@@ -4,6 +4,9 @@ import { $ } from 'zx/core';
 import { healthGate, type CheckResult } from './health.ts';
 import { preflightCommand, preflightProperties } from './units.ts';
 import { serviceControlEnabled } from './systemd.ts';
+import { preflightUnitPrefix } from './preflight-units.ts';
+
+export { preflightLeftovers, preflightUnitPrefix } from './preflight-units.ts';
 import type { Context } from './context.ts';
 
 /** A loopback port nobody listens on right now (the kernel picks it). */
@@ -22,11 +25,6 @@ export function freeLoopbackPort(): Promise<number> {
 /** Preflight applies when it is on and systemd is there (with an HTTP path or a health command alike). */
 export function preflightApplies(ctx: Context): boolean {
   return ctx.m.preflight && serviceControlEnabled();
-}
-
-/** The transient unit's name prefix for this app: every preflight unit of the app starts with it. */
-export function preflightUnitPrefix(app: string): string {
-  return `cutover-preflight-${app}-`;
 }
 
 /**
@@ -53,16 +51,6 @@ export function preflightArgv(ctx: Context, id: string, unit: string, port: numb
 async function stopTransient(unit: string): Promise<void> {
   await $({ quiet: true, nothrow: true })`systemctl stop ${[`${unit}.service`, `${unit}.socket`]}`;
   await $({ quiet: true, nothrow: true })`systemctl reset-failed ${[`${unit}.service`, `${unit}.socket`]}`;
-}
-
-/** The app's preflight units that systemd knows (running or failed): left by a kit that was killed during preflight. */
-export async function preflightLeftovers(app: string): Promise<string[]> {
-  if (!serviceControlEnabled()) return [];
-  const p = await $({ quiet: true, nothrow: true })`systemctl list-units --all --plain --no-legend --full ${`${preflightUnitPrefix(app)}*`}`;
-  return p.stdout
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/)[0] ?? '')
-    .filter((u) => u.startsWith(preflightUnitPrefix(app)) && (u.endsWith('.service') || u.endsWith('.socket')));
 }
 
 /** Stops and clears the app's leftover preflight units (as preflightLeftovers listed them); says which. */

@@ -1,8 +1,7 @@
 // The app's two service slots as systemd runs them: each one's state, main process and the release it serves.
-import { $ } from 'zx/core';
 import { SLOTS, otherSlot, type AppPaths, type Slot } from './paths.ts';
 import { releaseOfProcess } from './procfs.ts';
-import { serviceControlEnabled } from './systemd.ts';
+import { serviceControlEnabled, systemdQuery } from './systemd.ts';
 
 export interface SlotState {
   slot: Slot;
@@ -27,8 +26,8 @@ export function isRunning(s: SlotState): boolean {
 export async function slotStates(paths: AppPaths): Promise<SlotState[]> {
   if (!serviceControlEnabled()) return [];
   const units = SLOTS.map((s) => paths.slotUnit(s));
-  const p = await $({ quiet: true, nothrow: true })`systemctl show --timestamp=unix --property=Id,ActiveState,SubState,MainPID,ExecMainStartTimestamp,ExecMainStartTimestampMonotonic ${units}`;
-  const blocks = p.stdout.trim().split(/\n\s*\n/);
+  const out = await systemdQuery('systemctl', ['show', '--timestamp=unix', '--property=Id,ActiveState,SubState,MainPID,ExecMainStartTimestamp,ExecMainStartTimestampMonotonic', ...units]);
+  const blocks = out.trim().split(/\n\s*\n/);
   return SLOTS.map((slot, i) => {
     const props = Object.fromEntries((blocks[i] ?? '').split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     const pid = Number(props.MainPID) || undefined;

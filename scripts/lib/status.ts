@@ -6,7 +6,7 @@ import { activations, rollbackTarget, type ReleaseRecord, type ReleaseState } fr
 import { describeHolder, liveHolder } from './lock.ts';
 import { liveRelease } from './switch.ts';
 import { isRunning, liveSlot, slotStates, slotToKeep } from './slots.ts';
-import { preflightLeftovers } from './preflight.ts';
+import { preflightLeftovers } from './preflight-units.ts';
 
 export interface ReleaseStatus {
   id: string;

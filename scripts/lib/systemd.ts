@@ -1,6 +1,6 @@
 // Service control through the real systemctl and journalctl; the only module that talks to systemd.
 import fs from 'node:fs';
-import { $ } from 'zx/core';
+import { execFile } from 'node:child_process';
 import type { Ops } from './ops.ts';
 
 /**
@@ -12,8 +12,16 @@ export function serviceControlEnabled(env = process.env): boolean {
   return env.CUTOVER_SYSTEMD !== 'off';
 }
 
-async function systemctl(args: string[]) {
-  return $({ quiet: true, nothrow: true })`systemctl ${args}`;
+/**
+ * A question to systemd (systemctl show, list-units; journalctl) that changes nothing: its standard
+ * output, '' when it fails. Argv straight to the program, without zx and the bash it starts: every
+ * verb asks a few of these before it does anything, and status loads no zx at all. Whatever changes
+ * something runs through Ops (zx), which prints it in a dry run.
+ */
+export function systemdQuery(program: 'systemctl' | 'journalctl', args: string[]): Promise<string> {
+  return new Promise((resolve) => {
+    execFile(program, args, { encoding: 'utf8', maxBuffer: 64 << 20 }, (_error, stdout) => resolve(stdout ?? ''));
+  });
 }
 
 export async function daemonReload(ops: Ops): Promise<void> {
@@ -27,8 +35,8 @@ export async function daemonReload(ops: Ops): Promise<void> {
  */
 export async function unitState(unit: string): Promise<string> {
   if (!serviceControlEnabled()) return 'off';
-  const p = await systemctl(['show', '--property=ActiveState,SubState', unit]);
-  const props = Object.fromEntries(p.stdout.trim().split('\n').map((l) => l.split('=') as [string, string]));
+  const out = await systemdQuery('systemctl', ['show', '--property=ActiveState,SubState', unit]);
+  const props = Object.fromEntries(out.trim().split('\n').map((l) => l.split('=') as [string, string]));
   if (props.SubState === 'auto-restart') return 'failed';
   return props.ActiveState || 'unknown';
 }
@@ -38,8 +46,7 @@ export async function unitState(unit: string): Promise<string> {
 export async function journalTail(unit: string, lines = 20, since?: Date): Promise<string> {
   if (!serviceControlEnabled()) return '';
   const sinceArgs = since ? ['--since', `@${Math.floor(since.getTime() / 1000)}`] : [];
-  const p = await $({ quiet: true, nothrow: true })`journalctl --unit ${unit} --no-pager --output=short-iso --lines ${String(lines)} ${sinceArgs}`;
-  return p.stdout.trim();
+  return (await systemdQuery('journalctl', ['--unit', unit, '--no-pager', '--output=short-iso', '--lines', String(lines), ...sinceArgs])).trim();
 }
 
 /** Was the unit file written after a process that started at `startedAtS` (seconds since the epoch; the slot's state has it), so that it runs the old unit? */
