@@ -15,6 +15,15 @@ cp.spawn = function tracedSpawn(command, args) {
   child.once('exit', () => (entry.endMs = now()));
   return child;
 };
+// execFile reaches Node's spawn without going through the module's export: wrap it too.
+const execFile = cp.execFile;
+cp.execFile = function tracedExecFile(command, args) {
+  const child = execFile.apply(this, arguments);
+  const entry = { startMs: now(), endMs: 0, argv: [command, ...(Array.isArray(args) ? args : [])].join(' ').slice(0, 160) };
+  trace.children.push(entry);
+  child.once('exit', () => (entry.endMs = now()));
+  return child;
+};
 const spawnSync = cp.spawnSync;
 cp.spawnSync = function tracedSpawnSync(command, args) {
   const entry = { startMs: now(), endMs: 0, argv: [command, ...(Array.isArray(args) ? args : [])].join(' ').slice(0, 160) };
@@ -23,6 +32,9 @@ cp.spawnSync = function tracedSpawnSync(command, args) {
   trace.children.push(entry);
   return r;
 };
+
+// ES modules that import { spawn, execFile } from node:child_process see the wrapped functions too.
+require('node:module').syncBuiltinESMExports();
 
 // The kit prints "==> title" when a step starts and "    done in …" / "    failed after …" when it ends.
 const write = process.stdout.write;
