@@ -27,7 +27,7 @@ async function systemctl(ctx: Context, args: string[]): Promise<void> {
 }
 
 /** Starts a slot; systemd refusing it (a unit that does not load, a socket that cannot bind) is a failed check, not a crash. */
-async function startSlot(ctx: Context, slot: Slot): Promise<CheckResult> {
+export async function startSlot(ctx: Context, slot: Slot): Promise<CheckResult> {
   const unit = ctx.paths.slotUnit(slot);
   const resets = ctx.m.socket ? [unit, ctx.paths.socketUnitName] : [unit];
   // Clears a failed or start-limited state left by an earlier run, so systemd cannot refuse the start for that.

@@ -10,7 +10,7 @@ import { daemonReload, serviceControlEnabled, unitState } from './systemd.ts';
 import { liveRelease } from './switch.ts';
 import { BOOT_SLOT } from './paths.ts';
 import { liveSlot, slotStates } from './slots.ts';
-import { waitUntilSlotServes } from './cutover.ts';
+import { startSlot, waitUntilSlotServes } from './cutover.ts';
 import { healthGate } from './health.ts';
 
 /** What provision did (or, with --dry-run, would do): one line per change. */
@@ -195,14 +195,18 @@ async function migrateLegacyUnit(ctx: Context, changes: Changes): Promise<void> 
   const slot = ctx.paths.slotUnit(BOOT_SLOT);
   if ((await unitState(legacy)) === 'active') {
     if (!ctx.m.socket) await ctx.ops.run(['systemctl', 'stop', legacy], { quiet: true });
-    await ctx.ops.run(['systemctl', 'start', slot], { quiet: true });
+    // Through the cut-over's own start: a failed state left by an earlier attempt is cleared first.
+    const started = await startSlot(ctx, BOOT_SLOT);
     if (!ctx.dryRun) {
-      const served = ctx.m.socket ? await waitUntilSlotServes(ctx, BOOT_SLOT) : await healthGate(ctx.m, { port: ctx.m.port, cwd: ctx.paths.active, unit: slot });
+      const served = !started.ok ? started : ctx.m.socket ? await waitUntilSlotServes(ctx, BOOT_SLOT) : await healthGate(ctx.m, { port: ctx.m.port, cwd: ctx.paths.active, unit: slot });
       if (!served.ok) {
+        // The socket first, so that no queued connection starts slot a again once it is stopped.
+        if (ctx.m.socket) await pointSocketAt(ctx, legacy);
         await ctx.ops.run(['systemctl', 'stop', slot], { quiet: true });
+        await ctx.ops.run(['systemctl', 'reset-failed', slot], { quiet: true }).catch(() => undefined);
         if (!ctx.m.socket) await ctx.ops.run(['systemctl', 'start', legacy], { quiet: true });
         throw new OperationError(
-          `Moving ${legacy} to ${slot} failed: ${served.detail}. ${legacy} ${ctx.m.socket ? 'kept serving' : 'was started again'}.`,
+          `Moving ${legacy} to ${slot} failed: ${served.detail}. ${legacy} ${ctx.m.socket ? `kept serving, and ${ctx.paths.socketUnitName} starts it again (not ${slot})` : 'was started again'}.`,
           `Look at \`journalctl -u ${slot}\`, fix the cause, and provision again.`,
         );
       }
@@ -214,6 +218,19 @@ async function migrateLegacyUnit(ctx: Context, changes: Changes): Promise<void> 
   await ctx.ops.remove(file);
   await daemonReload(ctx.ops);
   changes.push(`removed ${file}: the app now runs as ${ctx.paths.unitTemplateName} (slots a and b)`);
+}
+
+/**
+ * After a failed move, the socket unit (already rewritten to start slot a) would start slot a again at the
+ * next connection it sees queued: it is pointed back at the old unit, which keeps the socket. The next
+ * provision writes it afresh and tries the move again.
+ */
+async function pointSocketAt(ctx: Context, unit: string): Promise<void> {
+  const file = ctx.paths.socketUnitFile;
+  const text = fs.readFileSync(file, 'utf8');
+  const back = /^Service=.*$/m.test(text) ? text.replace(/^Service=.*$/m, `Service=${unit}`) : text.replace(/^\[Socket\]$/m, `[Socket]\nService=${unit}`);
+  await ctx.ops.writeFile(file, back, 0o644);
+  await daemonReload(ctx.ops);
 }
 
 async function isEnabled(unit: string): Promise<boolean> {

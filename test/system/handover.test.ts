@@ -241,7 +241,8 @@ it('a move from the single <app>.service that fails (the new unit cannot start t
     assert.match(run.result.stderr, `journalctl -u ${LEGACY.app}@a.service`);
     assert.is((await h.host.exec(['systemctl', 'is-active', `${LEGACY.app}.service`])).stdout.trim(), 'active', 'the old unit runs');
     assert.is((await h.host.exec(['test', '-e', `/etc/systemd/system/${LEGACY.app}.service`])).code, 0, 'the old unit file is kept');
-    assert.equal((await slotsInside(h, LEGACY.app)).filter((s) => s.state === 'active'), [], 'slot a was stopped again');
+    assert.match(await inside(h, `systemctl show -p Triggers --value ${LEGACY.app}.socket`), `${LEGACY.app}.service`, 'the socket starts the old unit again, not slot a');
+    assert.equal((await slotsInside(h, LEGACY.app)).map((s) => s.state), ['inactive', 'inactive'], 'slot a was stopped again, its failed state cleared');
     assert.is(await version(LEGACY), '1');
   } finally {
     h.manifest(good);
