@@ -3,7 +3,7 @@ import { renameSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KitHost } from '../helpers/hostkit.ts';
-import { APP_START_MS, GATE_TIMEOUT_S, LATENCY_GOAL_MS, LEAD_MS, TAIL_MS, WORKERS, type ScenarioResult } from './deploys.ts';
+import { APP_START_MS, GATE_TIMEOUT_S, LATENCY_GOAL_MS, LEAD_MS, TAIL_MS, WORKERS, versionsText, type ScenarioResult } from './deploys.ts';
 import { median, type SpeedResult } from './speed.ts';
 import { activateAnatomyLines, activateCostTable, verbCostTable, type VerbsResult } from './verbs.ts';
 import type { Anatomy, anatomySummary } from './anatomy.ts';
@@ -166,7 +166,7 @@ export function goals(rs: ScenarioResult[], sp: SpeedResult | undefined, verbs?:
   const g: Results['goals'] = [];
   for (const r of rs) {
     if (r.zeroFailedGoal !== undefined) {
-      const detail = `${r.load.failed} of ${r.load.requests} failed; exit ${r.deploy.exit} (expected ${r.deploy.expectedExit}); versions served ${r.load.sequence.join(' → ') || 'none'}`;
+      const detail = `${r.load.failed} of ${r.load.requests} failed; exit ${r.deploy.exit} (expected ${r.deploy.expectedExit}); versions served ${versionsText(r.load.sequence)}`;
       g.push({ goal: `scenario ${r.id}: 0 failed requests, the expected exit and versions`, met: r.error ? false : r.zeroFailedGoal, detail });
     }
   }

@@ -11,6 +11,11 @@ test('a deploy that went through must end on another version; a refused one on t
   assert.match(servedWrong(['1'], 0)!, 'did not change', 'exit 0 but still the old version (it exited before restarting)');
   assert.match(servedWrong(['1', '2'], 1)!, 'ended serving another version');
   assert.match(servedWrong([], 0)!, 'no version answered');
+  assert.is(servedWrong(['1'], 0, 'same'), undefined, 'a restart of the same release');
+  assert.match(servedWrong(['1', '2'], 0, 'same')!, 'ended serving another version');
+  assert.is(servedWrong(['1', '2', '1', '2', '1'], 0, 'same-after-changes'), undefined, 'ten alternating activations');
+  assert.match(servedWrong(['1'], 0, 'same-after-changes')!, 'in between');
+  assert.match(servedWrong(['1', '2'], 0, 'same-after-changes')!, 'ended on the first');
 });
 
 test.run();
