@@ -151,6 +151,16 @@ it('a good release under load on three hosts: 0 failed requests, all serve v2, a
   }
   assert.match(summary(again), /host3: reused \S+; already live, nothing to switch/);
   assert.equal(await lives(), [ids.v2, ids.v2, ids.v2]);
+  // The scheduled prune on each host runs what cron would run: the kit's compiled executable (bin/ and dist/
+  // are there), not a file the playbook left out.
+  for (const h of f.hosts) {
+    const cron = await h.host.exec(['sh', '-c', `grep -v '^#' /etc/cron.d/cutover-${APP} | grep ' root '`]);
+    const command = cron.stdout.trim().replace(/^(\S+\s+){5}root\s+/, '').replace(/ 2>&1 \| \/usr\/bin\/systemd-cat .*$/, '');
+    assert.match(command, /^\/usr\/bin\/node \/opt\/cutover\/bin\/cutover prune --cron --manifest /, `${h.name}: ${cron.stdout}`);
+    const run = await h.host.exec(['sh', '-c', command]);
+    assert.is(run.code, 0, `${h.name}: the cron command exits 0:\n${run.stdout}\n${run.stderr}`);
+    assert.is(run.stderr, '', `${h.name}: no fallback to tsx, no error: ${run.stderr}`);
+  }
 });
 
 it('a release whose build fails on one host: no host switched, the run fails naming it', async () => {
