@@ -128,13 +128,39 @@ async function seal(ctx: Context, id: string): Promise<void> {
   await ctx.ops.chmod(dir, 'go-w', { recursive: true });
 }
 
+/**
+ * Hands the manifest's `writable` directories of a sealed release to the app's user, and nothing else:
+ * each is created if the build did not make it, and refused if it or a directory above it is a symlink or
+ * not a directory (the repo and the build are untrusted; after the seal they cannot change it any more).
+ */
+async function openWritable(ctx: Context, id: string): Promise<void> {
+  const dir = ctx.paths.release(id);
+  for (const rel of ctx.m.writable.map((w) => w.replace(/\/+$/, ''))) {
+    const target = path.join(dir, rel);
+    let cur = dir;
+    for (const part of rel.split('/')) {
+      cur = path.join(cur, part);
+      const st = fs.lstatSync(cur, { throwIfNoEntry: false });
+      if (st && !st.isDirectory()) {
+        throw new OperationError(
+          `The release has ${st.isSymbolicLink() ? 'a symlink' : 'a file'} at ${path.relative(dir, cur)}, where the writable directory ${rel} must be.`,
+          'Remove it from the repository (or stop the build from making it), or change `writable` in the manifest.',
+        );
+      }
+      if (!st) break;
+    }
+    await ctx.ops.mkdir(target);
+    await ctx.ops.chown(target, ctx.m.user, { recursive: true });
+  }
+}
+
 /** Shares the sealed release's identical files with the live (or newest ready) sealed release. */
 async function shareWithNeighbour(ctx: Context, id: string): Promise<void> {
   if (process.getuid?.() !== 0 || ctx.dryRun) return;
   const records = history(ctx).records;
   const neighbour = liveRelease(ctx.paths) ?? [...records.values()].filter((r) => r.state === 'ready' && r.id !== id).sort((a, b) => b.order - a.order)[0]?.id;
   if (!neighbour || neighbour === id || !releaseOnDisk(ctx, neighbour)) return;
-  const saved = shareIdenticalFiles(ctx.paths.release(id), ctx.paths.release(neighbour));
+  const saved = shareIdenticalFiles(ctx.paths.release(id), ctx.paths.release(neighbour), ctx.m.writable);
   ctx.log.info(`    ${(saved / (1 << 20)).toFixed(1)} MB of identical files shared with ${neighbour} (hard links between sealed releases)`);
 }
 
@@ -169,6 +195,10 @@ export async function buildRelease(ctx: Context, commit: string, ref: string, id
     await log.step('seal the release read-only', async () => {
       await seal(ctx, id);
       await shareWithNeighbour(ctx, id);
+      if (ctx.m.writable.length > 0) {
+        await openWritable(ctx, id);
+        log.info(`    writable by ${ctx.m.user} while it runs: ${ctx.m.writable.join(', ')}`);
+      }
     });
   } catch (e) {
     if (e instanceof StoppedError) {

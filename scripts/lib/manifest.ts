@@ -61,6 +61,8 @@ export interface Manifest {
   assets_keep: number;
   /** Build cache directories copied from the previous release before the build. */
   cache: string[];
+  /** Directories inside each release that the running app may write (e.g. .next/cache/images), per release. */
+  writable: string[];
   install?: string;
   build?: string;
   migrate?: string;
@@ -457,6 +459,11 @@ function semanticProblems(m: Data, locate: Locate, found: ManifestProblem[]): Ma
     const shared = Array.isArray(m.shared) ? (m.shared as unknown[]).filter((s): s is string => typeof s === 'string') : [];
     (m[key] as string[]).forEach((dir, i) => add([key, i], releaseDirProblems(dir, shared)));
   }
+  if (Array.isArray(m.writable) && clean('writable')) {
+    const shared = Array.isArray(m.shared) ? (m.shared as unknown[]).filter((s): s is string => typeof s === 'string') : [];
+    const strings = (key: string) => (Array.isArray(m[key]) && clean(key) ? (m[key] as unknown[]).filter((s): s is string => typeof s === 'string') : []);
+    (m.writable as string[]).forEach((dir, i) => add(['writable', i], [...releaseDirProblems(dir, shared), ...writableProblems(dir, strings('assets'), strings('cache'))]));
+  }
   if (m.proxy && typeof m.proxy === 'object' && clean('proxy')) {
     for (const [segments, message] of proxyProblems(m.proxy as Data, m.port)) add(['proxy', ...segments], [message]);
   }
@@ -521,6 +528,23 @@ export function releaseDirProblems(dir: string, shared: string[]): string[] {
   if (RELEASE_FILES.has(parts[0])) return [`${show(name)} is a file cutover writes in every release.`];
   const inShared = shared.map((s) => s.replace(/\/$/, '')).find((s) => name === s || name.startsWith(s + '/') || s.startsWith(name + '/'));
   if (inShared) return [`overlaps the shared path ${show(inShared)}, which is linked out of the release; a release's own output cannot be there.`];
+  return [];
+}
+
+/**
+ * A writable dir (which the running app fills) must stay out of what cutover carries to other releases:
+ * nothing in an asset dir (hard-linked into later releases), and no build cache in it or equal to it (a
+ * cache is copied into the next build; a writable dir inside a cache dir is left out of that copy).
+ */
+export function writableProblems(dir: string, assets: string[], cache: string[]): string[] {
+  const name = dir.replace(/\/+$/, '');
+  const within = (a: string, b: string) => a === b || a.startsWith(b + '/');
+  const asset = assets.map((a) => a.replace(/\/+$/, '')).find((a) => within(name, a) || within(a, name));
+  if (asset) return [`overlaps the asset dir ${show(asset)}, whose files later releases share; what the running app writes must stay in its own release.`];
+  const held = cache.map((c) => c.replace(/\/+$/, '')).find((c) => within(c, name));
+  if (held) {
+    return [`${held === name ? 'is' : 'holds'} the build cache ${show(held)}, which is copied into the next release's build; what the running app writes must not reach another build (name a directory inside the cache instead, e.g. ${show(held + '/images')}).`];
+  }
   return [];
 }
 

@@ -94,10 +94,16 @@ function plainDir(base: string, rel: string): boolean {
   return true;
 }
 
+/** The writable dirs inside the cache dir `rel` (a writable dir is never a cache dir nor holds one: the manifest refuses that). */
+export function writableInside(writable: string[], rel: string): string[] {
+  return writable.map((w) => w.replace(/\/+$/, '')).filter((w) => w.startsWith(rel + '/'));
+}
+
 /**
  * Before the build: copies each declared build cache (e.g. .next/cache) from the donor release into
  * the new one, owned by the app's user. Copied, never shared: a cache the build breaks stays in its
- * own release. A cache the repository already has is left as it is.
+ * own release. A cache the repository already has is left as it is. The writable dirs inside a cache
+ * (what the donor's running app wrote) are left out.
  */
 export async function carryBuildCaches(ctx: Context, donor: string, id: string): Promise<string[]> {
   const carried: string[] = [];
@@ -113,6 +119,10 @@ export async function carryBuildCaches(ctx: Context, donor: string, id: string):
       await ctx.ops.chown(path.join(ctx.paths.release(id), parent.split('/')[0]), ctx.m.user, { recursive: true });
     }
     await ctx.ops.run(['cp', '-a', '--reflink=auto', '--', from, to], { quiet: true });
+    // What the donor's running app wrote (its writable dirs) stays with the donor: never fed to another build.
+    for (const w of writableInside(ctx.m.writable, rel)) {
+      if (ctx.dryRun || plainDir(ctx.paths.release(id), path.dirname(w))) await ctx.ops.remove(path.join(ctx.paths.release(id), w));
+    }
     await ctx.ops.chown(to, ctx.m.user, { recursive: true });
     carried.push(rel);
   }
@@ -144,14 +154,17 @@ function sameContent(a: string, b: string, size: number): boolean {
 /**
  * Hard-links each file of a freshly sealed release to the identical file (same relative path, size,
  * mode, owner and content) of another sealed release. Safe only because nothing writes to a sealed
- * release: the app runs with it read-only, and it is owned by root. Returns the bytes saved.
+ * release: the app runs with it read-only, and it is owned by root. The app's writable dirs (`skip`)
+ * are left out. Returns the bytes saved.
  */
-export function shareIdenticalFiles(release: string, other: string): number {
+export function shareIdenticalFiles(release: string, other: string, skip: string[] = []): number {
   let saved = 0;
+  const skipped = new Set(skip.map((s) => path.normalize(s.replace(/\/+$/, ''))));
   const walk = (rel: string) => {
     const a = path.join(release, rel);
     for (const entry of fs.readdirSync(a, { withFileTypes: true })) {
       const relChild = path.join(rel, entry.name);
+      if (entry.isDirectory() && skipped.has(relChild)) continue; // the app's writable dirs: never one inode in two releases
       if (entry.isDirectory()) {
         walk(relChild);
         continue;

@@ -172,8 +172,19 @@ function stopTimeout(m: Manifest): string {
  * the same list through preflightProperties. Values are unescaped (and need no escaping: paths are
  * checked by assertSafePath).
  */
-export function sandboxDirectives(m: Manifest, opts?: { kitDir?: string }): Directive[] {
+export function sandboxDirectives(m: Manifest, opts?: { kitDir?: string; releaseDir?: string }): Directive[] {
   const l = layout(m);
+  // The manifest's writable dirs, in the release the unit starts (the service: `active`, which systemd resolves at each start).
+  const release = opts?.releaseDir ?? l.active;
+  const writableDirs = (m.writable ?? []).map((rel, i) => {
+    const field = `writable[${i}]`;
+    assertSafeText(rel, field);
+    const target = assertSafePath(path.posix.join(release, rel.replace(/\/+$/, '')), field);
+    if (path.posix.isAbsolute(rel) || !isWithin(target, release) || target === release) {
+      throw new UsageError(`${field} ${JSON.stringify(rel)} must be a directory inside the release, like .next/cache/images.`);
+    }
+    return target;
+  });
   const kitDir = kitDirOf(opts);
   const under = (p: string, dirs: string[]) => dirs.some((d) => isWithin(p, d));
   const rootHidden = under(l.root, [...HOME_DIRS, ...TMP_DIRS]);
@@ -193,9 +204,17 @@ export function sandboxDirectives(m: Manifest, opts?: { kitDir?: string }): Dire
         : undefined,
     ),
   );
+  const inRelease = writableDirs.map((t, i) =>
+    d(
+      rootHidden ? 'BindPaths' : 'ReadWritePaths',
+      `-${t}`,
+      i === 0 ? "The manifest's writable dirs of the release it runs (owned by the app's user, one set per release; \"-\": skipped if missing)." : undefined,
+    ),
+  );
   return [
     d('ProtectSystem', 'strict', 'The whole file system is read-only for the app, its releases and the kit included.'),
     ...writable,
+    ...inRelease,
     ...(rootHidden
       ? [
           d(
@@ -382,7 +401,7 @@ export function preflightProperties(m: Manifest, port: number, releaseDir: strin
     ...(l.envFile ? [`--property=EnvironmentFile=-${l.envFile}`] : []),
     `--property=KillSignal=SIGTERM`,
     `--property=TimeoutStopSec=${stopTimeout(m)}`,
-    ...sandboxDirectives(m, opts).map(({ key, value }) => `--property=${key}=${value}`),
+    ...sandboxDirectives(m, { ...opts, releaseDir: dir }).map(({ key, value }) => `--property=${key}=${value}`),
   ];
 }
 

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { makeFixture, type Fixture } from '../helpers/kit.ts';
+import { makeFixture, TEST_USER, type Fixture } from '../helpers/kit.ts';
 import { cleanupTempDirs } from '../helpers/gitrepo.ts';
 import { requiring, rootMissing } from '../helpers/prereq.ts';
 
@@ -20,6 +20,8 @@ test.before(async () => {
       'test -f node_modules/left-pad-local/index.js && npm run build && date +%s%N > node_modules/build-stamp && rm -rf node_modules/left-pad-local' +
       ' && mkdir -p .cache/build && cat VERSION >> .cache/build/seen && cp .cache/build/seen cache-seen',
     cache: ['.cache/build'],
+    // A dir the running app writes in (as Next's image cache lies in its build cache): left out of the copy.
+    writable: ['.cache/build/runtime'],
   });
   // A real dependency (a local package, so no registry is needed): npm ci then makes node_modules.
   const vendor = path.join(f.repo.dir, 'vendor', 'left-pad-local');
@@ -42,6 +44,9 @@ test('a release whose lockfile is unchanged copies the dependencies as installed
   assert.match(r.stdout, /==> keep node_modules as installed, for the next release with this package-lock.json/);
   assert.not.ok(fs.existsSync(rel(v1, 'node_modules', 'left-pad-local')), "v1's build pruned it");
   const stamp1 = fs.readFileSync(rel(v1, 'node_modules', 'build-stamp'), 'utf8');
+  // v1's app writes in its writable dir (the dir is there although the build did not make it).
+  assert.ok(fs.statSync(rel(v1, '.cache', 'build', 'runtime')).isDirectory(), 'the writable dir is created after the build');
+  fs.writeFileSync(rel(v1, '.cache', 'build', 'runtime', 'image'), 'written by v1 at run time\n');
   const v2 = await f.repo.commit({ VERSION: '2\n' }, 'v2: code only');
   r = await f.run('release', ['main']);
   assert.is(r.code, 0, r.out);
@@ -62,6 +67,14 @@ test('the build cache of the previous release is copied into the new one before 
   assert.is(fs.readFileSync(rel(v2, 'cache-seen'), 'utf8'), `${fs.readFileSync(path.join(f.root, 'releases', v1, 'VERSION'), 'utf8')}2\n`, "v2's build found v1's cache");
   assert.is.not(fs.statSync(rel(v2, '.cache', 'build', 'seen')).ino, fs.statSync(path.join(f.root, 'releases', v1, '.cache', 'build', 'seen')).ino, 'a copy');
   assert.match(fs.readFileSync(path.join(f.root, 'releases', v1, '.cache', 'build', 'seen'), 'utf8'), /^[^\n]*\n$/, "v1's cache is as v1's build left it");
+  assert.equal(fs.readdirSync(rel(v2, '.cache', 'build', 'runtime')), [], "what v1's app wrote is left out of v2's copy of the cache");
+  assert.ok(fs.existsSync(path.join(f.root, 'releases', v1, '.cache', 'build', 'runtime', 'image')), 'and stays in v1');
+  if (process.getuid?.() === 0) {
+    const uid = Number(spawnSync('id', ['-u', TEST_USER], { encoding: 'utf8' }).stdout.trim());
+    assert.is(fs.statSync(rel(v2, '.cache', 'build', 'runtime')).uid, uid, "the writable dir is the app user's");
+    assert.is(fs.statSync(rel(v2, '.cache', 'build')).uid, 0, 'the rest of the cache is sealed (root)');
+    assert.is(fs.statSync(rel(v2, '.cache', 'build', 'seen')).uid, 0);
+  }
 });
 
 test('a changed lockfile installs afresh; --rebuild always installs', async () => {

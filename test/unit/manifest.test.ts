@@ -87,6 +87,7 @@ test('the examples cover SvelteKit (socket), Next.js (preload), Flask and Django
   assert.equal(svelte.assets, ['build/client/_app/immutable']);
   assert.equal(next.assets, ['.next/static']);
   assert.equal(next.cache, ['.next/cache']);
+  assert.equal(next.writable, ['.next/cache/images'], "next/image's cache: the one place next start writes in a sealed release");
   assert.match(svelte.install!, /--include=dev/, 'vite is a devDependency: NODE_ENV=production alone would skip it');
 });
 
@@ -138,6 +139,28 @@ test('assets and cache are directories inside the release, never under a shared 
   assert.match(bad.join('\n'), /cache\[0\]: must be a directory inside the release/);
 });
 
+test('writable dirs: inside the release, out of shared paths and asset dirs, never holding a build cache', () => {
+  const dirs = (yaml: string) => problemsOf(minimal + yaml).map((p) => `${p.path}: ${p.message}`);
+  assert.equal(dirs('cache: [.next/cache]\nassets: [.next/static]\nwritable: [.next/cache/images, tmp/uploads/]\n'), [], 'inside a cache dir is fine (left out of its copy)');
+  assert.equal(parse(minimal).writable, [], 'default none');
+  const bad = dirs(
+    'shared: [public/uploads/]\nassets: [.next/static]\ncache: [.next/cache, build/cache]\n' +
+      'writable: [.next/cache, build, .next/static/media, .next, public/uploads/x, a//b, .cutover-assets.json]\n',
+  );
+  const text = bad.join('\n');
+  assert.is(bad.length, 7, text);
+  assert.match(text, /writable\[0\]: is the build cache '\.next\/cache', which is copied into the next release's build; .*e\.g\. '\.next\/cache\/images'/);
+  assert.match(text, /writable\[1\]: holds the build cache 'build\/cache'/);
+  assert.match(text, /writable\[2\]: overlaps the asset dir '\.next\/static', whose files later releases share/);
+  assert.match(text, /writable\[3\]: overlaps the asset dir '\.next\/static'/, 'a dir holding an asset dir');
+  assert.match(text, /writable\[4\]: overlaps the shared path 'public\/uploads'/);
+  assert.match(text, /writable\[5\]: must be written plainly/);
+  assert.match(text, /writable\[6\]: .*is a file cutover writes in every release/);
+  const outside = dirs('writable: [../up, /abs]\n').join('\n');
+  assert.match(outside, /writable\[0\]: must be a directory inside the release/);
+  assert.match(outside, /writable\[1\]: must be a directory inside the release/);
+});
+
 test('config/app.yaml is the demo app', async () => {
   const m = await loadManifest(path.join(kit, 'config', 'app.yaml'));
   assert.is(m.app, 'demo');
@@ -164,6 +187,7 @@ test('a minimal manifest gets every default', () => {
     assets: [],
     assets_keep: 2,
     cache: [],
+    writable: [],
     port: 3000,
     socket: false,
     health: { path: '/', timeout: 30 },

@@ -42,6 +42,7 @@ function manifest(over: Partial<Manifest> = {}): Manifest {
     assets: [],
     assets_keep: 2,
     cache: [],
+    writable: [],
     install: 'npm ci',
     build: 'npm run build',
     start: 'node build/index.js',
@@ -286,6 +287,21 @@ test('renderUnits: the files provision writes, with paths from appPaths and mode
     ['/c/cutover-shop', 0o644],
   ]);
   assert.is(renderUnits(manifest(), { unitDir: '/u', cronDir: '/c' }).length, 2, 'no socket unit without a socket');
+});
+
+test("writable dirs: the service may write those of the release `active` names at its start, the preflight those of the release it tries", () => {
+  const m = manifest({ writable: ['.next/cache/images', 'tmp/'] });
+  const unit = renderService(m, { kitDir: KIT });
+  assert.match(unit, /^ReadWritePaths=-\/usr\/local\/src\/shop\/active\/\.next\/cache\/images$/m);
+  assert.match(unit, /^ReadWritePaths=-\/usr\/local\/src\/shop\/active\/tmp$/m);
+  assert.not.match(renderService(manifest(), { kitDir: KIT }), /\/active\//, 'none without writable');
+  const release = '/usr/local/src/shop/releases/0123456789ab';
+  const props = preflightProperties(m, 41234, release, { kitDir: KIT });
+  assert.ok(props.includes(`--property=ReadWritePaths=-${release}/.next/cache/images`), props.join('\n'));
+  assert.not.ok(props.some((p) => p.includes('/active/')), "never the live release's dirs");
+  const hidden = renderService(manifest({ root: '/home/shop/app', writable: ['.next/cache/images'] }), { kitDir: KIT });
+  assert.match(hidden, /^BindPaths=-\/home\/shop\/app\/active\/\.next\/cache\/images$/m, 'mounted back under a hidden root');
+  assert.throws(() => renderService(manifest({ writable: ['../x'] }), { kitDir: KIT }), /writable\[0\]/);
 });
 
 // ---- preflight ----
