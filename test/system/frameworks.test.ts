@@ -144,6 +144,34 @@ async function missing(port: number, urls: string[]): Promise<string[]> {
   return bad;
 }
 
+/** Files under a release's dir, as `find` prints them, only those owned by `owner` when given. */
+async function filesIn(dir: string, owner?: string): Promise<string[]> {
+  const r = await k.host.sh(`find ${dir} -type f${owner ? ` -user ${owner}` : ''}`);
+  expectExit(r, 0, `find in ${dir}`);
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+/**
+ * Next.js's image optimizer in a sealed release (manifest: writable: [.next/cache/images]): answers 200, and
+ * the second time from its cache on disk, a file the app's user wrote in this release's writable dir. In a
+ * release without that dir the optimizer logs EACCES and answers MISS every time (optimizing again).
+ */
+async function nextImageCached(port: number, root: string, id: string, user: string): Promise<void> {
+  const t0 = Date.now();
+  const get = () => httpGet(loopback(port, '/_next/image?url=%2Fgradient.png&w=64&q=75'), { timeoutMs: 30_000, headers: { accept: 'image/webp' } });
+  const first = await get();
+  assert.is(first.status, 200, `/_next/image answers 200 (${first.body.slice(0, 200)})`);
+  assert.is(first.headers['content-type'], 'image/webp');
+  const second = await get();
+  assert.is(second.headers['x-nextjs-cache'], 'HIT', 'the second request is served from the image cache on disk');
+  const release = `${root}/releases/${id}`;
+  const cached = await filesIn(`${release}/.next/cache/images`, user);
+  assert.ok(cached.length >= 1, `the optimized image is cached in the release's writable dir, owned by ${user}`);
+  const code = await k.host.sh(`stat -c %U ${release}/.next/server ${release}/.next/server/app/page.js ${release}/.next/cache`);
+  assert.equal(code.stdout.trim().split('\n'), ['root', 'root', 'root'], 'the rest of the release stays sealed');
+  say(`nextjs: /_next/image 200, then HIT from ${cached.length} file(s) in .next/cache/images, in ${Date.now() - t0} ms`);
+}
+
 /** Whether a page shows the version (frameworks put comments between text parts: `example <!-- -->v1`). */
 const shows = (html: string, v: string) => html.replace(/<!--[^>]*-->/g, '').includes(`example ${v}`);
 
@@ -189,6 +217,7 @@ const { it, ready } = systemTier(import.meta.url);
       const urls1 = [...new Set([...pageAssetUrls(html1), ...builtAssetUrls(fw, root, releaseIdOf(v1))])];
       assert.ok(urls1.length >= 3, `v1 has assets: ${urls1.join(' ')}`);
       assert.equal(await missing(fw.port, urls1), [], 'v1 serves its own assets');
+      if (fw.name === 'nextjs') await nextImageCached(fw.port, root, releaseIdOf(v1), m.user ?? m.app);
 
       // v2 under load: 0 failed, and every asset of v1's page still answers
       const v2 = await repo.commit(fw.version('v2'), 'v2');
@@ -214,7 +243,11 @@ const { it, ready } = systemTier(import.meta.url);
         assert.match(rel2.r.stdout, /install: skipped, package-lock\.json and the install command are unchanged/, 'deps reused');
         assert.match(rel2.r.stdout, /==> build: npm run build && npm prune --omit=dev/, 'and vite was there for the build');
       }
-      if (fw.name === 'nextjs') assert.match(rel2.r.stdout, /==> copy the build cache \(\.next\/cache\) from /);
+      if (fw.name === 'nextjs') {
+        assert.match(rel2.r.stdout, /==> copy the build cache \(\.next\/cache\) from /);
+        // v1's running app wrote its image cache; the build cache copied into v2 left it out.
+        assert.equal(await filesIn(`${root}/releases/${releaseIdOf(v2)}/.next/cache/images`), [], "v2 starts without v1's image cache");
+      }
 
       // a sick v3: its health check answers 500; refused well before health.timeout, v2 keeps serving
       const v3 = await repo.commit({ ...fw.version('v3'), ...fw.sick }, 'v3: sick');
