@@ -162,11 +162,17 @@ async function nextImageCached(port: number, root: string, id: string, user: str
   const first = await get();
   assert.is(first.status, 200, `/_next/image answers 200 (${first.body.slice(0, 200)})`);
   assert.is(first.headers['content-type'], 'image/webp');
-  const second = await get();
-  assert.is(second.headers['x-nextjs-cache'], 'HIT', 'the second request is served from the image cache on disk');
+  // Next writes the cache file after it answers: wait for it (a sealed release without the dir never gets one).
   const release = `${root}/releases/${id}`;
-  const cached = await filesIn(`${release}/.next/cache/images`, user);
+  let cached: string[] = [];
+  for (let i = 0; i < 50 && cached.length === 0; i++) {
+    cached = await filesIn(`${release}/.next/cache/images`, user);
+    if (cached.length === 0) await new Promise((r) => setTimeout(r, 100));
+  }
   assert.ok(cached.length >= 1, `the optimized image is cached in the release's writable dir, owned by ${user}`);
+  const second = await get();
+  assert.is(second.status, 200);
+  assert.is(second.headers['x-nextjs-cache'], 'HIT', 'the second request is served from the image cache on disk');
   const code = await k.host.sh(`stat -c %U ${release}/.next/server ${release}/.next/server/app/page.js ${release}/.next/cache`);
   assert.equal(code.stdout.trim().split('\n'), ['root', 'root', 'root'], 'the rest of the release stays sealed');
   say(`nextjs: /_next/image 200, then HIT from ${cached.length} file(s) in .next/cache/images, in ${Date.now() - t0} ms`);
