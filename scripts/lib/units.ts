@@ -200,7 +200,7 @@ export function sandboxDirectives(m: Manifest, opts?: { kitDir?: string; release
       i === 0
         ? rootHidden
           ? 'The shared paths, mounted writable over the read-only app root ("-": skipped if missing).'
-          : 'The only paths the app can write: its shared paths ("-": skipped if missing).'
+          : `The only paths the app can write: its shared paths${writableDirs.length > 0 ? " and the release's writable dirs below" : ''} ("-": skipped if missing).`
         : undefined,
     ),
   );

@@ -175,6 +175,34 @@ test('a repository symlink dir (conf -> /etc) under a shared path (conf/app.ini)
   await f.repo.commit({ conf: null }, 'drop the symlink');
 });
 
+test('a writable dir is handed to the app user after the seal; a repository symlink in its place fails the build and chowns nothing outside', async () => {
+  const w = await makeFixture({ writable: ['tmp/cache'] });
+  let r = await w.run('release', ['main']);
+  assert.is(r.code, 0, r.out);
+  const live = w.active()!;
+  const made = path.join(w.root, live, 'tmp', 'cache');
+  assert.ok(fs.lstatSync(made).isDirectory(), 'created after the build');
+  if (process.getuid?.() === 0) {
+    assert.is.not(fs.statSync(made).uid, 0, "owned by the app's user");
+    assert.is(fs.statSync(path.join(w.root, live, 'tmp')).uid, 0, 'its parent stays sealed');
+  }
+  const outside = await tempDir('cutover-outside');
+  fs.writeFileSync(path.join(outside, 'precious'), 'do not touch\n');
+  const owners = () => [outside, path.join(outside, 'precious')].map((p) => `${fs.statSync(p).uid}:${fs.statSync(p).mode.toString(8)}`);
+  const before = owners();
+  fs.rmSync(path.join(w.repo.dir, 'tmp'), { recursive: true, force: true });
+  fs.symlinkSync(outside, path.join(w.repo.dir, 'tmp'));
+  const sha = await w.repo.commit({}, 'tmp is a symlink out of the tree');
+  r = await w.run('release', ['main']);
+  assert.is(r.code, 1, r.out);
+  assert.match(r.stderr, /The release has a symlink at tmp, where the writable directory tmp\/cache must be/);
+  assert.match(r.stderr, /live release and the service were not touched/);
+  assert.equal(owners(), before, 'nothing outside was chowned');
+  assert.equal(fs.readdirSync(outside), ['precious'], 'nor created');
+  assert.is(w.active(), live);
+  assert.not.ok(fs.existsSync(path.join(w.root, 'releases', sha.slice(0, 12))), 'the failed release is removed');
+});
+
 test('a missing or invalid manifest exits 2 (release, prune, status), and the root is not created', async () => {
   const dir = await tempDir('cutover-badmanifest');
   const missing = path.join(dir, 'nope.yaml');
