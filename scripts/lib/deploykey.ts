@@ -37,8 +37,7 @@ export function sshRemote(repo: string): SshRemote | undefined {
   if (url) {
     host = url[1];
     port = url[2] ? Number(url[2]) : undefined;
-  } else if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(repo)) {
-    // git's rule: a ':' before any '/' makes it scp-like (a local path with a ':' needs a '/' first, e.g. ./a:b).
+  } else if (repoForm(repo) === 'scp') {
     const scp = /^(?:[^@/:]*@)?(\[[^\]/]*\]|[^:/[\]]+):/.exec(repo);
     if (scp) host = scp[1];
   }
@@ -47,10 +46,18 @@ export function sshRemote(repo: string): SshRemote | undefined {
   return { host: bare, port, known: port !== undefined && port !== 22 ? `[${bare}]:${port}` : bare };
 }
 
+/**
+ * How git reads a repository string: a URL (`scheme://…`), scp-like ssh (`[user@]host:path`: git's rule is a
+ * ':' before any '/'), or a path on this host.
+ */
+export function repoForm(repo: string): 'url' | 'scp' | 'path' {
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(repo)) return 'url';
+  return /^[^/]*:/.test(repo) ? 'scp' : 'path';
+}
+
 /** Whether a repository URL names an ssh transport at all (even one sshRemote cannot read). */
 export function looksLikeSsh(repo: string): boolean {
-  if (/^(?:ssh|git\+ssh|ssh\+git):\/\//.test(repo)) return true;
-  return !/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(repo) && /^[^/]*:/.test(repo) && !repo.startsWith('/');
+  return /^(?:ssh|git\+ssh|ssh\+git):\/\//.test(repo) || repoForm(repo) === 'scp';
 }
 
 /** What lstat tells about a path; a test passes its own. */

@@ -6,7 +6,7 @@ import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Docum
 import { UsageError } from './errors.ts';
 import { BUILT_ASSETS_FILE } from './paths.ts';
 import { cronProblems } from './cron.ts';
-import { looksLikeSsh, sshRemote } from './deploykey.ts';
+import { looksLikeSsh, repoForm, sshRemote } from './deploykey.ts';
 import { manifestValidator, type SchemaValidator } from './manifest-schema.ts';
 
 export { cronProblems };
@@ -575,9 +575,7 @@ export function rootProblems(root: string, app = '<app>'): string[] {
 
 /** A repository on the host's own disk is named by an absolute path: a relative one would depend on the directory cutover runs from. */
 export function repoProblems(repo: string): string[] {
-  const url = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(repo);
-  const scpLike = /^[^/]*:/.test(repo); // host:path, which git reads as ssh
-  if (url || scpLike || repo.startsWith('/')) return [];
+  if (repoForm(repo) !== 'path' || repo.startsWith('/')) return [];
   return [`${show(repo)} is a relative path, which git would read from whatever directory cutover runs in; write it absolute (e.g. ${show(path.posix.join('/srv/git', repo))}) or as a URL.`];
 }
 

@@ -5,7 +5,7 @@ import { $ } from 'zx/core';
 import { OperationError } from './errors.ts';
 import { kitPaths } from './paths.ts';
 import type { Context } from './context.ts';
-import { renderUnits, type RenderedFile } from './units.ts';
+import { renderSocket, renderUnits, type RenderedFile } from './units.ts';
 import { daemonReload, serviceControlEnabled, unitState } from './systemd.ts';
 import { liveRelease } from './switch.ts';
 import { BOOT_SLOT } from './paths.ts';
@@ -226,10 +226,7 @@ async function migrateLegacyUnit(ctx: Context, changes: Changes): Promise<void> 
  * provision writes it afresh and tries the move again.
  */
 async function pointSocketAt(ctx: Context, unit: string): Promise<void> {
-  const file = ctx.paths.socketUnitFile;
-  const text = fs.readFileSync(file, 'utf8');
-  const back = /^Service=.*$/m.test(text) ? text.replace(/^Service=.*$/m, `Service=${unit}`) : text.replace(/^\[Socket\]$/m, `[Socket]\nService=${unit}`);
-  await ctx.ops.writeFile(file, back, 0o644);
+  await ctx.ops.writeFile(ctx.paths.socketUnitFile, renderSocket(ctx.m, unit)!, 0o644);
   await daemonReload(ctx.ops);
 }
 

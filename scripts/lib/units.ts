@@ -331,15 +331,19 @@ export function renderService(m: Manifest, opts?: { kitDir?: string }): string {
   });
 }
 
-/** The socket unit (/etc/systemd/system/<app>.socket), or null when the app binds its port itself. */
-export function renderSocket(m: Manifest): string | null {
+/**
+ * The socket unit (/etc/systemd/system/<app>.socket), or null when the app binds its port itself.
+ * `startUnit` is the unit a connection starts when none runs: the boot slot, except while provision
+ * moves an app off an older cutover's single <app>.service and that move failed.
+ */
+export function renderSocket(m: Manifest, startUnit?: string): string | null {
   if (m.socket === false) return null;
   const p = appPaths(m);
   checkApp(m);
   return renderTemplate(template('socket.unit'), {
     socket_unit: p.socketUnitName,
     unit_name: p.unitTemplateName,
-    boot_unit: p.slotUnit(BOOT_SLOT),
+    boot_unit: startUnit ?? p.slotUnit(BOOT_SLOT),
     app: m.app,
     socket_mode: String(m.socket),
     listen: `127.0.0.1:${m.port}`,

@@ -7,7 +7,7 @@ import { systemTier } from '../helpers/prereq.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { inHost } from '../helpers/crash.ts';
 import { bootNodeApp, nodeApp, releaseCommit } from '../helpers/fixtures.ts';
-import { activeInside, historyInside, loopback, out, statusJson } from '../helpers/system.ts';
+import { activeInside, historyInside, loopback, out, servingPid, statusJson } from '../helpers/system.ts';
 import { httpGet } from '../helpers/apps.ts';
 
 const { it, ready: ROOT } = systemTier(import.meta.url);
@@ -131,6 +131,26 @@ it('a failing before_cutover hook stops the activation: exit 1, nothing changed,
   expectExit(again, 0, 'activate once the hook passes');
   assert.equal(logLines().map((l) => l.hook), ['before_cutover', 'after_cutover', 'after_cutover']);
   assert.is(await served(), id);
+});
+
+it('a failing before_cutover hook on a restart in place (activate --restart): the serving process is untouched, nothing is recorded, after_failure runs', async () => {
+  withHooks({ before_cutover: [{ run: `test ! -e ${BLOCK}` }], after_failure: [{ run: RECORD }] });
+  fs.writeFileSync(inHost(h, BLOCK), '');
+  const live = active()!;
+  const pid = await servingPid(h, APP);
+  const events = historyInside(h, APP_ROOT).length;
+  clearLog();
+  try {
+    const r = await h.kit('activate', [live, '--restart'], { manifest });
+    expectExit(r, 1, 'activate --restart with a failing before_cutover hook');
+    assert.match(r.stderr, `The activation of ${live} was stopped by its hooks.before_cutover[0] hook`);
+    assert.is(await servingPid(h, APP), pid, 'the same process serves');
+    assert.is(historyInside(h, APP_ROOT).length, events, 'a restart in place records no stopped activation');
+    assert.equal(logLines().map((l) => [l.hook, l.release, l.outcome]), [['after_failure', live, 'failed']]);
+    assert.is(await served(), live);
+  } finally {
+    fs.rmSync(inHost(h, BLOCK), { force: true });
+  }
 });
 
 it('a before_cutover hook past its time limit is stopped with every process it started, and the activation with it', async () => {
