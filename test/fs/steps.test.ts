@@ -53,7 +53,8 @@ test('a build that runs past its time limit is stopped with everything it starte
   const took = Date.now() - t0;
   assert.is(r.code, 1, r.out);
   assert.match(r.stderr, /did not finish within its time limit of 2 s \(timeouts\.build in the manifest\): cutover stopped it and every process it started/);
-  assert.ok(took < 2_000 + STOP_GRACE_MS, `it gave up at the limit, not later (${took} ms)`);
+  // The build would sleep 120 s: ending well before that means it was stopped (the bound leaves room for a loaded machine).
+  assert.ok(took < 2_000 + STOP_GRACE_MS + 30_000, `it gave up at the limit, not after the build's 120 s (${took} ms)`);
   const pids = stepPids();
   assert.is(pids.length, 2, 'the build and its child wrote their pids');
   for (const pid of pids) assert.not.ok(alive(pid), `process ${pid} of the build is gone`);
@@ -85,9 +86,10 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     assert.is(code, 1, out);
     assert.match(out, new RegExp(`cutover received ${signal}`));
     for (const pid of stepPids()) assert.not.ok(alive(pid), `process ${pid} of the build is gone`);
-    // A build that ignores SIGTERM lasts the grace period; one that does not goes at once.
-    if (ignore) assert.ok(took >= STOP_GRACE_MS - 500 && took < STOP_GRACE_MS + 3_000, `SIGKILL after the grace period (${took} ms)`);
-    else assert.ok(took < 3_000, `stopped at once (${took} ms)`);
+    // A build that ignores SIGTERM lasts the grace period (and not its 120 s sleep); one that does not goes
+    // before the grace period would end.
+    if (ignore) assert.ok(took >= STOP_GRACE_MS - 500 && took < STOP_GRACE_MS + 30_000, `SIGKILL after the grace period (${took} ms)`);
+    else assert.ok(took < STOP_GRACE_MS - 500, `stopped at once, without waiting out the grace period (${took} ms)`);
     const last = f.history().at(-1);
     assert.is(last.event, 'build-interrupted');
     assert.is(last.reason, `stopped by ${signal}`);
