@@ -32,7 +32,7 @@ test('an app answering 500 is refused after health.failures answers, not after t
   const r = await healthGate(manifest({ failures: 4 }), { port, cwd: '/' }, { intervalMs: 50 });
   assert.is(r.ok, false);
   assert.match(r.detail, /GET \/health answered 500, 4 times in a row: the app is up and says it is not healthy \(health\.failures: 4\)/);
-  assert.ok(Date.now() - t0 < 3000, `gave up early (${Date.now() - t0} ms of a 20 s timeout)`);
+  assert.ok(Date.now() - t0 < 10_000, `gave up early (${Date.now() - t0} ms of a 20 s timeout)`);
 });
 
 test('the default gives up after 10 answers in a row; a 404 counts too', async () => {
