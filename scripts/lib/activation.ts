@@ -2,7 +2,7 @@
 import { OperationError, UsageError } from './errors.ts';
 import { cutOver, undoCutover, type CutoverResult } from './cutover.ts';
 import { journalTail, unitChangedSince } from './systemd.ts';
-import { liveRelease, switchActive } from './switch.ts';
+import { liveRelease, switchActive, unlinkActive } from './switch.ts';
 import { formatDuration } from './log.ts';
 import { history, record, releaseOnDisk, type Context } from './context.ts';
 import { preflight, type PreflightVerdict } from './preflight.ts';
@@ -194,12 +194,15 @@ async function failActivation(ctx: Context, state: ActivationState, plan: Activa
     if (plan.previous && plan.previous !== plan.id) {
       ctx.log.info(`Switching back to ${plan.previous}.`);
       await ctx.log.step(`switch active to ${plan.previous}`, () => switchActive(ctx.ops, ctx.paths, plan.previous!));
+    } else if (!plan.previous) {
+      // Before the stop: a request on the socket in between would otherwise start the failed release.
+      await ctx.log.step(`remove ${ctx.paths.active}`, () => unlinkActive(ctx.ops, ctx.paths, plan.id));
     }
     const undo = await undoCutover(ctx, cut);
     keptServing = undo.keptServing;
     const back = plan.previous ?? 'the release before';
     outcome = !plan.previous
-      ? 'There was no earlier release to go back to.'
+      ? `There was no earlier release to go back to: ${ctx.paths.active} is removed and the new process stopped, so no release is live.`
       : undo.ok
         ? undo.keptServing
           ? `Switched back to ${back}, which is healthy again: it kept serving throughout the attempt.`

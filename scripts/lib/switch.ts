@@ -1,4 +1,5 @@
-// The `active` symlink: read it, and replace it atomically by rename(2) of a freshly made symlink.
+// The `active` symlink: read it, replace it atomically by rename(2) of a freshly made symlink, and remove it
+// when the first release fails.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AppPaths } from './paths.ts';
@@ -28,11 +29,27 @@ export async function switchActive(ops: Ops, paths: AppPaths, id: string): Promi
     fs.symlinkSync(paths.activeTarget(id), tmp);
     fs.renameSync(tmp, paths.active);
     // Make the rename durable before the restart relies on it.
-    const dir = fs.openSync(paths.root, 'r');
-    try {
-      fs.fsyncSync(dir);
-    } finally {
-      fs.closeSync(dir);
-    }
+    syncDir(paths.root);
   });
+}
+
+/**
+ * Removes `active` when it points at release `id` (the first release failed: there is none to go back
+ * to), so nothing is live: the socket cannot start the failed release for a request, and status says so.
+ */
+export async function unlinkActive(ops: Ops, paths: AppPaths, id: string): Promise<void> {
+  if (liveRelease(paths) !== id) return;
+  await ops.note(`remove ${paths.active} (it pointed at ${id}; no release is live)`, () => {
+    fs.unlinkSync(paths.active);
+    syncDir(paths.root);
+  });
+}
+
+function syncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
