@@ -38,7 +38,7 @@ await runCommand(spec, async (args) => {
   });
   await ctx.log.step('the cutover command on root\'s PATH', () => ensureCommandLink(ctx, changes));
   if (ctx.m.proxy) {
-    await ctx.log.step(`the public entrance: the ${ctx.m.proxy.server} site for ${ctx.m.proxy.server_name}`, () => ensureProxy(ctx, changes));
+    await ctx.log.step(`the public entrance: the ${ctx.m.proxy.server} site for ${ctx.m.proxy.server_names.join(', ')}`, () => ensureProxy(ctx, changes));
   } else if (hasStaleSites(ctx)) {
     await ctx.log.step('the public entrance: none in the manifest any more', () => ensureProxy(ctx, changes));
   }

@@ -1,7 +1,8 @@
-// One lock per app: flock(2) on <root>/cutover.lock, released by the kernel when the holder dies.
+// One lock per app: flock(2) on <root>/cutover.lock, released by the kernel when the holder dies; and host-wide
+// locks that wait (the web server's configuration, which every app's provision edits).
 import fs from 'node:fs';
 import os from 'node:os';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { processStartTicks } from './procfs.ts';
 import { LockedError } from './errors.ts';
 
@@ -97,4 +98,24 @@ function lockedError(h: LockHolder | undefined): LockedError {
     `Another cutover operation holds this app's lock: ${describeHolder(h)}.`,
     'Wait for it to finish and try again. The lock frees itself when that process ends, even if it is killed.',
   );
+}
+
+/**
+ * Runs fn holding a host-wide lock on `file`, waiting up to waitS seconds for it (another app's provision
+ * may hold it for as long as its web server's check and reload take). Released when fn ends, or by the
+ * kernel when this process dies. Throws `busy()` when the wait runs out.
+ */
+export async function withHostLock<T>(file: string, waitS: number, busy: () => Error, fn: () => Promise<T>): Promise<T> {
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const p = spawn('flock', ['--exclusive', '--wait', String(waitS), '3'], { stdio: ['ignore', 'ignore', 'ignore', fd] });
+      p.on('error', reject);
+      p.on('close', resolve);
+    });
+    if (code !== 0) throw busy();
+    return await fn();
+  } finally {
+    fs.closeSync(fd);
+  }
 }

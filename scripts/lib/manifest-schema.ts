@@ -11,11 +11,12 @@ export interface SchemaValidator {
 
 /**
  * The one ajv set-up for the manifest, here and in scripts/compile.mjs: every error at once, defaults
- * filled in, each error carrying its value and schema (the messages quote both), x-error allowed.
+ * filled in, each error carrying its value and schema (the messages quote both), x-error and x-type-error allowed.
  */
 export function manifestAjv(extra: Options = {}): Ajv {
   const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, ...extra });
   ajv.addKeyword({ keyword: 'x-error', schemaType: 'string' });
+  ajv.addKeyword({ keyword: 'x-type-error', schemaType: 'string' });
   return ajv;
 }
 

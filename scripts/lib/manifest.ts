@@ -20,7 +20,8 @@ export type ProxyTls = 'auto' | 'internal' | 'off' | { cert: string; key: string
 /** The public entrance: a site for Caddy or nginx that forwards to the app's port (proxy-site.ts renders it). */
 export interface ProxyConfig {
   server: 'caddy' | 'nginx';
-  server_name: string;
+  /** The host names the site answers to (the manifest's server_name: one name, or a list). */
+  server_names: string[];
   tls: ProxyTls;
   /** The port the site listens on (443 with TLS, 80 without, by default). */
   listen: number;
@@ -275,7 +276,13 @@ function schemaProblem(e: ErrorObject, locate: Locate): ManifestProblem | undefi
     case 'if':
       return undefined; // the then/else error under it says what is wrong
     case 'type':
+      // A field that takes more than one shape says which in its x-type-error (server_name: a name or a list).
+      if (typeof parent['x-type-error'] === 'string') return problem(at, `${parent['x-type-error']}; found ${describe(e.data)}.`);
       return problem(at, typeMessage(String(e.params.type), e.data));
+    case 'minItems':
+      return problem(at, `must list at least ${e.params.limit} (it lists ${(e.data as unknown[]).length}).`);
+    case 'maxItems':
+      return problem(at, `must list at most ${e.params.limit}.`);
     case 'enum':
       return problem(at, `must be ${orList((e.params.allowedValues as unknown[]).map(show))}, not ${describe(e.data)}.`);
     case 'minimum':
@@ -512,6 +519,11 @@ export function proxyProblems(proxy: Data, appPort: unknown): [Segment[], string
       if (plain !== file || file.endsWith('/') || file.split('/').includes('..')) out.push([['tls', key], `must be written plainly, as ${show(plain.replace(/(.)\/$/, '$1'))} (no '//', '.' or '..' parts, no trailing '/').`]);
     }
   }
+  if (Array.isArray(proxy.server_name)) {
+    const names = proxy.server_name as unknown[];
+    const twice = names.find((n, i) => names.indexOf(n) !== i);
+    if (twice !== undefined) out.push([['server_name'], `lists ${show(twice)} twice.`]);
+  }
   const listen = proxy.listen ?? (tls === 'off' ? 80 : 443);
   if (listen === (appPort ?? 3000)) {
     out.push([['listen'], `is ${listen}, the app's own port; the proxy listens on another port and forwards to 127.0.0.1:${listen}.`]);
@@ -666,12 +678,16 @@ function completeManifest(values: Data, file: string): Manifest {
     root: m.root ?? `/usr/local/src/${m.app}`,
     user: m.user ?? m.app,
     hooks: m.hooks ?? {},
-    ...(m.proxy ? { proxy: completeProxy(m.proxy as Partial<ProxyConfig> & Pick<ProxyConfig, 'server' | 'server_name'>) } : {}),
+    ...(m.proxy ? { proxy: completeProxy(m.proxy as unknown as RawProxy) } : {}),
   };
 }
 
-/** proxy with its defaults: tls auto (Caddy; nginx must say), listen 443 with TLS and 80 without. */
-function completeProxy(p: Partial<ProxyConfig> & Pick<ProxyConfig, 'server' | 'server_name'>): ProxyConfig {
+/** The proxy key as the manifest writes it. */
+type RawProxy = Pick<ProxyConfig, 'server'> & Partial<Pick<ProxyConfig, 'tls' | 'listen'>> & { server_name: string | string[] };
+
+/** proxy with its defaults: tls auto (Caddy; nginx must say), listen 443 with TLS and 80 without; server_name as a list. */
+function completeProxy(p: RawProxy): ProxyConfig {
   const tls = p.tls ?? 'auto';
-  return { server: p.server, server_name: p.server_name, tls, listen: p.listen ?? (tls === 'off' ? 80 : 443) };
+  const server_names = typeof p.server_name === 'string' ? [p.server_name] : p.server_name;
+  return { server: p.server, server_names, tls, listen: p.listen ?? (tls === 'off' ? 80 : 443) };
 }

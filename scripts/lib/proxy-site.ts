@@ -20,11 +20,14 @@ export interface SiteFile {
 /** One host name: the schema's rule, checked again because it is written into a config file unquoted. */
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
-function checkHostName(name: string): string {
-  if (typeof name !== 'string' || !HOST_NAME.test(name)) {
-    throw new UsageError(`proxy.server_name ${JSON.stringify(name)} is not a host name.`, 'Give one name of lowercase letters, digits, - and ., such as shop.example.com.');
+function checkHostNames(names: string[]): string[] {
+  if (!Array.isArray(names) || names.length === 0) throw new UsageError('proxy.server_name names no host.', 'Give a host name such as shop.example.com, or a list of them.');
+  for (const name of names) {
+    if (typeof name !== 'string' || !HOST_NAME.test(name)) {
+      throw new UsageError(`proxy.server_name ${JSON.stringify(name)} is not a host name.`, 'Give names of lowercase letters, digits, - and ., such as shop.example.com.');
+    }
   }
-  return name;
+  return names;
 }
 
 function checkPort(port: number, field: string): string {
@@ -67,7 +70,7 @@ export function renderNginxSite(m: Manifest): string {
   return renderTemplate(template('nginx.site'), {
     file: proxyPaths.nginxSite(m.app),
     app: m.app,
-    server_name: checkHostName(p.server_name),
+    server_name: checkHostNames(p.server_names).join(' '),
     port: checkPort(m.port, 'port'),
     // nginx variable names take letters, digits and _ only; one per app, as every site shares the http block.
     connection_var: `$cutover_${m.app.replace(/-/g, '_')}_connection`,
@@ -79,12 +82,11 @@ export function renderNginxSite(m: Manifest): string {
   });
 }
 
-/** The site address Caddy reads: the scheme and port say whether Caddy serves HTTPS, and where. */
-function caddyAddress(p: ProxyConfig): string {
-  const name = checkHostName(p.server_name);
+/** The site addresses Caddy reads, one per name: the scheme and port say whether Caddy serves HTTPS, and where. */
+function caddyAddresses(p: ProxyConfig): string {
   const listen = checkPort(p.listen, 'proxy.listen');
-  if (p.tls === 'off') return `http://${name}:${listen}`;
-  return p.listen === 443 ? name : `${name}:${listen}`;
+  const address = (name: string) => (p.tls === 'off' ? `http://${name}:${listen}` : p.listen === 443 ? name : `${name}:${listen}`);
+  return checkHostNames(p.server_names).map(address).join(', ');
 }
 
 const CADDY_TLS_NOTE: Record<'auto' | 'internal' | 'off' | 'files', string> = {
@@ -102,10 +104,10 @@ export function renderCaddySite(m: Manifest): string {
   return renderTemplate(template('caddy.site'), {
     file: proxyPaths.caddySite(m.app),
     app: m.app,
-    server_name: checkHostName(p.server_name),
+    server_name: checkHostNames(p.server_names).join(', '),
     port: checkPort(m.port, 'port'),
     tls_note: CADDY_TLS_NOTE[kind],
-    address: caddyAddress(p),
+    address: caddyAddresses(p),
     tls: files ? `${files.cert} ${files.key}` : kind === 'internal' ? 'internal' : '',
   });
 }
@@ -131,6 +133,41 @@ export function importsCutoverSites(caddyfile: string): boolean {
 export function withCutoverImport(caddyfile: string): string {
   const text = caddyfile === '' || caddyfile.endsWith('\n') ? caddyfile : `${caddyfile}\n`;
   return `${text}\n# Added by cutover (provision): the sites it writes for its apps, one file per app.\n${CADDY_IMPORT}\n`;
+}
+
+/**
+ * What a site cutover wrote serves, as `name:port` (its redirect from port 80 aside), read back from its
+ * text: nginx's server blocks (listen, server_name), Caddy's addresses before the site's opening brace.
+ * Two apps may share a name on different ports, never a name and a port.
+ */
+export function siteAddresses(server: ProxyServer, text: string): string[] {
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  if (server === 'nginx') {
+    const blocks = lines.join('\n').split(/^server \{$/m).slice(1);
+    return blocks.flatMap((block) => {
+      if (/^return 301 /m.test(block)) return [];
+      const port = /^listen (\d+)/m.exec(block)?.[1];
+      const names = /^server_name ([^;]+);/m.exec(block)?.[1]?.split(/\s+/) ?? [];
+      return port ? names.map((n) => `${n}:${port}`) : [];
+    });
+  }
+  const opening = lines.find((l) => l.endsWith('{'));
+  if (!opening) return [];
+  return opening
+    .slice(0, -1)
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean)
+    .map((a) => {
+      const plain = a.startsWith('http://');
+      const rest = a.replace(/^https?:\/\//, '');
+      return /:\d+$/.test(rest) ? rest : `${rest}:${plain ? 80 : 443}`;
+    });
+}
+
+/** What the manifest's site serves, as siteAddresses reads it back. */
+export function manifestAddresses(p: ProxyConfig): string[] {
+  return p.server_names.map((n) => `${n}:${p.listen}`);
 }
 
 /** The app's site for the manifest's server, with its path and mode. */

@@ -5,9 +5,10 @@ import { $ } from 'zx/core';
 import { OperationError } from './errors.ts';
 import type { Context } from './context.ts';
 import { PROXY_SERVERS, proxyPaths, type ProxyServer } from './paths.ts';
-import { importsCutoverSites, isOwnSite, renderCaddyfile, renderSite, withCutoverImport } from './proxy-site.ts';
+import { importsCutoverSites, isOwnSite, renderCaddyfile, manifestAddresses, renderSite, siteAddresses, withCutoverImport } from './proxy-site.ts';
 import { serviceControlEnabled, unitState } from './systemd.ts';
 import { diff } from './provision.ts';
+import { withHostLock } from './lock.ts';
 
 /** A file as it is: what provision puts back, with its owner, when a change fails. */
 interface Existing {
@@ -66,7 +67,7 @@ export function planSite(ctx: Context): SiteEdit[] {
     );
   }
   if (!was || was.content !== site.content || was.mode !== site.mode) {
-    edits.push({ ...site, previous: was, describe: `${was ? 'updated' : 'wrote'} the ${m.proxy.server} site ${site.path} (${m.proxy.server_name} → 127.0.0.1:${m.port})` });
+    edits.push({ ...site, previous: was, describe: `${was ? 'updated' : 'wrote'} the ${m.proxy.server} site ${site.path} (${m.proxy.server_names.join(', ')} → 127.0.0.1:${m.port})` });
   }
   if (m.proxy.server === 'caddy') {
     const caddyfile = current(proxyPaths.caddyfile);
@@ -211,9 +212,47 @@ async function reload(ctx: Context, server: ProxyServer, edits: SiteEdit[], chan
   changes.push(`reloaded ${server} (open connections are kept)`);
 }
 
+/** The sites cutover wrote for the other apps of this host, for either server: their app, file and text. */
+function otherAppsSites(app: string): { server: ProxyServer; app: string; file: string; text: string }[] {
+  const out: { server: ProxyServer; app: string; file: string; text: string }[] = [];
+  for (const server of PROXY_SERVERS) {
+    const dir = path.dirname(proxyPaths.siteFile(server, 'x'));
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const other = (server === 'nginx' ? /^cutover-([a-z][a-z0-9-]*)\.conf$/ : /^([a-z][a-z0-9-]*)\.caddy$/).exec(name)?.[1];
+      if (!other || other === app) continue;
+      const file = path.join(dir, name);
+      const st = fs.lstatSync(file, { throwIfNoEntry: false });
+      if (!st?.isFile()) continue;
+      const text = fs.readFileSync(file, 'utf8');
+      if (isOwnSite(server, other, text)) out.push({ server, app: other, file, text });
+    }
+  }
+  return out;
+}
+
+/** Refuses a host name and port another app's cutover site already serves: the server would pick one of the two. */
+function checkNamesFree(ctx: Context): void {
+  const mine = new Set(ctx.m.proxy ? manifestAddresses(ctx.m.proxy) : []);
+  for (const site of otherAppsSites(ctx.m.app)) {
+    const taken = siteAddresses(site.server, site.text).filter((a) => mine.has(a));
+    if (taken.length === 0) continue;
+    throw new OperationError(
+      `proxy.server_name: ${taken.join(', ')} is already served by the app "${site.app}" (${site.file}, written by cutover): two apps cannot answer one name on one port; nothing was changed.`,
+      `Give ${ctx.m.app} a name of its own (or another proxy.listen) in the manifest, or drop the name from ${site.app}'s manifest and provision ${site.app} first.`,
+    );
+  }
+}
+
 /**
- * What provision checks before it changes anything: the server the manifest names is installed, and the
- * path of the app's site is free or cutover's. So a host without nginx is left exactly as it was.
+ * What provision checks before it changes anything: the server the manifest names is installed, the
+ * path of the app's site is free or cutover's, and no other app's site answers to its names. So a host
+ * without nginx is left exactly as it was.
  */
 export function checkProxyFirst(ctx: Context): void {
   const server = ctx.m.proxy?.server;
@@ -224,6 +263,7 @@ export function checkProxyFirst(ctx: Context): void {
       `Install it (${INSTALL[server]}), then provision again.${server === 'nginx' ? ' Debian\'s nginx serves a default site on port 80 (/etc/nginx/sites-enabled/default): remove that link if you do not want it.' : ''}`,
     );
   }
+  checkNamesFree(ctx);
   planSite(ctx);
 }
 
@@ -233,6 +273,22 @@ export function checkProxyFirst(ctx: Context): void {
  * the old one serving.
  */
 export async function ensureProxy(ctx: Context, changes: string[]): Promise<void> {
+  // One app's provision at a time edits the web servers' files (the Caddyfile is shared) and reloads them;
+  // a dry run only reads them.
+  if (ctx.dryRun) return ensureSites(ctx, changes);
+  const busy = () =>
+    new OperationError(
+      `Another app's provision has held ${PROXY_LOCK} (the web server's configuration) for ${PROXY_LOCK_WAIT_S} s: this app's site was not written.`,
+      'Wait until that provision ends (`ps -ef | grep cutover`), then provision again.',
+    );
+  await withHostLock(PROXY_LOCK, PROXY_LOCK_WAIT_S, busy, () => ensureSites(ctx, changes));
+}
+
+/** The host-wide lock around the edits of the web servers' files, and how long provision waits for it. */
+const PROXY_LOCK = '/run/cutover-proxy.lock';
+const PROXY_LOCK_WAIT_S = 180;
+
+async function ensureSites(ctx: Context, changes: string[]): Promise<void> {
   const server = ctx.m.proxy?.server;
   if (server) {
     checkProxyFirst(ctx);

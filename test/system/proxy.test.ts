@@ -261,7 +261,8 @@ it('a server that is not installed: exit 1 naming the apt-get install, before an
 it('caddy: a reload that fails (the port is nginx\'s) puts the previous site back; Caddy keeps serving the old one', async () => {
   const site = h.read(siteFile(CADDY));
   const loads = await caddyLoads();
-  h.manifest(manifestObject(CADDY, { listen: NGINX.listen }));
+  // Another name (the same name and port as nginx's site is refused before any change, see below).
+  h.manifest(manifestObject(CADDY, { listen: NGINX.listen, server_name: 'reload.shop.test' }));
   try {
     const r = await kit(CADDY, 'provision');
     expectExit(r, 1, 'provision onto a port nginx holds');
@@ -342,6 +343,62 @@ it('a move from nginx to Caddy: the Caddy site is loaded first, then the nginx s
   expectExit(back, 0, 'back to nginx');
   assert.match(back.stdout, `removed the caddy site /etc/caddy/cutover.d/${NGINX.app}.caddy`);
   assert.is(String((await getJson(through(NGINX))).version), '2');
+});
+
+it('server_name as a list: each name reaches the app (nginx names them all; Caddy serves each and no other)', async () => {
+  const names = [h.host.address!, 'www.shop.test'];
+  try {
+    for (const a of [NGINX, CADDY]) {
+      manifests[a.app] = h.manifest(manifestObject(a, { server_name: names }));
+      const r = await kit(a, 'provision');
+      expectExit(r, 0, `provision ${a.app} with two names`);
+      assert.match(r.stdout, `(${names.join(', ')} → 127.0.0.1:${a.port})`);
+      for (const name of names) {
+        const res = await httpGet(through(a, '/'), { headers: { host: `${name}:${a.listen}` } });
+        assert.is(res.status, 200, `${a.server} ${name}: ${res.body}`);
+        assert.ok(JSON.parse(res.body).version, `${a.server}: ${name} reaches the app`);
+      }
+    }
+    assert.match(h.read(siteFile(NGINX)), `server_name ${names.join(' ')};`);
+    const other = await httpGet(through(CADDY, '/'), { headers: { host: `other.test:${CADDY.listen}` } });
+    assert.not.match(other.body, '"version"', `caddy: a name not listed does not reach the app (${other.status})`);
+  } finally {
+    for (const a of [NGINX, CADDY]) manifests[a.app] = h.manifest(manifestObject(a));
+  }
+  for (const a of [NGINX, CADDY]) expectExit(await kit(a, 'provision'), 0, `provision ${a.app} with one name again`);
+});
+
+it("a name and port another app's site already serves: exit 1 naming that app, before anything changed (the same name on another port is fine, as the two apps here show)", async () => {
+  const dup = { app: 'pxdup', port: 4721, listen: CADDY.listen, server: 'caddy' as const };
+  const manifest = h.manifest(nodeApp(dup.app, `/srv/src/${dup.app}`, dup.port, { proxy: { server: 'caddy', server_name: ['dup.shop.test', h.host.address], tls: 'off', listen: dup.listen } }));
+  const loads = await caddyLoads();
+  const r = await h.kit('provision', [], { manifest });
+  expectExit(r, 1, 'provision of an app whose name and port are taken');
+  assert.match(r.stderr, `proxy.server_name: ${h.host.address}:${CADDY.listen} is already served by the app "${CADDY.app}" (${siteFile(CADDY)}, written by cutover)`);
+  assert.match(r.stderr, 'nothing was changed');
+  assert.is((await h.host.exec(['test', '-e', siteFile(dup)])).code, 1, 'no site written');
+  assert.is((await h.host.exec(['test', '-e', `/usr/local/src/${dup.app}`])).code, 1, 'no app root made');
+  assert.is((await h.host.exec(['id', dup.app])).code, 1, 'no user made');
+  assert.is(await caddyLoads(), loads, 'caddy was not reloaded');
+});
+
+it("provision waits for another app's provision to finish with the web server's files (a host-wide lock), then goes on", async () => {
+  await inside(h, 'systemd-run --unit=cutover-test-proxy-lock --quiet flock /run/cutover-proxy.lock sleep 6');
+  const before = h.read(siteFile(CADDY));
+  manifests[CADDY.app] = h.manifest(manifestObject(CADDY, { server_name: [h.host.address!, 'lock.shop.test'] }));
+  try {
+    const t = Date.now();
+    const running = kit(CADDY, 'provision');
+    await new Promise((r) => setTimeout(r, 2_500));
+    assert.is(h.read(siteFile(CADDY)), before, 'while the lock is held, the site is not touched');
+    const r = await running;
+    expectExit(r, 0, 'provision after the wait');
+    assert.ok(Date.now() - t >= 4_000, `it waited for the lock (${Date.now() - t} ms)`);
+    assert.match(h.read(siteFile(CADDY)), 'lock.shop.test');
+  } finally {
+    manifests[CADDY.app] = h.manifest(manifestObject(CADDY));
+  }
+  expectExit(await kit(CADDY, 'provision'), 0, 'provision with one name again');
 });
 
 test.run();

@@ -10,10 +10,12 @@ import {
   CADDY_IMPORT,
   importsCutoverSites,
   isOwnSite,
+  manifestAddresses,
   renderCaddyfile,
   renderCaddySite,
   renderNginxSite,
   renderSite,
+  siteAddresses,
   siteMark,
   withCutoverImport,
 } from '../../scripts/lib/proxy-site.ts';
@@ -46,7 +48,7 @@ function throwsUsage(fn: () => unknown, pattern: RegExp) {
 }
 
 test('defaults: caddy gets tls auto on 443; tls off listens on 80; the given listen port is kept', () => {
-  assert.equal(withProxy('{ server: caddy, server_name: shop.example.com }').proxy, { server: 'caddy', server_name: 'shop.example.com', tls: 'auto', listen: 443 });
+  assert.equal(withProxy('{ server: caddy, server_name: shop.example.com }').proxy, { server: 'caddy', server_names: ['shop.example.com'], tls: 'auto', listen: 443 });
   assert.equal(withProxy('{ server: nginx, server_name: shop.example.com, tls: off }').proxy?.listen, 80);
   assert.equal(withProxy('{ server: nginx, server_name: shop.example.com, tls: off, listen: 8080 }').proxy?.listen, 8080);
   assert.is(parseManifest(BASE, '/m.yaml').proxy, undefined, 'no proxy key, no proxy');
@@ -125,10 +127,44 @@ test('caddy: the site address carries the scheme and port; tls internal and cert
   assert.is(renderSite(withProxy('{ server: nginx, server_name: shop.example.com, tls: off }')).path, '/etc/nginx/conf.d/cutover-shop-2.conf');
 });
 
+test('server_name may be a list: nginx names them all in each server block, Caddy gives each an address of the site', () => {
+  const names = '[shop.example.com, www.shop.example.com]';
+  const first = (proxy: string) => directives(renderCaddySite(withProxy(proxy)));
+  assert.equal(withProxy(`{ server: caddy, server_name: ${names} }`).proxy?.server_names, ['shop.example.com', 'www.shop.example.com']);
+  const nginx = directives(renderNginxSite(withProxy(`{ server: nginx, server_name: ${names}, tls: { cert: /etc/ssl/s.pem, key: /etc/ssl/s.key } }`)));
+  assert.equal(nginx.filter((d) => d.startsWith('server_name')), ['server_name shop.example.com www.shop.example.com;', 'server_name shop.example.com www.shop.example.com;'], 'the redirect and the site');
+  assert.equal(first(`{ server: caddy, server_name: ${names} }`)[0], 'shop.example.com, www.shop.example.com {');
+  assert.equal(first(`{ server: caddy, server_name: ${names}, listen: 8443 }`)[0], 'shop.example.com:8443, www.shop.example.com:8443 {');
+  assert.equal(first(`{ server: caddy, server_name: ${names}, tls: off }`)[0], 'http://shop.example.com:80, http://www.shop.example.com:80 {');
+  assert.match(problems('{ server: caddy, server_name: [] }').join('\n'), 'proxy.server_name: must list at least 1 (it lists 0)');
+  assert.match(problems('{ server: caddy, server_name: [a.example.com, a.example.com] }').join('\n'), "proxy.server_name: lists 'a.example.com' twice");
+  assert.match(problems('{ server: caddy, server_name: [a.example.com, "b c"] }').join('\n'), 'proxy.server_name[1]: must be one host name');
+  assert.match(problems('{ server: caddy, server_name: 5 }').join('\n'), 'proxy.server_name: must be a host name such as shop.example.com, or a list of them; found 5');
+});
+
+test("a site's addresses read back from its text are the manifest's (name:port), for every shape of site, so two apps never share one", () => {
+  const shapes = [
+    '{ server: nginx, server_name: shop.example.com, tls: off }',
+    '{ server: nginx, server_name: [shop.example.com, www.shop.example.com], tls: off, listen: 8080 }',
+    '{ server: nginx, server_name: [shop.example.com, www.shop.example.com], tls: { cert: /etc/ssl/s.pem, key: /etc/ssl/s.key } }',
+    '{ server: nginx, server_name: shop.example.com, tls: { cert: /etc/ssl/s.pem, key: /etc/ssl/s.key }, listen: 8443 }',
+    '{ server: caddy, server_name: shop.example.com }',
+    '{ server: caddy, server_name: [shop.example.com, www.shop.example.com], listen: 8443 }',
+    '{ server: caddy, server_name: [shop.example.com, 10.0.0.7], tls: off }',
+    '{ server: caddy, server_name: shop.example.com, tls: off, listen: 8080 }',
+    '{ server: caddy, server_name: shop.example.com, tls: internal }',
+  ];
+  for (const shape of shapes) {
+    const m = withProxy(shape);
+    assert.equal(siteAddresses(m.proxy!.server, renderSite(m).content), manifestAddresses(m.proxy!), shape);
+  }
+  assert.equal(manifestAddresses(withProxy('{ server: caddy, server_name: [a.example.com, b.example.com], tls: off }').proxy!), ['a.example.com:80', 'b.example.com:80']);
+});
+
 test('rendering refuses, on its own, a value the schema would have refused (it is written unquoted)', () => {
   const m = withProxy('{ server: caddy, server_name: shop.example.com }');
-  throwsUsage(() => renderCaddySite({ ...m, proxy: { ...m.proxy!, server_name: 'shop.example.com {\n\trespond hi\n}\nx' } }), /proxy.server_name .* is not a host name/);
-  throwsUsage(() => renderNginxSite({ ...m, proxy: { ...m.proxy!, server_name: 'a;b', tls: 'off' } }), /is not a host name/);
+  throwsUsage(() => renderCaddySite({ ...m, proxy: { ...m.proxy!, server_names: ['shop.example.com {\n\trespond hi\n}\nx'] } }), /proxy.server_name .* is not a host name/);
+  throwsUsage(() => renderNginxSite({ ...m, proxy: { ...m.proxy!, server_names: ['shop.example.com', 'a;b'], tls: 'off' } }), /is not a host name/);
   throwsUsage(() => renderNginxSite({ ...m, proxy: { ...m.proxy!, tls: { cert: '/etc/ssl/a;b.pem', key: '/k' } } }), /proxy.tls.cert .* contains a character/);
   throwsUsage(() => renderCaddySite({ ...m, proxy: { ...m.proxy!, listen: 0 } }), /proxy.listen must be a whole number/);
   throwsUsage(() => renderNginxSite(m), /'?auto'? is Caddy's own certificate management/);
@@ -171,8 +207,8 @@ test('each config/examples manifest carries a commented proxy block that, uncomm
     const uncommented = [...lines.slice(0, start), ...lines.slice(start, end).map((l) => l.slice(2)), ...lines.slice(end)].join('\n');
     const m = parseManifest(uncommented, path.join(dir, name));
     assert.ok(m.proxy, `${name}: the uncommented block is the proxy`);
-    assert.ok(renderSite(m).content.includes(m.proxy!.server_name));
-    if (m.env.ORIGIN) assert.is(m.env.ORIGIN, `https://${m.proxy!.server_name}`, `${name}: ORIGIN is the public URL`);
+    assert.ok(renderSite(m).content.includes(m.proxy!.server_names[0]!));
+    if (m.env.ORIGIN) assert.is(m.env.ORIGIN, `https://${m.proxy!.server_names[0]}`, `${name}: ORIGIN is the public URL`);
   }
 });
 
