@@ -226,6 +226,11 @@ export async function buildRelease(ctx: Context, commit: string, ref: string, id
   await record(ctx, { event: 'build-finished', release: id, commit, duration_ms: ms });
   log.info(`Release ${id} is ready (built in ${formatDuration(ms)}).`);
   const live = liveRelease(paths);
+  if (ctx.m.assets.length > 0 && live && live !== id) {
+    // Now, not only at the cut-over: in a fleet every host builds first, and a page that a host already
+    // switched serves may ask a host still on the live release for the new assets.
+    await log.step(`lend its assets to the live release ${live}`, () => carryAssets(ctx, live, [id]));
+  }
   await runHooks(ctx, 'after_build', { release: id, commit, previous: live, previousCommit: live ? history(ctx).records.get(live)?.commit : undefined, via: 'release', outcome: 'built' });
 }
 

@@ -64,6 +64,19 @@ test('rollback carries the newer release\'s assets into the older one before it 
   assert.is(f.active(), `releases/${sha.v3.slice(0, 12)}`);
 });
 
+test('a build lends its assets to the live release as soon as it is ready (release --no-activate too): a fleet builds everywhere before any host switches', async () => {
+  const live = f.active();
+  sha.nb = await f.repo.commit({ VERSION: 'nb\n' }, 'nb');
+  const r = await f.run('release', ['main', '--no-activate']);
+  assert.is(r.code, 0, r.out);
+  assert.match(r.stdout, new RegExp(`==> lend its assets to the live release ${sha.v3.slice(0, 12)}`));
+  assert.is(f.active(), live, 'nothing switched');
+  const nbjs = appAsset('nb');
+  assert.is(ino(dist('v3', nbjs)), ino(dist('nb', nbjs)), "the live v3 serves the new build's chunk already");
+  assert.match(fs.readFileSync(dist('v3', 'version.json'), 'utf8'), /v3/, "v3's own files are not replaced");
+  assert.not.ok(own('v3').includes(nbjs), 'v3 still lists only what it built');
+});
+
 test('an asset dir that the build made a symlink is never written through', async () => {
   sha.v5 = await f.repo.commit({ VERSION: 'v5\n', 'package.json': JSON.stringify({ name: 'x', version: '1.0.0', type: 'module', scripts: { build: 'node build.js && mv dist dist-real && ln -s dist-real dist' } }) }, 'v5');
   const r = await f.run('release', ['main']);
