@@ -210,6 +210,31 @@ it('nginx: tls with certificate files serves HTTPS on the port given; the app se
   assert.is(String((await getJson(through(NGINX))).version), '2');
 });
 
+it("caddy: tls internal serves HTTPS with a certificate from Caddy's local CA; the app sees X-Forwarded-Proto https", async () => {
+  manifests[CADDY.app] = h.manifest(manifestObject(CADDY, { server_name: 'tls.shop.test', tls: 'internal', listen: 4713 }));
+  try {
+    const r = await kit(CADDY, 'provision');
+    expectExit(r, 0, 'provision with tls internal');
+    assert.match(r.stdout, 'reloaded caddy');
+    // Caddy issues the certificate in the background after the reload: ask until the handshake succeeds.
+    const ca = '/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt';
+    const curl = `curl -sS --fail --max-time 5 --cacert ${ca} --resolve tls.shop.test:4713:${h.host.address} https://tls.shop.test:4713/headers`;
+    const body = await eventually<string>('Caddy serves HTTPS with its internal certificate', async () => {
+      const res = await h.host.sh(curl);
+      return res.code === 0 ? res.stdout : '';
+    }, 30_000);
+    const seen = JSON.parse(body);
+    assert.is(seen.forwardedProto, 'https');
+    assert.is(seen.host, 'tls.shop.test:4713');
+    const issuer = await inside(h, `echo | openssl s_client -connect ${h.host.address}:4713 -servername tls.shop.test 2>/dev/null | openssl x509 -noout -issuer`);
+    assert.match(issuer, 'Caddy Local Authority', `the certificate is from Caddy's local CA: ${issuer}`);
+  } finally {
+    manifests[CADDY.app] = h.manifest(manifestObject(CADDY));
+  }
+  expectExit(await kit(CADDY, 'provision'), 0, 'provision back to plain HTTP');
+  assert.is(String((await getJson(through(CADDY))).version), '2');
+});
+
 it('caddy: a key file only root can read (as certbot keeps them) is refused by caddy validate, which runs as the caddy user; nothing changes', async () => {
   // The key the nginx test made: 0600 root, which nginx (its master runs as root) reads and Caddy (user caddy) cannot.
   const site = h.read(siteFile(CADDY));
