@@ -177,6 +177,6 @@ function runPlaybook(work: string, inventory: string, playbook: string, extraVar
 
 /** The kit's and its verbs' processes still running inside a host (a killed playbook can leave one behind). */
 export async function kitProcesses(h: TestHost): Promise<string> {
-  const r = await h.exec(['pgrep', '-af', 'scripts/[a-z]+[.]ts']);
+  const r = await h.exec(['pgrep', '-af', 'scripts/[a-z]+[.]ts|bin/cutover [a-z]+']);
   return r.stdout.trim();
 }

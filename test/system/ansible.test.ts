@@ -106,6 +106,7 @@ test.before(async () => {
       env: { STARTUP_DELAY_MS: '300' },
       health: { path: '/health', timeout: 8 },
       stop_timeout: 5,
+      assets: ['dist'],
     }),
   });
   timings.push(`boot 3 hosts: ${((Date.now() - booted) / 1000).toFixed(1)} s`);
@@ -176,6 +177,16 @@ it('a release whose build fails on one host: no host switched, the run fails nam
   assert.equal(await lives(), [ids.v2, ids.v2, ids.v2], 'no host switched');
   assert.equal(await versions(), ['2', '2', '2']);
   assert.equal(f.hosts.map(hookLog), hooksBefore, 'no host was even drained');
+  // Where v3 was built, the live v2 already has v3's asset file: behind a load balancer, a page from a host
+  // that switched first can load its files from one that has not switched yet.
+  const v3id = v3.slice(0, 12);
+  for (const h of [f.hosts[0]!, f.hosts[2]!]) {
+    const inside = (p: string) => path.join(h.host.root, `usr/local/src/${APP}`, p);
+    const built = JSON.parse(fs.readFileSync(inside(`releases/${v3id}/.cutover-assets.json`), 'utf8')) as { dirs: { dist: string[] } };
+    const asset = built.dirs.dist.find((n) => /^app\.[0-9a-f]{12}\.js$/.test(n));
+    assert.ok(asset, `${h.name}: v3 built an asset: ${JSON.stringify(built)}`);
+    assert.is(fs.statSync(inside(`releases/${ids.v2}/dist/${asset}`)).ino, fs.statSync(inside(`releases/${v3id}/dist/${asset}`)).ino, `${h.name}: the live v2 has v3's ${asset} (hard link)`);
+  }
 });
 
 it('a release that fails its health gate on the second host: the first is rolled back, the third never switched', async () => {
@@ -217,7 +228,7 @@ it('the playbook killed in the middle of a batch: the next run converges', async
   const running = play('rollout.yml v5, killed while host2 activates', 'rollout.yml', { cutover_ref: v5 }, { onSpawn: (pid) => { pgid = pid; } });
   // Wait for host2's activation (the second batch) to be under way, then kill the whole run at once.
   const deadline = Date.now() + 180_000;
-  while (!/scripts\/activate\.ts/.test(await kitProcesses(h2.host))) {
+  while (!/scripts\/activate\.ts|bin\/cutover activate/.test(await kitProcesses(h2.host))) {
     if (Date.now() > deadline) throw new Error('host2 never started its activation');
     await sleep(100);
   }
