@@ -186,6 +186,35 @@ async function nextImageCached(port: number, root: string, id: string, user: str
   say(`nextjs: /_next/image 200, then ${answers.join(' ')} from ${cached.length} file(s) in .next/cache/images, in ${Date.now() - t0} ms`);
 }
 
+/**
+ * Next.js's ISR in a sealed release (examples/nextjs-app/app/isr, revalidate 2 s, isrFlushToDisk false): the
+ * prerendered page first, then after 2 s a STALE answer that starts a regeneration, then a HIT with a later
+ * time, regenerated in memory; and no EACCES in the app's journal (Next would write into .next/server).
+ */
+async function nextIsrRegenerates(port: number, app: string): Promise<void> {
+  const t0 = Date.now();
+  const get = async () => {
+    const res = await httpGet(loopback(port, '/isr'), { timeoutMs: 30_000 });
+    assert.is(res.status, 200, `/isr answers 200 (${res.body.slice(0, 200)})`);
+    const at = /<time id="rendered">([^<]+)<\/time>/.exec(res.body)?.[1];
+    assert.ok(at, `/isr shows when it was rendered: ${res.body.slice(0, 300)}`);
+    return { at: at!, cache: String(res.headers['x-nextjs-cache']) };
+  };
+  const first = await get();
+  await new Promise((r) => setTimeout(r, 2_500));
+  const answers = [first];
+  for (let i = 0; i < 40 && !(answers.at(-1)!.cache === 'HIT' && answers.at(-1)!.at > first.at); i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 250));
+    answers.push(await get());
+  }
+  const seen = answers.map((a) => `${a.cache} ${a.at}`).join(', ');
+  assert.ok(answers.some((a) => a.cache === 'STALE'), `a stale answer started the regeneration: ${seen}`);
+  assert.ok(answers.at(-1)!.cache === 'HIT' && answers.at(-1)!.at > first.at, `then the page was regenerated: ${seen}`);
+  const journal = await k.host.sh(`journalctl -u '${app}@*.service' --no-pager -o cat`);
+  assert.not.match(journal.stdout, 'EACCES', 'Next wrote nothing into the sealed release');
+  say(`nextjs: /isr ${answers.map((a) => a.cache).join(' ')}: regenerated in memory, no EACCES, in ${Date.now() - t0} ms`);
+}
+
 /** Whether a page shows the version (frameworks put comments between text parts: `example <!-- -->v1`). */
 const shows = (html: string, v: string) => html.replace(/<!--[^>]*-->/g, '').includes(`example ${v}`);
 
@@ -231,7 +260,10 @@ const { it, ready } = systemTier(import.meta.url);
       const urls1 = [...new Set([...pageAssetUrls(html1), ...builtAssetUrls(fw, root, releaseIdOf(v1))])];
       assert.ok(urls1.length >= 3, `v1 has assets: ${urls1.join(' ')}`);
       assert.equal(await missing(fw.port, urls1), [], 'v1 serves its own assets');
-      if (fw.name === 'nextjs') await nextImageCached(fw.port, root, releaseIdOf(v1), m.user ?? m.app);
+      if (fw.name === 'nextjs') {
+        await nextImageCached(fw.port, root, releaseIdOf(v1), m.user ?? m.app);
+        await nextIsrRegenerates(fw.port, m.app);
+      }
 
       // v2 under load: 0 failed, and every asset of v1's page still answers
       const v2 = await repo.commit(fw.version('v2'), 'v2');
