@@ -92,8 +92,12 @@ test('a changed lockfile installs afresh; --rebuild always installs', async () =
   assert.match(r.stdout, /==> install: npm ci/);
 });
 
-requiring(rootMissing('sealing'))('identical files of sealed releases share one inode; differing ones do not', async () => {
-  const before = await f.repo.head();
+requiring(rootMissing('sealing'))('identical files of sealed releases share one inode; differing ones do not, nor those in a writable dir', async () => {
+  // The same file in the writable dir of both releases (from the repository): sharing it would let the app's
+  // user, who owns that dir, change the other release's copy. Two guards keep it apart: the writable dirs are
+  // skipped, and their files are the app user's after the seal while the new release's are still root's.
+  const before = await f.repo.commit({ '.cache/build/runtime/seed': 'the same in both\n' }, 'a file in the writable dir');
+  expectExit0(await f.run('release', ['main']));
   const after = await f.repo.commit({ VERSION: '4\n' }, 'v4');
   const r = await f.run('release', ['main']);
   assert.is(r.code, 0, r.out);
@@ -102,9 +106,15 @@ requiring(rootMissing('sealing'))('identical files of sealed releases share one 
   const same = (p: string) => fs.statSync(path.join(f.root, 'releases', prev, p)).ino === fs.statSync(rel(after, p)).ino;
   assert.ok(same('server.js'), 'server.js is shared');
   assert.not.ok(same('VERSION'), 'VERSION differs, so it is not shared');
+  assert.is(fs.readFileSync(rel(after, '.cache/build/runtime/seed'), 'utf8'), 'the same in both\n');
+  assert.not.ok(same('.cache/build/runtime/seed'), 'a file in a writable dir is never shared, even when identical');
   const st = fs.statSync(rel(after, 'server.js'));
   assert.is(st.uid, 0);
   assert.is(st.mode & 0o222 & ~0o200, 0, 'a shared file is writable by nobody but root');
 });
+
+function expectExit0(r: { code: number; out: string }): void {
+  assert.is(r.code, 0, r.out);
+}
 
 test.run();
