@@ -90,7 +90,8 @@ function makeHandler({ info, release, behaviour }) {
   };
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://app.invalid');
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'GET only\n');
+    if (req.method === 'POST' && url.pathname === '/echo') return echo(req, res, info);
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'GET only (and POST /echo)\n');
     if (url.pathname === '/health') {
       return behaviour.unhealthy ? send(res, 500, 'text/plain', 'unhealthy\n') : send(res, 200, 'text/plain', 'ok\n');
     }
@@ -103,6 +104,16 @@ function makeHandler({ info, release, behaviour }) {
     }
     return send(res, 404, 'text/plain', 'not found\n');
   };
+}
+
+/** POST /echo: reads the body (at most 64 KiB) and says how long it was, so a test can send requests a proxy must not retry. */
+function echo(req, res, info) {
+  let bytes = 0;
+  req.on('data', (chunk) => {
+    bytes += chunk.length;
+    if (bytes > 65536) req.destroy();
+  });
+  req.on('end', () => send(res, 200, 'application/json', JSON.stringify({ version: info.version, bytes }) + '\n'));
 }
 
 /** GET /headers: what a reverse proxy in front told the app (the tests of the public entrance read it). */

@@ -29,9 +29,18 @@ export function loopbackUrl(url: string): URL {
 
 /** One GET on a fresh connection (agent: false); rejects on a network error or after timeoutMs. */
 export function httpGet(url: string, opts: { timeoutMs?: number; agent?: http.Agent; headers?: Record<string, string> } = {}): Promise<HttpResult> {
+  return httpRequest(url, opts);
+}
+
+/** One request (GET, or POST with a body) on a fresh connection unless an agent is given; rejects on a network error or after timeoutMs. */
+export function httpRequest(
+  url: string,
+  opts: { timeoutMs?: number; agent?: http.Agent; headers?: Record<string, string>; method?: 'GET' | 'POST'; body?: string } = {},
+): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const target = loopbackUrl(url);
-    const req = http.get(target, { agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 5000, headers: opts.headers }, (res) => {
+    const headers = opts.body === undefined ? opts.headers : { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(opts.body)), ...opts.headers };
+    const req = http.request(target, { method: opts.method ?? 'GET', agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 5000, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
@@ -39,6 +48,7 @@ export function httpGet(url: string, opts: { timeoutMs?: number; agent?: http.Ag
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer from ${url} within the timeout`), { code: 'ETIMEDOUT' })));
     req.on('error', reject);
+    req.end(opts.body);
   });
 }
 
@@ -98,6 +108,8 @@ export interface LoadOptions {
   pauseAfterFailureMs?: number;
   /** Stops the load early (e.g. when the deploy being measured finishes). */
   signal?: AbortSignal;
+  /** GET (the default), or POST with a small body: a request a proxy must not retry on its own. */
+  method?: 'GET' | 'POST';
 }
 
 export interface LoadResult {
@@ -128,10 +140,10 @@ export function errorKey(err: unknown): string {
   return typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
 }
 
-async function timedRequest(url: string, timeoutMs: number, agent: http.Agent | undefined): Promise<Sample> {
+async function timedRequest(url: string, timeoutMs: number, agent: http.Agent | undefined, method: 'GET' | 'POST' = 'GET'): Promise<Sample> {
   const start = performance.now();
   try {
-    const res = await httpGet(url, { timeoutMs, agent });
+    const res = await httpRequest(url, { timeoutMs, agent, method, body: method === 'POST' ? 'a form a user sent\n' : undefined });
     const ok = res.status >= 200 && res.status < 300;
     return { start, ms: performance.now() - start, ok, error: ok ? undefined : `HTTP ${res.status}` };
   } catch (err) {
@@ -199,7 +211,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const worker = async () => {
     while (performance.now() < stopAt && started < maxRequests && !opts.signal?.aborted) {
       started++;
-      const sample = await timedRequest(opts.url, timeoutMs, agent);
+      const sample = await timedRequest(opts.url, timeoutMs, agent, opts.method);
       samples.push(sample);
       if (!sample.ok && pauseMs > 0) await sleep(Math.min(pauseMs, Math.max(stopAt - performance.now(), 0)));
     }

@@ -47,7 +47,7 @@ async function sampleVersions(base: string, began: number, intervalMs: number, s
 export async function loadDuring<T>(
   base: string,
   action: () => Promise<T>,
-  opts: { workers?: number; path?: string; leadMs?: number; tailMs?: number; minMs?: number; maxMs?: number; sampleEveryMs?: number } = {},
+  opts: { workers?: number; path?: string; method?: 'GET' | 'POST'; leadMs?: number; tailMs?: number; minMs?: number; maxMs?: number; sampleEveryMs?: number } = {},
 ): Promise<LoadDuring<T>> {
   const stop = new AbortController();
   const began = performance.now();
@@ -57,6 +57,7 @@ export async function loadDuring<T>(
     durationMs: opts.maxMs ?? 120_000,
     newConnectionPerRequest: true,
     signal: stop.signal,
+    method: opts.method,
   });
   const samplesP = sampleVersions(base, began, opts.sampleEveryMs ?? 20, stop.signal);
   let result: T;

@@ -143,16 +143,25 @@ it('a second provision changes nothing and reloads neither server; --dry-run of 
 });
 
 for (const a of [NGINX, CADDY]) {
-  it(`${a.server}: a release under load through the proxy fails no request, and the proxy is not reloaded`, async () => {
+  it(`${a.server}: a release under load through the proxy fails no request (GET, and POST, which a proxy must not retry), and the proxy is not reloaded`, async () => {
     const workers = await nginxWorkers();
     const loads = await caddyLoads();
     await repos[a.app]!.commit({ VERSION: '2\n' }, 'v2');
-    const run = await loadDuring(through(a).replace(/\/$/, ''), () => kit(a, 'release', ['main']), { workers: 8, minMs: 3000, path: '/version' });
+    let release: ReturnType<typeof kit> | undefined;
+    const action = () => (release ??= kit(a, 'release', ['main']));
+    const base = through(a).replace(/\/$/, '');
+    const [run, posts] = await Promise.all([
+      loadDuring(base, action, { workers: 6, minMs: 3000, path: '/version' }),
+      loadDuring(base, action, { workers: 2, minMs: 3000, path: '/echo', method: 'POST' }),
+    ]);
     expectExit(run.result, 0, `release v2 of ${a.app}`);
     const line = describeLoad(`${a.app}: handover 1 → 2 through ${a.server}`, run.load, run.samples);
-    numbers.push(line);
-    console.log(`\n  ${line}`);
+    const postLine = describeLoad(`${a.app}: the same handover, POSTs`, posts.load);
+    numbers.push(line, postLine);
+    console.log(`\n  ${line}\n  ${postLine}`);
     assert.is(run.load.failed, 0, `no failed request: ${JSON.stringify(run.load.errors)}`);
+    assert.ok(posts.load.requests > 20, `the POST load ran (${posts.load.requests})`);
+    assert.is(posts.load.failed, 0, `no failed POST: ${JSON.stringify(posts.load.errors)}`);
     assert.is(run.samples.filter((s) => s.error).length, 0, 'no failed version sample');
     assert.equal(handoverProblems(run.samples, '1', '2', run.actionEndMs), []);
     assert.is(await nginxWorkers(), workers);
