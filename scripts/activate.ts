@@ -18,7 +18,8 @@ Example: ssh root@host 'cd /opt/cutover && npx tsx scripts/activate.ts 3f2a9c1b0
 
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
-  const { createContext, withLock } = await import('./lib/context.ts');
+  const { createContext } = await import('./lib/context.ts');
+  const { withLock } = await import('./lib/locked.ts');
   const { shareAssetsForCutover } = await import('./lib/assets.ts');
   const { activateRelease } = await import('./lib/activation.ts');
   const { finishBeforeStopping } = await import('./lib/stop.ts');

@@ -17,7 +17,8 @@ it never replaces a pinned key (remove the old line with ssh-keygen -R to re-pin
 
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
-  const { createContext, withLock } = await import('./lib/context.ts');
+  const { createContext } = await import('./lib/context.ts');
+  const { withLock } = await import('./lib/locked.ts');
   const { ensureCommandLink, ensureLayoutOwned, ensurePackages, ensureSharedPaths, ensureUnits, ensureUser } = await import('./lib/provision.ts');
   const { checkDeployKeyFirst, ensureHostKeyPinned } = await import('./lib/pin.ts');
   const { checkProxyFirst, ensureProxy, hasStaleSites } = await import('./lib/proxy.ts');

@@ -22,7 +22,8 @@ function parseKeep(v: unknown, fallback: number): number {
 
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
-  const { createContext, history, withLock } = await import('./lib/context.ts');
+  const { createContext, history } = await import('./lib/context.ts');
+  const { withLock } = await import('./lib/locked.ts');
   const { applyPrune, prunePlanFor } = await import('./lib/prune.ts');
   const { cleanInterrupted } = await import('./lib/build.ts');
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });

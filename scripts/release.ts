@@ -46,7 +46,8 @@ async function resolve(ctx: Context, ref: string, access: RemoteAccess): Promise
 
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
-  const { createContext, ensureLayout, history, withLock } = await import('./lib/context.ts');
+  const { createContext, ensureLayout, history } = await import('./lib/context.ts');
+  const { withLock } = await import('./lib/locked.ts');
   const { shareAssetsForCutover } = await import('./lib/assets.ts');
   const { assertRefSyntax } = await import('./lib/git.ts');
   const { buildRelease, cleanInterrupted, nextReleaseId } = await import('./lib/build.ts');

@@ -14,7 +14,8 @@ const spec = {
 
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
-  const { createContext, history, record, withLock, releaseOnDisk } = await import('./lib/context.ts');
+  const { createContext, history, record, releaseOnDisk } = await import('./lib/context.ts');
+  const { withLock } = await import('./lib/locked.ts');
   const { activateRelease } = await import('./lib/activation.ts');
   const { finishBeforeStopping } = await import('./lib/stop.ts');
   const { activations, rollbackTarget } = await import('./lib/history.ts');

@@ -5,9 +5,7 @@ import { loadManifest } from './manifest.ts';
 import { appPaths, type AppPaths } from './paths.ts';
 import { createOps, type Ops } from './ops.ts';
 import { createLogger, type Logger } from './log.ts';
-import { acquireLock, operatorName } from './lock.ts';
-import { handleStopSignals } from './stop.ts';
-import { OperationError } from './errors.ts';
+import { operatorName } from './lock.ts';
 import { appendHistory, readHistory, releaseStates, type HistoryEvent, type ReleaseRecord } from './history.ts';
 
 export interface Context {
@@ -44,27 +42,6 @@ export function releaseOnDisk(ctx: Context, id: string): boolean {
     return fs.lstatSync(ctx.paths.release(id)).isDirectory();
   } catch {
     return false;
-  }
-}
-
-/** Runs fn holding the app's lock (not with --dry-run, which changes nothing). */
-export async function withLock<T>(ctx: Context, operation: string, fn: () => Promise<T>): Promise<T> {
-  if (ctx.dryRun) return fn();
-  if (!fs.existsSync(ctx.paths.root)) {
-    throw new OperationError(`The app's root ${ctx.paths.root} does not exist.`, 'Run `npx tsx scripts/provision.ts` first (or `release`, which creates it).');
-  }
-  const lock = acquireLock(ctx.paths.lock, operation);
-  // While the lock is held, SIGTERM/SIGINT/SIGHUP stop the running step's processes and end the verb
-  // at its next step, so the lock is never freed while a build of this run still runs.
-  const restoreSignals = handleStopSignals();
-  try {
-    // Imported here: it brings the cut-over and preflight modules, which a verb without the lock (status) never needs.
-    const { clearLeftovers } = await import('./leftovers.ts');
-    await clearLeftovers(ctx);
-    return await fn();
-  } finally {
-    lock.release();
-    restoreSignals();
   }
 }
 

@@ -6,7 +6,7 @@ import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Docum
 import { UsageError } from './errors.ts';
 import { BUILT_ASSETS_FILE } from './paths.ts';
 import { cronProblems } from './cron.ts';
-import { looksLikeSsh, repoForm, sshRemote } from './deploykey.ts';
+import { looksLikeSsh, repoForm, sshRemote } from './repo-url.ts';
 import { manifestValidator, type SchemaValidator } from './manifest-schema.ts';
 
 export { cronProblems };

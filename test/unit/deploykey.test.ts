@@ -10,13 +10,12 @@ import {
   explainSshFailure,
   gitAccess,
   GIT_SSH_WRAPPER,
-  looksLikeSsh,
   remoteAccessFor,
-  sshRemote,
   type Lstat,
   type SshAccess,
 } from '../../scripts/lib/deploykey.ts';
 import { manifestProblems, parseManifest } from '../../scripts/lib/manifest.ts';
+import { looksLikeSsh, sshRemote } from '../../scripts/lib/repo-url.ts';
 import { ExitCode, OperationError } from '../../scripts/lib/errors.ts';
 
 test('sshRemote reads ssh:// and scp-like URLs, with the name known_hosts gives the server', () => {
