@@ -123,7 +123,7 @@ async function restore(ctx: Context, edits: SiteEdit[]): Promise<void> {
 }
 
 /** The server's own check of its whole configuration; caddy runs as its own user, so it reads the files as the server will. */
-async function runCheck(server: ProxyServer): Promise<{ ok: boolean; output: string }> {
+async function runCheck(server: ProxyServer): Promise<{ ok: boolean; output: string; lines: string[] }> {
   let argv = checkArgv(server);
   let env = process.env;
   if (server === 'caddy') {
@@ -137,7 +137,15 @@ async function runCheck(server: ProxyServer): Promise<{ ok: boolean; output: str
   const p = await $({ quiet: true, nothrow: true, env, cwd: '/' })`${argv}`;
   // caddy logs JSON lines before its verdict; the lines that are not JSON say what is wrong.
   const lines = `${p.stderr}\n${p.stdout}`.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('{'));
-  return { ok: p.exitCode === 0, output: lines.slice(-6).join('\n') };
+  return { ok: p.exitCode === 0, output: lines.slice(-6).join('\n'), lines };
+}
+
+/**
+ * The warnings of a check that passed which concern this app's site: nginx accepts a second server with
+ * the same name and port (the operator's own site, say) and only warns that it ignores one of them.
+ */
+export function siteWarnings(lines: string[], names: string[], siteFile: string): string[] {
+  return lines.filter((l) => /\[warn\]/.test(l) && (l.includes(siteFile) || names.some((n) => l.includes(`"${n}"`))));
 }
 
 /**
@@ -167,6 +175,10 @@ export async function applySiteEdits(ctx: Context, server: ProxyServer, edits: S
         (before.ok ? '' : ` (Its configuration fails that check without cutover's change too: the problem may lie elsewhere.)`),
       `Fix what ${server} names above (in the manifest's proxy key, or the file it points to), then provision again.`,
     );
+  }
+  for (const w of siteWarnings(checked.lines, ctx.m.proxy?.server_names ?? [], proxyPaths.siteFile(server, ctx.m.app))) {
+    ctx.log.warn(`${server}'s check passed with a warning about ${ctx.m.app}'s site: ${w.replace(/^.*\[warn\] (\d+#\d+: )?/, '')}`);
+    ctx.log.warn(`  Another site answers that name on that port too, and ${server} ignores one of the two: find it with \`${server} -T | grep -n server_name\`.`);
   }
   changes.push(...edits.map((e) => e.describe));
   await reload(ctx, server, edits, changes);

@@ -1,4 +1,5 @@
 // system tier: the public entrance — provision writes an nginx and a Caddy site, requests through them reach the app with the forwarded headers, a release under load through them drops nothing, a bad change leaves the old site serving.
+import fs from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { bootKitHost, expectExit, type KitHost } from '../helpers/hostkit.ts';
@@ -6,7 +7,7 @@ import { getJson, httpGet } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { nodeApp, setUp } from '../helpers/fixtures.ts';
 import { describeLoad, handoverProblems, loadDuring } from '../helpers/load.ts';
-import { eventually, inside, out, statInside } from '../helpers/system.ts';
+import { eventually, hostPath, inside, out, statInside } from '../helpers/system.ts';
 import { systemTier } from '../helpers/prereq.ts';
 
 const { it, ready } = systemTier(import.meta.url);
@@ -414,6 +415,25 @@ it("a name and port another app's site already serves: exit 1 naming that app, b
   assert.is((await h.host.exec(['test', '-e', `/usr/local/src/${dup.app}`])).code, 1, 'no app root made');
   assert.is((await h.host.exec(['id', dup.app])).code, 1, 'no user made');
   assert.is(await caddyLoads(), loads, 'caddy was not reloaded');
+});
+
+it("nginx: an operator's own site with the same name and port: provision says nginx ignores one of the two", async () => {
+  const operator = '/etc/nginx/conf.d/operator.conf';
+  fs.writeFileSync(hostPath(h, operator), `server {\n\tlisten ${NGINX.listen};\n\tserver_name ${h.host.address};\n\treturn 200 "the operator";\n}\n`);
+  await inside(h, 'nginx -t -q && systemctl reload nginx');
+  try {
+    manifests[NGINX.app] = h.manifest(manifestObject(NGINX, { server_name: [h.host.address!, 'warn.shop.test'] }));
+    const r = await kit(NGINX, 'provision');
+    expectExit(r, 0, 'provision beside a conflicting site');
+    assert.match(r.stderr, `nginx's check passed with a warning about ${NGINX.app}'s site: conflicting server name "${h.host.address}" on 0.0.0.0:${NGINX.listen}, ignored`);
+    assert.match(r.stderr, 'find it with `nginx -T | grep -n server_name`');
+  } finally {
+    await inside(h, `rm -f ${operator} && systemctl reload nginx`);
+    manifests[NGINX.app] = h.manifest(manifestObject(NGINX));
+  }
+  const back = await kit(NGINX, 'provision');
+  expectExit(back, 0, 'provision with one name again');
+  assert.not.match(back.stderr, 'warning');
 });
 
 it("provision waits for another app's provision to finish with the web server's files (a host-wide lock), then goes on", async () => {

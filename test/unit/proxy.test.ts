@@ -19,6 +19,7 @@ import {
   siteMark,
   withCutoverImport,
 } from '../../scripts/lib/proxy-site.ts';
+import { siteWarnings } from '../../scripts/lib/proxy.ts';
 
 const BASE = 'app: shop-2\nrepo: https://git.example.org/shop.git\nstart: node server.js\nport: 3100\n';
 
@@ -159,6 +160,17 @@ test("a site's addresses read back from its text are the manifest's (name:port),
     assert.equal(siteAddresses(m.proxy!.server, renderSite(m).content), manifestAddresses(m.proxy!), shape);
   }
   assert.equal(manifestAddresses(withProxy('{ server: caddy, server_name: [a.example.com, b.example.com], tls: off }').proxy!), ['a.example.com:80', 'b.example.com:80']);
+});
+
+test("a passed check's warnings about this app's names or file are picked out; others are not", () => {
+  const lines = [
+    'nginx: [warn] conflicting server name "shop.example.com" on 0.0.0.0:443, ignored',
+    'nginx: [warn] conflicting server name "other.example.com" on 0.0.0.0:443, ignored',
+    'nginx: [warn] the "listen ... http2" directive is deprecated, use the "http2" directive instead in /etc/nginx/conf.d/cutover-shop.conf:27',
+    'nginx: [emerg] something else "shop.example.com"',
+  ];
+  assert.equal(siteWarnings(lines, ['shop.example.com', 'www.shop.example.com'], '/etc/nginx/conf.d/cutover-shop.conf'), [lines[0], lines[2]]);
+  assert.equal(siteWarnings(lines, ['shop.example.co'], '/etc/nginx/conf.d/cutover-x.conf'), [], 'a name that is only a prefix is not it');
 });
 
 test('rendering refuses, on its own, a value the schema would have refused (it is written unquoted)', () => {
