@@ -264,4 +264,26 @@ it('the status play prints every host\'s live release; the rollback play takes e
   assert.equal(await lives(), [ids.v2, ids.v2, ids.v2]);
 });
 
+it('a host unreachable when the rollout starts: no host switched, the run fails naming it', async () => {
+  const hostsIni = path.join(f.inventory, 'hosts.ini');
+  const inventory = fs.readFileSync(hostsIni, 'utf8');
+  const h3 = f.hosts[2]!;
+  // host3's connection enters a process that does not exist: ansible finds the host unreachable.
+  fs.writeFileSync(hostsIni, inventory.replace(new RegExp(`^(${h3.name} .*ansible_nsenter_pid=)\\d+`, 'm'), (_, head: string) => `${head}4194303`));
+  const hooksBefore = f.hosts.map(hookLog);
+  try {
+    const v6 = await commitVersion('6');
+    const r = await play('rollout.yml v6, host3 unreachable', 'rollout.yml', { cutover_ref: v6 });
+    assert.is.not(r.code, 0, show(r));
+    assert.match(r.stdout, /UNREACHABLE/, show(r));
+    assert.match(summary(r), `${h3.name}: unreachable, or failed before its build`, show(r));
+    assert.match(r.stdout, `stopped before any host switched: ${h3.name} did not get through the build (unreachable or failed)`, show(r));
+  } finally {
+    fs.writeFileSync(hostsIni, inventory);
+  }
+  assert.equal(await lives(), [ids.v2, ids.v2, ids.v2], 'no host switched');
+  assert.equal(await versions(), ['2', '2', '2']);
+  assert.equal(f.hosts.map(hookLog), hooksBefore, 'no host was even drained');
+});
+
 test.run();
