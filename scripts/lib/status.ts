@@ -1,4 +1,4 @@
-// Status: the live release, the rollback target, and every release with its state, commit, age and size.
+// Status: the live release, the rollback target, every release with its state, commit, age and size, and the public entrance's site.
 import fs from 'node:fs';
 import path from 'node:path';
 import { history, type Context } from './context.ts';
@@ -7,6 +7,7 @@ import { describeHolder, liveHolder } from './lock.ts';
 import { liveRelease } from './switch.ts';
 import { isRunning, liveSlot, slotStates, slotToKeep } from './slots.ts';
 import { preflightLeftovers } from './preflight-units.ts';
+import { isOwnSite, renderSite } from './proxy-site.ts';
 
 export interface ReleaseStatus {
   id: string;
@@ -51,6 +52,31 @@ export interface StatusReport {
   releases: ReleaseStatus[];
   /** Interrupted builds already cleaned up (recorded, their directories gone): counted, not listed. */
   interruptedGone: number;
+  /** The manifest's public entrance and its site file as it is on disk; null without a proxy key. */
+  proxy: ProxyStatus | null;
+}
+
+export interface ProxyStatus {
+  server: 'caddy' | 'nginx';
+  names: string[];
+  site: string;
+  /** in place: the file is what provision writes; missing; differs: cutover's, from another manifest; foreign: not cutover's. */
+  site_state: 'in place' | 'missing' | 'differs from the manifest' | 'not written by cutover';
+}
+
+/** The site file of the manifest's proxy, compared with what provision would write (read only: no server is asked). */
+export function proxyStatus(ctx: Context): ProxyStatus | null {
+  const p = ctx.m.proxy;
+  if (!p) return null;
+  const want = renderSite(ctx.m);
+  let text: string | undefined;
+  try {
+    text = fs.lstatSync(want.path).isFile() ? fs.readFileSync(want.path, 'utf8') : '';
+  } catch {
+    text = undefined;
+  }
+  const site_state = text === undefined ? 'missing' : !isOwnSite(p.server, ctx.m.app, text) ? 'not written by cutover' : text === want.content ? 'in place' : 'differs from the manifest';
+  return { server: p.server, names: p.server_names, site: want.path, site_state };
 }
 
 /** Bytes used by a directory tree (lstat, not following links; hard links counted once). */
@@ -122,6 +148,7 @@ export async function gatherStatus(ctx: Context, now = Date.now()): Promise<Stat
     lock: holder ? describeHolder(holder) : null,
     releases,
     interruptedGone: [...records.values()].filter((r) => cleanedUp(r) && !onDisk.has(r.id)).length,
+    proxy: proxyStatus(ctx),
   };
 }
 
@@ -152,6 +179,10 @@ export function formatStatus(r: StatusReport): string {
     `rollback target: ${r.rollbackTarget ?? 'none'}`,
   ];
   if (r.lock) lines.push(`lock: held by ${r.lock}`);
+  if (r.proxy) {
+    const fix = r.proxy.site_state === 'in place' ? '' : r.proxy.site_state === 'not written by cutover' ? ' (move it away, then provision)' : ' (provision writes it)';
+    lines.push(`public entrance: ${r.proxy.server} site ${r.proxy.site} for ${r.proxy.names.join(', ')}: ${r.proxy.site_state}${fix}`);
+  }
   lines.push('', `  ${'RELEASE'.padEnd(16)} ${'STATE'.padEnd(12)} ${'COMMIT'.padEnd(12)} ${'AGE'.padStart(5)} ${'SIZE'.padStart(7)}  NOTE`);
   for (const x of r.releases) {
     const mark = x.live ? '*' : x.rollbackTarget ? '<' : ' ';

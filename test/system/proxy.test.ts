@@ -94,6 +94,9 @@ for (const a of [NGINX, CADDY]) {
   it(`${a.server}: provision wrote a marked site; requests through it reach the app with Host, X-Forwarded-For/-Proto/-Host, and a forged X-Forwarded-For is replaced`, async () => {
     const site = h.read(siteFile(a));
     assert.match(site.split('\n')[0]!, `the public entrance of the "${a.app}" web app, written by cutover`);
+    const st = await kit(a, 'status', ['--json']);
+    expectExit(st, 0, 'status --json');
+    assert.equal(JSON.parse(st.stdout).proxy, { server: a.server, names: [h.host.address], site: siteFile(a), site_state: 'in place' });
     assert.match(site, `127.0.0.1:${a.port}`);
     assert.is(String((await getJson(through(a))).version), '1');
     const res = await httpGet(through(a, '/headers'), { headers: { 'X-Forwarded-For': '203.0.113.66', 'X-Forwarded-Proto': 'https' } });
@@ -138,6 +141,9 @@ it('a second provision changes nothing and reloads neither server; --dry-run of 
     assert.match(r.stdout, 'would check the result with `nginx -t -q` and reload nginx');
     assert.is(h.read(siteFile(NGINX)), before);
     assert.is(await nginxWorkers(), workers);
+    const st = await kit(NGINX, 'status');
+    expectExit(st, 0, 'status');
+    assert.match(st.stdout, `public entrance: nginx site ${siteFile(NGINX)} for shop.example.test: differs from the manifest (provision writes it)`);
   } finally {
     h.manifest(manifestObject(NGINX));
   }
