@@ -4,6 +4,7 @@ import path from 'node:path';
 import { history, releaseOnDisk, type Context } from './context.ts';
 import { activations, type HistoryEvent } from './history.ts';
 import { liveRelease } from './switch.ts';
+import { plainDir } from './reuse.ts';
 
 /** What a release's own build wrote under each declared asset directory (relative paths, files only). */
 export interface BuiltAssets {
@@ -12,13 +13,7 @@ export interface BuiltAssets {
 
 /** The real directory at rel inside base, or undefined when it is missing or any part of the way is a symlink or not a directory. */
 function realDirInside(base: string, rel: string): string | undefined {
-  let cur = base;
-  for (const part of rel.replace(/\/+$/, '').split('/')) {
-    cur = path.join(cur, part);
-    const st = fs.lstatSync(cur, { throwIfNoEntry: false });
-    if (!st?.isDirectory()) return undefined;
-  }
-  return cur;
+  return plainDir(base, rel) ? path.join(base, rel.replace(/\/+$/, '')) : undefined;
 }
 
 /** Every regular file under dir, relative to it; symlinks and other kinds are skipped, never followed. */

@@ -461,15 +461,12 @@ function semanticProblems(m: Data, locate: Locate, found: ManifestProblem[]): Ma
   if (m.socket && typeof m.start === 'string' && clean('socket') && clean('start') && m.runtime !== 'python') {
     add(['start'], packageRunnerProblems(m.start, m.socket === 'preload' ? "'preload'" : 'true'));
   }
-  for (const key of ['assets', 'cache'] as const) {
-    if (!Array.isArray(m[key]) || !clean(key)) continue;
-    const shared = Array.isArray(m.shared) ? (m.shared as unknown[]).filter((s): s is string => typeof s === 'string') : [];
-    (m[key] as string[]).forEach((dir, i) => add([key, i], releaseDirProblems(dir, shared)));
-  }
-  if (Array.isArray(m.writable) && clean('writable')) {
-    const shared = Array.isArray(m.shared) ? (m.shared as unknown[]).filter((s): s is string => typeof s === 'string') : [];
-    const strings = (key: string) => (Array.isArray(m[key]) && clean(key) ? (m[key] as unknown[]).filter((s): s is string => typeof s === 'string') : []);
-    (m.writable as string[]).forEach((dir, i) => add(['writable', i], [...releaseDirProblems(dir, shared), ...writableProblems(dir, strings('assets'), strings('cache'))]));
+  // The strings of a list key the schema found no fault with (others are reported already).
+  const strings = (key: string) => (Array.isArray(m[key]) && clean(key) ? (m[key] as unknown[]).filter((s): s is string => typeof s === 'string') : []);
+  const shared = Array.isArray(m.shared) ? (m.shared as unknown[]).filter((s): s is string => typeof s === 'string') : [];
+  for (const key of ['assets', 'cache', 'writable'] as const) {
+    const extra = (dir: string) => (key === 'writable' ? writableProblems(dir, strings('assets'), strings('cache')) : []);
+    strings(key).forEach((dir, i) => add([key, i], [...releaseDirProblems(dir, shared), ...extra(dir)]));
   }
   if (m.proxy && typeof m.proxy === 'object' && clean('proxy')) {
     for (const [segments, message] of proxyProblems(m.proxy as Data, m.port)) add(['proxy', ...segments], [message]);

@@ -85,7 +85,7 @@ export function cacheDonor(ctx: Context, id: string, records: Map<string, Releas
 }
 
 /** Whether every part of rel inside base is a real directory (no symlink anywhere on the way). */
-function plainDir(base: string, rel: string): boolean {
+export function plainDir(base: string, rel: string): boolean {
   let cur = base;
   for (const part of rel.split('/')) {
     cur = path.join(cur, part);
