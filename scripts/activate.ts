@@ -1,5 +1,5 @@
 // activate <release>: make an already built release live, gated by its health check.
-import { dryRunOption, runCommand } from './lib/cli.ts';
+import { dryRunOption, runCommand } from './lib/run/cli.ts';
 
 const spec = {
   name: 'activate',
@@ -18,12 +18,12 @@ Example: ssh root@host 'cd /opt/cutover && npx tsx scripts/activate.ts 3f2a9c1b0
 
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
-  const { createContext } = await import('./lib/context.ts');
-  const { withLock } = await import('./lib/locked.ts');
-  const { shareAssetsForCutover } = await import('./lib/assets.ts');
-  const { activateRelease } = await import('./lib/activation.ts');
-  const { finishBeforeStopping } = await import('./lib/stop.ts');
-  const { assertReleaseId } = await import('./lib/paths.ts');
+  const { createContext } = await import('./lib/state/context.ts');
+  const { withLock } = await import('./lib/golive/locked.ts');
+  const { shareAssetsForCutover } = await import('./lib/build/assets.ts');
+  const { activateRelease } = await import('./lib/golive/activation.ts');
+  const { finishBeforeStopping } = await import('./lib/run/stop.ts');
+  const { assertReleaseId } = await import('./lib/manifest/paths.ts');
   const id = assertReleaseId(args.positionals[0]);
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   const restart = Boolean(args.values.restart);

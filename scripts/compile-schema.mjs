@@ -1,4 +1,4 @@
-// Generates the manifest validator as ajv standalone code from config/manifest.schema.json, with the kit's own ajv set-up (scripts/lib/manifest-schema.ts), for the compiled kit: it then never loads ajv nor compiles the schema at run time.
+// Generates the manifest validator as ajv standalone code from config/manifest.schema.json, with the kit's own ajv set-up (scripts/lib/manifest/schema.ts), for the compiled kit: it then never loads ajv nor compiles the schema at run time.
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -8,11 +8,11 @@ import standalone from 'ajv/dist/standalone/index.js';
 const standaloneCode = standalone.default;
 
 /**
- * The source of an ES module exporting manifestValidator() as scripts/lib/manifest-schema.ts does, built
+ * The source of an ES module exporting manifestValidator() as scripts/lib/manifest/schema.ts does, built
  * from the schema file as it is now (so a key added to the schema is in it at the next build).
  */
 export async function standaloneSchemaModule(kit, schemaFile = path.join(kit, 'config', 'manifest.schema.json')) {
-  const lib = await tsImport(pathToFileURL(path.join(kit, 'scripts', 'lib', 'manifest-schema.ts')).href, import.meta.url);
+  const lib = await tsImport(pathToFileURL(path.join(kit, 'scripts', 'lib', 'manifest', 'schema.ts')).href, import.meta.url);
   const schema = lib.readManifestSchema(schemaFile);
   const ajv = lib.manifestAjv({ code: { source: true, esm: true } });
   const validate = ajv.compile(schema);

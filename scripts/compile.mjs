@@ -16,10 +16,10 @@ fs.rmSync(dist, { recursive: true, force: true });
 fs.mkdirSync(dist);
 const t0 = performance.now();
 // The manifest's validator as standalone code, generated from the schema as it is now; the verbs get it
-// in place of scripts/lib/manifest-schema.ts, which compiles the schema with ajv at every run.
+// in place of scripts/lib/manifest/schema.ts, which compiles the schema with ajv at every run.
 const schemaModule = path.join(dist, 'manifest-schema.js');
 await writeStandaloneSchema(kit, schemaModule);
-const manifestSchemaTs = path.join(scripts, 'lib', 'manifest-schema.ts');
+const manifestSchemaTs = path.join(scripts, 'lib', 'manifest', 'schema.ts');
 // yaml's ES module build (what its package offers to everything but Node; the same code) instead of its
 // CommonJS one: esbuild keeps only what the kit uses and Node runs no CommonJS wrappers (≈ 25 ms less
 // per verb in the test host). The kit sets logLevel 'error', so its one difference (warnings through
@@ -34,7 +34,7 @@ const yamlAsEsm = {
 const standaloneSchema = {
   name: 'standalone-manifest-schema',
   setup(b) {
-    b.onResolve({ filter: /\/manifest-schema\.ts$/ }, (args) => {
+    b.onResolve({ filter: /\/schema\.ts$/ }, (args) => {
       const target = path.resolve(args.resolveDir, args.path);
       return target === manifestSchemaTs ? { path: schemaModule } : undefined;
     });

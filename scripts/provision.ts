@@ -1,7 +1,7 @@
 // provision: make this host ready for the manifest's app; idempotent (a second run changes nothing and says so).
-import { runCommand } from './lib/cli.ts';
-import { OperationError } from './lib/errors.ts';
-import type { Changes } from './lib/provision.ts';
+import { runCommand } from './lib/run/cli.ts';
+import { OperationError } from './lib/run/errors.ts';
+import type { Changes } from './lib/setup/provision.ts';
 
 const spec = {
   name: 'provision',
@@ -17,11 +17,11 @@ it never replaces a pinned key (remove the old line with ssh-keygen -R to re-pin
 
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
-  const { createContext } = await import('./lib/context.ts');
-  const { withLock } = await import('./lib/locked.ts');
-  const { ensureCommandLink, ensureLayoutOwned, ensurePackages, ensureSharedPaths, ensureUnits, ensureUser } = await import('./lib/provision.ts');
-  const { checkDeployKeyFirst, ensureHostKeyPinned } = await import('./lib/pin.ts');
-  const { checkProxyFirst, ensureProxy, hasStaleSites } = await import('./lib/proxy.ts');
+  const { createContext } = await import('./lib/state/context.ts');
+  const { withLock } = await import('./lib/golive/locked.ts');
+  const { ensureCommandLink, ensureLayoutOwned, ensurePackages, ensureSharedPaths, ensureUnits, ensureUser } = await import('./lib/setup/provision.ts');
+  const { checkDeployKeyFirst, ensureHostKeyPinned } = await import('./lib/setup/pin.ts');
+  const { checkProxyFirst, ensureProxy, hasStaleSites } = await import('./lib/setup/proxy.ts');
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   if (process.getuid?.() !== 0 && !ctx.dryRun) {
     throw new OperationError('provision must run as root: it creates a system user, installs units and writes /etc/cron.d.', 'Run it with sudo, or see what it would do with --dry-run.');

@@ -1,6 +1,6 @@
 // prune: delete old releases; keeps the live release, the rollback target, builds in progress and releases in use.
-import { runCommand } from './lib/cli.ts';
-import { ExitCode, LockedError, UsageError } from './lib/errors.ts';
+import { runCommand } from './lib/run/cli.ts';
+import { ExitCode, LockedError, UsageError } from './lib/run/errors.ts';
 
 const spec = {
   name: 'prune',
@@ -22,10 +22,10 @@ function parseKeep(v: unknown, fallback: number): number {
 
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
-  const { createContext, history } = await import('./lib/context.ts');
-  const { withLock } = await import('./lib/locked.ts');
-  const { applyPrune, prunePlanFor } = await import('./lib/prune.ts');
-  const { cleanInterrupted } = await import('./lib/build.ts');
+  const { createContext, history } = await import('./lib/state/context.ts');
+  const { withLock } = await import('./lib/golive/locked.ts');
+  const { applyPrune, prunePlanFor } = await import('./lib/state/prune.ts');
+  const { cleanInterrupted } = await import('./lib/build/build.ts');
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   const keep = parseKeep(args.values.keep, ctx.m.keep);
   try {

@@ -1,6 +1,6 @@
 // rollback: go back to the last good release before the live one (from the history), and mark the live one bad.
-import { dryRunOption, runCommand } from './lib/cli.ts';
-import { OperationError } from './lib/errors.ts';
+import { dryRunOption, runCommand } from './lib/run/cli.ts';
+import { OperationError } from './lib/run/errors.ts';
 
 const spec = {
   name: 'rollback',
@@ -14,14 +14,14 @@ const spec = {
 
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
-  const { createContext, history, record, releaseOnDisk } = await import('./lib/context.ts');
-  const { withLock } = await import('./lib/locked.ts');
-  const { activateRelease } = await import('./lib/activation.ts');
-  const { finishBeforeStopping } = await import('./lib/stop.ts');
-  const { activations, rollbackTarget } = await import('./lib/history.ts');
-  const { assertReleaseId } = await import('./lib/paths.ts');
-  const { liveRelease } = await import('./lib/switch.ts');
-  const { shareAssetsForCutover } = await import('./lib/assets.ts');
+  const { createContext, history, record, releaseOnDisk } = await import('./lib/state/context.ts');
+  const { withLock } = await import('./lib/golive/locked.ts');
+  const { activateRelease } = await import('./lib/golive/activation.ts');
+  const { finishBeforeStopping } = await import('./lib/run/stop.ts');
+  const { activations, rollbackTarget } = await import('./lib/state/history.ts');
+  const { assertReleaseId } = await import('./lib/manifest/paths.ts');
+  const { liveRelease } = await import('./lib/state/switch.ts');
+  const { shareAssetsForCutover } = await import('./lib/build/assets.ts');
   const to = args.values.to === undefined ? undefined : assertReleaseId(String(args.values.to));
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   await withLock(ctx, args.operation, async () => {
@@ -49,7 +49,7 @@ await runCommand(spec, async (args) => {
       if (live) await record(ctx, { event: 'marked-bad', release: live, commit: records.get(live)?.commit, reason: `rolled back to ${target} by ${ctx.by}` });
     });
     if (live) ctx.log.info(`Release ${live} is marked bad and kept for inspection.`);
-    const { runHooks } = await import('./lib/hooks.ts');
+    const { runHooks } = await import('./lib/build/hooks.ts');
     await runHooks(ctx, 'after_rollback', {
       release: target,
       commit: records.get(target)?.commit ?? '',

@@ -1,5 +1,5 @@
 // status: the live release, the rollback target, and each release with its state, commit, age and size.
-import { runCommand } from './lib/cli.ts';
+import { runCommand } from './lib/run/cli.ts';
 
 const spec = {
   name: 'status',
@@ -12,8 +12,8 @@ const spec = {
 
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
-  const { createContext } = await import('./lib/context.ts');
-  const { formatStatus, gatherStatus } = await import('./lib/status.ts');
+  const { createContext } = await import('./lib/state/context.ts');
+  const { formatStatus, gatherStatus } = await import('./lib/report/status.ts');
   const ctx = await createContext(args.manifestFile);
   const report = await gatherStatus(ctx);
   process.stdout.write(args.values.json ? JSON.stringify(report, null, 2) + '\n' : formatStatus(report));

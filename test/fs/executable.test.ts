@@ -6,8 +6,8 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { stringify } from 'yaml';
-import { checkManifest } from '../../scripts/lib/manifest.ts';
-import { manifestValidator, type SchemaValidator } from '../../scripts/lib/manifest-schema.ts';
+import { checkManifest } from '../../scripts/lib/manifest/manifest.ts';
+import { manifestValidator, type SchemaValidator } from '../../scripts/lib/manifest/schema.ts';
 import { kitDir, makeFixture, runScript, scriptEnv, type Fixture, type RunResult } from '../helpers/kit.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/gitrepo.ts';
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { makeFixture, type Fixture } from '../helpers/kit.ts';
 import { cleanupTempDirs } from '../helpers/gitrepo.ts';
-import { STOP_GRACE_MS } from '../../scripts/lib/group.ts';
+import { STOP_GRACE_MS } from '../../scripts/lib/run/group.ts';
 
 // A build that writes its own pid and its child's to $HOME/step.pids, then waits. With IGNORE_TERM in
 // the commit, the shell and the sleep it starts both ignore SIGTERM: only the SIGKILL after the grace period ends them.

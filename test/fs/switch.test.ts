@@ -4,9 +4,9 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { switchActive, liveRelease } from '../../scripts/lib/switch.ts';
-import { createOps } from '../../scripts/lib/ops.ts';
-import { appPaths, type AppPaths } from '../../scripts/lib/paths.ts';
+import { switchActive, liveRelease } from '../../scripts/lib/state/switch.ts';
+import { createOps } from '../../scripts/lib/run/ops.ts';
+import { appPaths, type AppPaths } from '../../scripts/lib/manifest/paths.ts';
 import { snapshot } from '../helpers/kit.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/gitrepo.ts';
 

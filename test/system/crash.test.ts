@@ -1,7 +1,7 @@
 // system tier: SIGKILL the kit at every step boundary of release, activate, rollback and prune (and in the middle of fetch, install, build and a delete), and cut the power during an activation; after each the app is whole, status tells the truth, and the next release just works.
 //
 // Each kill lands where it claims. A boundary is named to the kit with the test-only switch
-// CUTOVER_TEST_PAUSE (scripts/lib/log.ts): the kit prints "[cutover test pause] <point>" there and
+// CUTOVER_TEST_PAUSE (scripts/lib/run/log.ts): the kit prints "[cutover test pause] <point>" there and
 // blocks until it is killed, so the SIGKILL to its whole process group (the kit and every command it
 // started) cannot come a moment late. The middle of install and build is marked by the app's own
 // command (it prints a line, then sleeps); the middle of fetch and of a delete is found by watching
@@ -16,7 +16,7 @@ import { bootKitHost, expectExit, type KitHost } from '../helpers/hostkit.ts';
 import { httpGet } from '../helpers/apps.ts';
 import { cleanupTempDirs, tempDir, type AppRepo } from '../helpers/gitrepo.ts';
 import { bootKitHostAgain, inHost, runAndKill, startKit, tail, type KillPoint, type KillResult } from '../helpers/crash.ts';
-import { PAUSE_MARK } from '../../scripts/lib/log.ts';
+import { PAUSE_MARK } from '../../scripts/lib/run/log.ts';
 import { systemTier } from '../helpers/prereq.ts';
 import { nodeApp, setUp } from '../helpers/fixtures.ts';
 
@@ -237,7 +237,7 @@ function report(name: string, at: string, problems: string[], ms: number, out?: 
 
 interface Point extends KillPoint {
   /**
-   * The pause point the kit stops at (CUTOVER_TEST_PAUSE, see scripts/lib/log.ts): "<step title
+   * The pause point the kit stops at (CUTOVER_TEST_PAUSE, see scripts/lib/run/log.ts): "<step title
    * prefix>:start|end" or "<line prefix>:line". {sha} and {id} stand for the commit the attempt
    * releases and its release id. The kill follows the kit's pause mark.
    */
@@ -394,7 +394,7 @@ async function otherReady(l: Lane): Promise<{ id: string; commit: string; live: 
 }
 
 it('activate: SIGKILL at every step boundary', async () => {
-  // A boundary is a pause point, "<step title prefix>:start|end" or "<line prefix>:line" (scripts/lib/log.ts).
+  // A boundary is a pause point, "<step title prefix>:start|end" or "<line prefix>:line" (scripts/lib/run/log.ts).
   const points: Point[] = [
     ...ACTIVATION_POINTS,
   ];

@@ -7,7 +7,7 @@ import { systemTier } from '../helpers/prereq.ts';
 import { httpGet } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { inHost, startKit, tail } from '../helpers/crash.ts';
-import { STOP_GRACE_MS } from '../../scripts/lib/group.ts';
+import { STOP_GRACE_MS } from '../../scripts/lib/run/group.ts';
 import { bootNodeApp } from '../helpers/fixtures.ts';
 
 const { it, ready: ROOT } = systemTier(import.meta.url);

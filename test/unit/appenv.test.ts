@@ -4,8 +4,8 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { appEnvironment, APP_PATH, parseEnvFile } from '../../scripts/lib/appenv.ts';
-import { parseManifest } from '../../scripts/lib/manifest.ts';
+import { appEnvironment, APP_PATH, parseEnvFile } from '../../scripts/lib/build/appenv.ts';
+import { parseManifest } from '../../scripts/lib/manifest/manifest.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cutover-appenv-'));
 const envFile = path.join(dir, '.env');

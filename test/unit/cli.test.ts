@@ -1,7 +1,7 @@
 // unit: the command line: what the lock says its holder does (the verb with its flags), and the parsed args.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { describeOperation, parseCommandLine, type CommandSpec } from '../../scripts/lib/cli.ts';
+import { describeOperation, parseCommandLine, type CommandSpec } from '../../scripts/lib/run/cli.ts';
 
 const release: CommandSpec = {
   name: 'release',

@@ -13,10 +13,10 @@ import {
   remoteAccessFor,
   type Lstat,
   type SshAccess,
-} from '../../scripts/lib/deploykey.ts';
-import { manifestProblems, parseManifest } from '../../scripts/lib/manifest.ts';
-import { looksLikeSsh, sshRemote } from '../../scripts/lib/repo-url.ts';
-import { ExitCode, OperationError } from '../../scripts/lib/errors.ts';
+} from '../../scripts/lib/build/deploykey.ts';
+import { manifestProblems, parseManifest } from '../../scripts/lib/manifest/manifest.ts';
+import { looksLikeSsh, sshRemote } from '../../scripts/lib/manifest/repo-url.ts';
+import { ExitCode, OperationError } from '../../scripts/lib/run/errors.ts';
 
 test('sshRemote reads ssh:// and scp-like URLs, with the name known_hosts gives the server', () => {
   assert.equal(sshRemote('ssh://git@127.0.0.1:4622/home/git/app.git'), { host: '127.0.0.1', port: 4622, known: '[127.0.0.1]:4622' });

@@ -1,4 +1,4 @@
-// Tests scripts/lib/escape.ts: round trips through systemd's quoting rules, checked against the real systemd 252 parser.
+// Tests scripts/lib/manifest/escape.ts: round trips through systemd's quoting rules, checked against the real systemd 252 parser.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -17,9 +17,9 @@ import {
   execArgument,
   quoteWord,
   runArgument,
-} from '../../scripts/lib/escape.ts';
+} from '../../scripts/lib/manifest/escape.ts';
 import { expandExecVariables, systemdUnquote } from '../helpers/systemd-parse.ts';
-import { CutoverError, ExitCode } from '../../scripts/lib/errors.ts';
+import { CutoverError, ExitCode } from '../../scripts/lib/run/errors.ts';
 import { fileMissing, requiring } from '../helpers/prereq.ts';
 
 /** Values an operator (or an attacker) could put in a manifest; none contains a control character. */

@@ -6,8 +6,8 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { httpCheck } from '../../scripts/lib/health.ts';
-import { maskSecrets, MIN_SECRET_LENGTH } from '../../scripts/lib/secrets.ts';
+import { httpCheck } from '../../scripts/lib/golive/health.ts';
+import { maskSecrets, MIN_SECRET_LENGTH } from '../../scripts/lib/build/secrets.ts';
 
 /** A loopback server answering GET /<status> with that status (a 3xx points at a port nobody listens on). */
 async function statusServer(): Promise<{ port: number; close: () => void; hits: string[] }> {

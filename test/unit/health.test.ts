@@ -3,8 +3,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import http from 'node:http';
 import net from 'node:net';
-import { DEFAULT_HEALTH_FAILURES, healthGate } from '../../scripts/lib/health.ts';
-import type { Manifest } from '../../scripts/lib/manifest.ts';
+import { DEFAULT_HEALTH_FAILURES, healthGate } from '../../scripts/lib/golive/health.ts';
+import type { Manifest } from '../../scripts/lib/manifest/manifest.ts';
 
 const servers: http.Server[] = [];
 

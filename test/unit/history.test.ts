@@ -12,7 +12,7 @@ import {
   rollbackTarget,
   writerAlive,
   type HistoryEvent,
-} from '../../scripts/lib/history.ts';
+} from '../../scripts/lib/state/history.ts';
 
 // Ids whose alphabetical order is the reverse of the build order below, so nothing can pass by sorting names.
 const A = 'ffff00000001';

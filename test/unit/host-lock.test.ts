@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { withHostLock } from '../../scripts/lib/lock.ts';
+import { withHostLock } from '../../scripts/lib/state/lock.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cutover-hostlock-'));
 const file = path.join(dir, 'proxy.lock');

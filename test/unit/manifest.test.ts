@@ -16,8 +16,8 @@ import {
   rootProblems,
   userProblems,
   type Manifest,
-} from '../../scripts/lib/manifest.ts';
-import { ExitCode, UsageError } from '../../scripts/lib/errors.ts';
+} from '../../scripts/lib/manifest/manifest.ts';
+import { ExitCode, UsageError } from '../../scripts/lib/run/errors.ts';
 
 const kit = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fixtures = path.join(kit, 'test', 'fixtures', 'manifests');

@@ -1,4 +1,4 @@
-// Tests the crash tests' pause point in scripts/lib/log.ts (CUTOVER_TEST_PAUSE): it stops exactly where named, blocks until killed, and is inert when unset.
+// Tests the crash tests' pause point in scripts/lib/run/log.ts (CUTOVER_TEST_PAUSE): it stops exactly where named, blocks until killed, and is inert when unset.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
@@ -6,12 +6,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { kitDir } from '../helpers/kit.ts';
-import { parsePause, PAUSE_MARK } from '../../scripts/lib/log.ts';
+import { parsePause, PAUSE_MARK } from '../../scripts/lib/run/log.ts';
 
 const tsx = path.join(kitDir, 'node_modules', '.bin', 'tsx');
 // Three steps and two plain lines; each step and line leaves a trace on stdout.
 const script = `
-import { createLogger } from ${JSON.stringify(path.join(kitDir, 'scripts/lib/log.ts'))};
+import { createLogger } from ${JSON.stringify(path.join(kitDir, 'scripts/lib/run/log.ts'))};
 const log = createLogger();
 log.info('first line');
 await log.step('fetch the repo', async () => { console.log('fetch ran'); });
@@ -79,7 +79,7 @@ test('parsePause: a prefix may hold colons; a malformed value is refused, naming
 
 test('the kit runs with the variable unset by default (no pause leaks into a real run)', () => {
   const r = spawnSync('grep', ['-rl', 'CUTOVER_TEST_PAUSE', path.join(kitDir, 'scripts')], { encoding: 'utf8' });
-  assert.equal(r.stdout.trim().split('\n').map((f) => path.relative(kitDir, f)), ['scripts/lib/log.ts'], 'read in one place only');
+  assert.equal(r.stdout.trim().split('\n').map((f) => path.relative(kitDir, f)), ['scripts/lib/run/log.ts'], 'read in one place only');
 });
 
 test.run();

@@ -1,10 +1,10 @@
-// Tests scripts/lib/procfs.ts's handover readers on a made-up /proc: who accepted a loopback connection.
+// Tests scripts/lib/state/procfs.ts's handover readers on a made-up /proc: who accepted a loopback connection.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { acceptedInode, unitHoldingSocket } from '../../scripts/lib/procfs.ts';
+import { acceptedInode, unitHoldingSocket } from '../../scripts/lib/state/procfs.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cutover-procfs-'));
 const HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';

@@ -1,11 +1,11 @@
-// Tests scripts/lib/proxy-site.ts and the manifest's proxy key: the nginx and Caddy sites' text, the Caddyfile and its import, what is refused.
+// Tests scripts/lib/setup/proxy-site.ts and the manifest's proxy key: the nginx and Caddy sites' text, the Caddyfile and its import, what is refused.
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CutoverError, ExitCode } from '../../scripts/lib/errors.ts';
-import { manifestProblems, parseManifest, type Manifest } from '../../scripts/lib/manifest.ts';
-import { kitPaths } from '../../scripts/lib/paths.ts';
+import { CutoverError, ExitCode } from '../../scripts/lib/run/errors.ts';
+import { manifestProblems, parseManifest, type Manifest } from '../../scripts/lib/manifest/manifest.ts';
+import { kitPaths } from '../../scripts/lib/manifest/paths.ts';
 import {
   CADDY_IMPORT,
   importsCutoverSites,
@@ -18,8 +18,8 @@ import {
   siteAddresses,
   siteMark,
   withCutoverImport,
-} from '../../scripts/lib/proxy-site.ts';
-import { siteWarnings } from '../../scripts/lib/proxy.ts';
+} from '../../scripts/lib/setup/proxy-site.ts';
+import { siteWarnings } from '../../scripts/lib/setup/proxy.ts';
 
 const BASE = 'app: shop-2\nrepo: https://git.example.org/shop.git\nstart: node server.js\nport: 3100\n';
 

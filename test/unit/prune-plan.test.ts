@@ -1,8 +1,8 @@
 // Unit tests for the pure prune plan: what prune keeps and deletes, and why, from the history's order.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { planPrune, type PruneDecision, type PruneInput } from '../../scripts/lib/prune.ts';
-import { releaseStates, rollbackTarget, type HistoryEvent } from '../../scripts/lib/history.ts';
+import { planPrune, type PruneDecision, type PruneInput } from '../../scripts/lib/state/prune.ts';
+import { releaseStates, rollbackTarget, type HistoryEvent } from '../../scripts/lib/state/history.ts';
 
 let clock = Date.parse('2025-01-01T00:00:00Z');
 function ev(event: HistoryEvent['event'], release: string, extra: Partial<HistoryEvent> = {}): HistoryEvent {

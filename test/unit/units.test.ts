@@ -1,15 +1,15 @@
-// Tests scripts/lib/units.ts: rendered units and cron entries, checked by the real systemd-analyze and systemd 252 parser.
+// Tests scripts/lib/host/units.ts: rendered units and cron entries, checked by the real systemd-analyze and systemd 252 parser.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CutoverError, ExitCode } from '../../scripts/lib/errors.ts';
-import { cronSchedule, environmentWord, quoteWord, escapeSpecifiers } from '../../scripts/lib/escape.ts';
+import { CutoverError, ExitCode } from '../../scripts/lib/run/errors.ts';
+import { cronSchedule, environmentWord, quoteWord, escapeSpecifiers } from '../../scripts/lib/manifest/escape.ts';
 import { expandExecVariables } from '../helpers/systemd-parse.ts';
-import type { Manifest } from '../../scripts/lib/manifest.ts';
-import { kitPaths } from '../../scripts/lib/paths.ts';
+import type { Manifest } from '../../scripts/lib/manifest/manifest.ts';
+import { kitPaths } from '../../scripts/lib/manifest/paths.ts';
 import {
   SOCKET_BACKLOG,
   preflightCommand,
@@ -22,9 +22,9 @@ import {
   sandboxDirectives,
   serviceArgv,
   serviceEnvironment,
-} from '../../scripts/lib/units.ts';
+} from '../../scripts/lib/host/units.ts';
 import { commandMissing, fileMissing, requiring } from '../helpers/prereq.ts';
-import { renderTemplate } from '../../scripts/lib/template.ts';
+import { renderTemplate } from '../../scripts/lib/host/template.ts';
 
 const KIT = '/opt/cutover';
 

@@ -1,0 +1,263 @@
+// Builds one release: export the commit, link the shared paths, install, build, migrate, seal.
+import fs from 'node:fs';
+import path from 'node:path';
+import { OperationError, StoppedError } from '../run/errors.ts';
+import { exportTree } from './git.ts';
+import { processStartTicks } from '../state/procfs.ts';
+import { formatDuration } from '../run/log.ts';
+import type { ReleaseRecord } from '../state/history.ts';
+import { history, record, releaseOnDisk, type Context } from '../state/context.ts';
+import { cacheDonor, carryBuildCaches, depsKey, depsSnapshotFor, depsSpecFor, restoreDeps, shareIdenticalFiles, snapshotDeps } from './reuse.ts';
+import { assetDonors, carryAssets, recordBuiltAssets } from './assets.ts';
+import { appEnvironment } from './appenv.ts';
+import { liveRelease } from '../state/switch.ts';
+import { runHooks } from './hooks.ts';
+
+/** A fresh release id for a commit: its first 12 hex digits, with -rN when that one is taken. */
+export function nextReleaseId(commit: string, taken: (id: string) => boolean): string {
+  const base = commit.slice(0, 12);
+  if (!taken(base)) return base;
+  for (let n = 2; ; n++) if (!taken(`${base}-r${n}`)) return `${base}-r${n}`;
+}
+
+/** Refuses a path inside a release whose parent chain holds a symlink (the repo is untrusted). */
+function assertNoSymlinkBetween(base: string, target: string): void {
+  const rel = path.relative(base, target);
+  if (rel.startsWith('..') || path.isAbsolute(rel)) throw new OperationError(`${target} is outside ${base}.`);
+  let cur = base;
+  for (const part of path.dirname(rel).split(path.sep).filter((p) => p && p !== '.')) {
+    cur = path.join(cur, part);
+    const st = fs.lstatSync(cur, { throwIfNoEntry: false });
+    if (st?.isSymbolicLink()) {
+      throw new OperationError(
+        `The repository has a symlink at ${path.relative(base, cur)}, where the shared path ${rel} must be linked.`,
+        'Remove that symlink from the repository, or change `shared` in the manifest.',
+      );
+    }
+  }
+}
+
+/** Makes a shared path exist under shared/ (a directory for a trailing slash, else an empty file). */
+async function ensureSharedTarget(ctx: Context, rel: string): Promise<void> {
+  const target = ctx.paths.sharedTarget(rel);
+  if (fs.existsSync(target)) return;
+  const secret = ctx.paths.envFile === target;
+  await ctx.ops.mkdir(path.dirname(target), 0o755);
+  if (rel.endsWith('/')) await ctx.ops.mkdir(target, 0o750);
+  else await ctx.ops.writeFile(target, '', secret ? 0o600 : 0o640);
+  await ctx.ops.chown(target, ctx.m.user);
+}
+
+/** Links every shared path into the release, replacing whatever the repository had there. */
+export async function linkShared(ctx: Context, id: string): Promise<void> {
+  const dir = ctx.paths.release(id);
+  for (const rel of ctx.m.shared) {
+    await ensureSharedTarget(ctx, rel);
+    const link = ctx.paths.sharedLink(id, rel);
+    if (!ctx.dryRun) {
+      assertNoSymlinkBetween(dir, link);
+      if (fs.lstatSync(link, { throwIfNoEntry: false })) {
+        ctx.log.info(`    the repository has its own ${rel}: replaced by the shared one`);
+        await ctx.ops.remove(link);
+      }
+    }
+    await ctx.ops.mkdir(path.dirname(link));
+    await ctx.ops.symlink(ctx.paths.sharedTarget(rel), link);
+  }
+}
+
+/** Runs the manifest's install, build and migrate commands in the release, as the app's user. */
+async function runSteps(ctx: Context, id: string, opts: BuildOptions): Promise<void> {
+  const { m, paths } = ctx;
+  const env = appEnvironment(m, { home: paths.cache, envFile: paths.envFile });
+  const run = (name: 'install' | 'build' | 'migrate', command: string) =>
+    ctx.log.step(`${name}: ${command}`, () =>
+      ctx.ops.run(['/bin/sh', '-c', command], {
+        cwd: paths.release(id),
+        env,
+        user: m.user,
+        display: command,
+        limit: { seconds: m.timeouts[name], setting: `timeouts.${name}` },
+      }),
+    );
+  if (m.install) {
+    // Keyed on the lockfile as committed, before the install could rewrite it.
+    const key = ctx.dryRun ? undefined : depsKey(paths.release(id), m.runtime, m.install);
+    const snapshot = key && !opts.fresh ? depsSnapshotFor(ctx, key) : undefined;
+    const spec = depsSpecFor(m.runtime);
+    if (snapshot) {
+      await ctx.log.step(`install: skipped, ${spec.lockfile} and the install command are unchanged: copying ${spec.dir} as the last install left it`, () =>
+        restoreDeps(ctx, snapshot, id),
+      );
+    } else {
+      await run('install', m.install);
+      if (key) await ctx.log.step(`keep ${spec.dir} as installed, for the next release with this ${spec.lockfile}`, () => snapshotDeps(ctx, id, key));
+    }
+  }
+  if (m.cache.length > 0 && m.build) {
+    const donor = ctx.dryRun ? undefined : cacheDonor(ctx, id, history(ctx).records);
+    if (donor) {
+      await ctx.log.step(`copy the build cache (${m.cache.join(', ')}) from ${donor}`, async () => {
+        const carried = await carryBuildCaches(ctx, donor, id);
+        if (carried.length < m.cache.length) ctx.log.info(`    ${donor} has no ${m.cache.filter((c) => !carried.includes(c.replace(/\/+$/, ''))).join(', ')} to copy`);
+      });
+    }
+  }
+  if (m.build) await run('build', m.build);
+  if (m.migrate) await run('migrate', m.migrate);
+}
+
+/** Old pages keep their assets: list what this build wrote, then link in what the recently live releases built. */
+async function keepRecentAssets(ctx: Context, id: string): Promise<void> {
+  await recordBuiltAssets(ctx, id);
+  const donors = ctx.dryRun ? [] : assetDonors(history(ctx).events, id, ctx.m.assets_keep, (r) => releaseOnDisk(ctx, r));
+  await carryAssets(ctx, id, donors);
+}
+
+async function prepareCache(ctx: Context): Promise<void> {
+  if (fs.existsSync(ctx.paths.cache)) return;
+  await ctx.ops.mkdir(ctx.paths.cache, 0o750);
+  await ctx.ops.chown(ctx.paths.cache, ctx.m.user);
+}
+
+/** Seals a built release: owned by root and read-only to everyone else, so the app cannot change it. */
+async function seal(ctx: Context, id: string): Promise<void> {
+  const dir = ctx.paths.release(id);
+  if (process.getuid?.() !== 0) return;
+  await ctx.ops.run(['chown', '-R', '--no-dereference', 'root:root', dir], { quiet: true });
+  await ctx.ops.chmod(dir, 'go-w', { recursive: true });
+}
+
+/**
+ * Hands the manifest's `writable` directories of a sealed release to the app's user, and nothing else:
+ * each is created if the build did not make it, and refused if it or a directory above it is a symlink or
+ * not a directory (the repo and the build are untrusted; after the seal they cannot change it any more).
+ */
+async function openWritable(ctx: Context, id: string): Promise<void> {
+  const dir = ctx.paths.release(id);
+  for (const rel of ctx.m.writable.map((w) => w.replace(/\/+$/, ''))) {
+    const target = path.join(dir, rel);
+    let cur = dir;
+    for (const part of rel.split('/')) {
+      cur = path.join(cur, part);
+      const st = fs.lstatSync(cur, { throwIfNoEntry: false });
+      if (st && !st.isDirectory()) {
+        throw new OperationError(
+          `The release has ${st.isSymbolicLink() ? 'a symlink' : 'a file'} at ${path.relative(dir, cur)}, where the writable directory ${rel} must be.`,
+          'Remove it from the repository (or stop the build from making it), or change `writable` in the manifest.',
+        );
+      }
+      if (!st) break;
+    }
+    await ctx.ops.mkdir(target);
+    await ctx.ops.chown(target, ctx.m.user, { recursive: true });
+  }
+}
+
+/** Shares the sealed release's identical files with the live (or newest ready) sealed release. */
+async function shareWithNeighbour(ctx: Context, id: string): Promise<void> {
+  if (process.getuid?.() !== 0 || ctx.dryRun) return;
+  const records = history(ctx).records;
+  const neighbour = liveRelease(ctx.paths) ?? [...records.values()].filter((r) => r.state === 'ready' && r.id !== id).sort((a, b) => b.order - a.order)[0]?.id;
+  if (!neighbour || neighbour === id || !releaseOnDisk(ctx, neighbour)) return;
+  const saved = shareIdenticalFiles(ctx.paths.release(id), ctx.paths.release(neighbour), ctx.m.writable);
+  ctx.log.info(`    ${(saved / (1 << 20)).toFixed(1)} MB of identical files shared with ${neighbour} (hard links between sealed releases)`);
+}
+
+/**
+ * Builds a release of `commit` under a new id. Its history says building until it ends; on any
+ * failure the release is recorded as failed and its directory removed. The live release is untouched.
+ */
+export interface BuildOptions {
+  /** Install from scratch even when a ready release has the same lockfile (--rebuild). */
+  fresh?: boolean;
+}
+
+export async function buildRelease(ctx: Context, commit: string, ref: string, id: string, opts: BuildOptions = {}): Promise<void> {
+  const { paths, ops, log } = ctx;
+  const dir = paths.release(id);
+  const t0 = performance.now();
+  await record(ctx, { event: 'build-started', release: id, commit, ref, pid: process.pid, started: processStartTicks(process.pid) });
+  try {
+    await log.step(`export ${commit.slice(0, 12)} into ${dir}`, async () => {
+      await ops.mkdir(paths.releases);
+      await ops.mkdir(dir);
+      await exportTree(ops, paths.repo, commit, dir);
+      await ops.writeFile(paths.revisionFile(id), commit + '\n');
+    });
+    await log.step('link shared paths', async () => {
+      await linkShared(ctx, id);
+      await prepareCache(ctx);
+      await ops.chown(dir, ctx.m.user, { recursive: true });
+    });
+    await runSteps(ctx, id, opts);
+    if (ctx.m.assets.length > 0) await log.step(`keep the assets of recent releases (${ctx.m.assets.join(', ')})`, () => keepRecentAssets(ctx, id));
+    await log.step('seal the release read-only', async () => {
+      await seal(ctx, id);
+      await shareWithNeighbour(ctx, id);
+      if (ctx.m.writable.length > 0) {
+        await openWritable(ctx, id);
+        log.info(`    writable by ${ctx.m.user} while it runs: ${ctx.m.writable.join(', ')}`);
+      }
+    });
+  } catch (e) {
+    if (e instanceof StoppedError) {
+      // Told to stop (SIGTERM, SIGINT, SIGHUP): the step's processes are already gone. Interrupted, not failed.
+      await ops.remove(dir);
+      await record(ctx, { event: 'build-interrupted', release: id, commit, duration_ms: Math.round(performance.now() - t0), reason: `stopped by ${e.signal}` });
+      throw new StoppedError(
+        `The build of ${id} was stopped: ${e.message}`,
+        e.signal,
+        'The live release and the service were not touched; the stopped release was removed. Release again to build it.',
+      );
+    }
+    const full = ctx.dryRun ? '' : diskFullNote(paths.root);
+    const reason = (e as Error).message.split('\n')[0] + (full ? ' (the disk is full)' : '');
+    // Removed first: on a full disk the history line may need the space the partial release holds.
+    // A crash in between leaves a build whose process is gone: interrupted, and cleaned up next time.
+    await ops.remove(dir);
+    await record(ctx, { event: 'build-failed', release: id, commit, duration_ms: Math.round(performance.now() - t0), reason });
+    throw new OperationError(
+      `The build of ${id} failed: ${(e as Error).message}${full}`,
+      'The live release and the service were not touched; the failed release was removed. Fix the app and release again.',
+    );
+  }
+  const ms = Math.round(performance.now() - t0);
+  await record(ctx, { event: 'build-finished', release: id, commit, duration_ms: ms });
+  log.info(`Release ${id} is ready (built in ${formatDuration(ms)}).`);
+  const live = liveRelease(paths);
+  if (ctx.m.assets.length > 0 && live && live !== id) {
+    // Now, not only at the cut-over: in a fleet every host builds first, and a page that a host already
+    // switched serves may ask a host still on the live release for the new assets.
+    await log.step(`lend its assets to the live release ${live}`, () => carryAssets(ctx, live, [id]));
+  }
+  await runHooks(ctx, 'after_build', { release: id, commit, previous: live, previousCommit: live ? history(ctx).records.get(live)?.commit : undefined, via: 'release', outcome: 'built' });
+}
+
+/**
+ * A sentence for a failed build when the filesystem holding dir has (almost) no space left for the
+ * app's user: the failing tool's own words ("No space left on device") are easy to miss in its output.
+ */
+export function diskFullNote(dir: string): string {
+  try {
+    const st = fs.statfsSync(dir);
+    const free = st.bavail * st.bsize;
+    if (free >= 16 << 20) return '';
+    const mb = (n: number) => `${(n / (1 << 20)).toFixed(1)} MB`;
+    return `\nThe filesystem holding ${dir} is full (${mb(free)} free of ${mb(st.blocks * st.bsize)}): free some space (\`npx tsx scripts/prune.ts\` deletes old releases) and release again.`;
+  } catch {
+    return '';
+  }
+}
+
+/** Under the lock: a build whose process is gone is recorded as interrupted and its directory removed. */
+export async function cleanInterrupted(ctx: Context, records: Map<string, ReleaseRecord>): Promise<void> {
+  for (const r of records.values()) {
+    if (r.state !== 'interrupted') continue;
+    const onDisk = releaseOnDisk(ctx, r.id);
+    if (r.interruptionRecorded && !onDisk) continue;
+    ctx.log.info(`Cleaning up ${r.id}: its build was interrupted.`);
+    if (!r.interruptionRecorded) await record(ctx, { event: 'build-interrupted', release: r.id, commit: r.commit, reason: r.reason });
+    if (onDisk) await ctx.ops.remove(ctx.paths.release(r.id));
+  }
+}

@@ -1,0 +1,26 @@
+// A verb's work under the app's lock: the lock taken, stop signals handled, what a killed run left cleared first.
+import fs from 'node:fs';
+import type { Context } from '../state/context.ts';
+import { OperationError } from '../run/errors.ts';
+import { clearLeftovers } from './leftovers.ts';
+import { acquireLock } from '../state/lock.ts';
+import { handleStopSignals } from '../run/stop.ts';
+
+/** Runs fn holding the app's lock (not with --dry-run, which changes nothing). */
+export async function withLock<T>(ctx: Context, operation: string, fn: () => Promise<T>): Promise<T> {
+  if (ctx.dryRun) return fn();
+  if (!fs.existsSync(ctx.paths.root)) {
+    throw new OperationError(`The app's root ${ctx.paths.root} does not exist.`, 'Run `npx tsx scripts/provision.ts` first (or `release`, which creates it).');
+  }
+  const lock = acquireLock(ctx.paths.lock, operation);
+  // While the lock is held, SIGTERM/SIGINT/SIGHUP stop the running step's processes and end the verb
+  // at its next step, so the lock is never freed while a build of this run still runs.
+  const restoreSignals = handleStopSignals();
+  try {
+    await clearLeftovers(ctx);
+    return await fn();
+  } finally {
+    lock.release();
+    restoreSignals();
+  }
+}

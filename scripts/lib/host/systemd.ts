@@ -1,0 +1,60 @@
+// Service control through the real systemctl and journalctl; the only module that talks to systemd.
+import fs from 'node:fs';
+import { execFile } from 'node:child_process';
+import type { Ops } from '../run/ops.ts';
+
+/**
+ * Test-only: CUTOVER_SYSTEMD=off switches service control off — preflight, starting and stopping
+ * slots, unit states, the journal, daemon-reload — so the fs test tier runs the kit for real on a
+ * machine whose PID 1 is not systemd. The health check itself still gates an activation.
+ */
+export function serviceControlEnabled(env = process.env): boolean {
+  return env.CUTOVER_SYSTEMD !== 'off';
+}
+
+/**
+ * A question to systemd (systemctl show, list-units; journalctl) that changes nothing: its standard
+ * output, '' when it fails. Argv straight to the program, without zx and the bash it starts: every
+ * verb asks a few of these before it does anything, and status loads no zx at all. Whatever changes
+ * something runs through Ops (zx), which prints it in a dry run.
+ */
+export function systemdQuery(program: 'systemctl' | 'journalctl', args: string[]): Promise<string> {
+  return new Promise((resolve) => {
+    execFile(program, args, { encoding: 'utf8', maxBuffer: 64 << 20 }, (_error, stdout) => resolve(stdout ?? ''));
+  });
+}
+
+export async function daemonReload(ops: Ops): Promise<void> {
+  if (!serviceControlEnabled()) return;
+  await ops.run(['systemctl', 'daemon-reload'], { quiet: true });
+}
+
+/**
+ * `active`, `activating`, `failed`, `inactive`…; "off" when service control is off. A unit waiting to
+ * be restarted after its process died (SubState auto-restart) counts as failed: the app exited.
+ */
+export async function unitState(unit: string): Promise<string> {
+  if (!serviceControlEnabled()) return 'off';
+  const out = await systemdQuery('systemctl', ['show', '--property=ActiveState,SubState', unit]);
+  const props = Object.fromEntries(out.trim().split('\n').map((l) => l.split('=') as [string, string]));
+  if (props.SubState === 'auto-restart') return 'failed';
+  return props.ActiveState || 'unknown';
+}
+
+
+/** The unit's last journal lines, for an operator reading why a cutover failed. */
+export async function journalTail(unit: string, lines = 20, since?: Date): Promise<string> {
+  if (!serviceControlEnabled()) return '';
+  const sinceArgs = since ? ['--since', `@${Math.floor(since.getTime() / 1000)}`] : [];
+  return (await systemdQuery('journalctl', ['--unit', unit, '--no-pager', '--output=short-iso', '--lines', String(lines), ...sinceArgs])).trim();
+}
+
+/** Was the unit file written after a process that started at `startedAtS` (seconds since the epoch; the slot's state has it), so that it runs the old unit? */
+export function unitChangedSince(startedAtS: number | undefined, unitFile: string): boolean {
+  if (!serviceControlEnabled() || !startedAtS) return false;
+  try {
+    return fs.statSync(unitFile).mtimeMs / 1000 > startedAtS;
+  } catch {
+    return false;
+  }
+}

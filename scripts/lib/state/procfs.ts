@@ -1,0 +1,111 @@
+// Readers of /proc: a process's start time and working directory, the releases in use, who accepted a TCP connection.
+import fs from 'node:fs';
+import path from 'node:path';
+import { RELEASE_ID } from '../manifest/paths.ts';
+
+/** A process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or undefined when it is gone. */
+export function processStartTicks(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parens; fields resume after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // A zombie (killed, not yet reaped by its parent or init) runs no more and holds no lock: not alive.
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+    return Number(fields[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The release a process runs in: systemd resolves WorkingDirectory=<root>/active when it starts the
+ * process, so its cwd names the release it really serves, whatever `active` says now.
+ */
+export function releaseOfProcess(releasesDir: string, pid: number | undefined): string | undefined {
+  if (!pid) return undefined;
+  try {
+    const rel = path.relative(fs.realpathSync(releasesDir), fs.readlinkSync(`/proc/${pid}/cwd`));
+    return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel.split(path.sep)[0] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function pids(proc: string): string[] {
+  return fs.readdirSync(proc).filter((p) => /^\d+$/.test(p));
+}
+
+/** Release ids that running processes use as their working directory (read from /proc/<pid>/cwd). */
+export function releasesInUse(releasesDir: string, proc = '/proc'): Map<string, number> {
+  const inUse = new Map<string, number>();
+  let real: string;
+  try {
+    real = fs.realpathSync(releasesDir);
+  } catch {
+    return inUse;
+  }
+  for (const pid of pids(proc)) {
+    let cwd: string;
+    try {
+      cwd = fs.readlinkSync(path.join(proc, pid, 'cwd'));
+    } catch {
+      continue;
+    }
+    if (!cwd.startsWith(real + '/')) continue;
+    const id = cwd.slice(real.length + 1).split('/')[0];
+    if (RELEASE_ID.test(id) && !inUse.has(id)) inUse.set(id, Number(pid));
+  }
+  return inUse;
+}
+
+/**
+ * The inode of the server side of a loopback TCP connection from clientPort to serverPort, once a
+ * process has accepted it (a connection still in the listen queue has inode 0), else undefined.
+ */
+export function acceptedInode(serverPort: number, clientPort: number, tcpTable = '/proc/net/tcp'): string | undefined {
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, '0');
+  const local = `:${hex(serverPort)}`;
+  const remote = `:${hex(clientPort)}`;
+  for (const line of fs.readFileSync(tcpTable, 'utf8').split('\n').slice(1)) {
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode …
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10 || !f[1]!.endsWith(local) || !f[2]!.endsWith(remote)) continue;
+    return f[9] !== '0' ? f[9] : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * The systemd unit (from /proc/<pid>/cgroup) of the process holding socket `inode`, looking only at
+ * processes whose cgroup path contains `cgroupHint` (the app's units); undefined when none holds it.
+ */
+export function unitHoldingSocket(inode: string, cgroupHint: string, proc = '/proc'): string | undefined {
+  const target = `socket:[${inode}]`;
+  for (const pid of pids(proc)) {
+    let cgroup: string;
+    try {
+      cgroup = fs.readFileSync(path.join(proc, pid, 'cgroup'), 'utf8');
+    } catch {
+      continue;
+    }
+    if (!cgroup.includes(cgroupHint)) continue;
+    let fds: string[];
+    try {
+      fds = fs.readdirSync(path.join(proc, pid, 'fd'));
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let link: string;
+      try {
+        link = fs.readlinkSync(path.join(proc, pid, 'fd', fd));
+      } catch {
+        continue;
+      }
+      if (link !== target) continue;
+      const unit = cgroup.split('\n').map((l) => /\/([^/]+\.service)(\/|$)/.exec(l)?.[1]).find(Boolean);
+      return unit;
+    }
+  }
+  return undefined;
+}
