@@ -20,7 +20,7 @@ await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
   const { createContext } = await import('./lib/state/context.ts');
   const { withLock } = await import('./lib/golive/locked.ts');
-  const { shareAssetsForCutover } = await import('./lib/build/assets.ts');
+  const { shareAssetsForCutover } = await import('./lib/assemble/assets.ts');
   const { activateRelease } = await import('./lib/golive/activation.ts');
   const { finishBeforeStopping } = await import('./lib/run/stop.ts');
   const { assertReleaseId } = await import('./lib/manifest/paths.ts');

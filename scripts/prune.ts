@@ -25,7 +25,7 @@ await runCommand(spec, async (args) => {
   const { createContext, history } = await import('./lib/state/context.ts');
   const { withLock } = await import('./lib/golive/locked.ts');
   const { applyPrune, prunePlanFor } = await import('./lib/state/prune.ts');
-  const { cleanInterrupted } = await import('./lib/build/build.ts');
+  const { cleanInterrupted } = await import('./lib/assemble/build.ts');
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   const keep = parseKeep(args.values.keep, ctx.m.keep);
   try {

@@ -2,7 +2,7 @@
 import { dryRunOption, runCommand } from './lib/run/cli.ts';
 import { UsageError } from './lib/run/errors.ts';
 import type { Context } from './lib/state/context.ts';
-import type { RemoteAccess } from './lib/build/git.ts';
+import type { RemoteAccess } from './lib/assemble/git.ts';
 import fs from 'node:fs';
 
 const spec = {
@@ -24,7 +24,7 @@ The README's "Private repositories" says how to make the key and how to re-pin a
 };
 
 async function resolve(ctx: Context, ref: string, access: RemoteAccess): Promise<string> {
-  const { fetchMirror, resolveRef, resolveRemote } = await import('./lib/build/git.ts');
+  const { fetchMirror, resolveRef, resolveRemote } = await import('./lib/assemble/git.ts');
   await ctx.log.step(`fetch ${ctx.m.repo}`, () => fetchMirror(ctx.ops, ctx.m.repo, ctx.paths.repo, access));
   if (!ctx.dryRun) return resolveRef(ctx.paths.repo, ref);
   // A dry run does not fetch, so the mirror may be stale or missing: ask the repository itself for
@@ -48,11 +48,11 @@ await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
   const { createContext, ensureLayout, history } = await import('./lib/state/context.ts');
   const { withLock } = await import('./lib/golive/locked.ts');
-  const { shareAssetsForCutover } = await import('./lib/build/assets.ts');
-  const { assertRefSyntax } = await import('./lib/build/git.ts');
-  const { buildRelease, cleanInterrupted, nextReleaseId } = await import('./lib/build/build.ts');
+  const { shareAssetsForCutover } = await import('./lib/assemble/assets.ts');
+  const { assertRefSyntax } = await import('./lib/assemble/git.ts');
+  const { buildRelease, cleanInterrupted, nextReleaseId } = await import('./lib/assemble/build.ts');
   const { readyReleaseOf } = await import('./lib/state/history.ts');
-  const { remoteAccessFor } = await import('./lib/build/deploykey.ts');
+  const { remoteAccessFor } = await import('./lib/assemble/deploykey.ts');
   const { activateRelease } = await import('./lib/golive/activation.ts');
   const { finishBeforeStopping } = await import('./lib/run/stop.ts');
   const { applyPrune, prunePlanFor } = await import('./lib/state/prune.ts');

@@ -21,7 +21,7 @@ await runCommand(spec, async (args) => {
   const { activations, rollbackTarget } = await import('./lib/state/history.ts');
   const { assertReleaseId } = await import('./lib/manifest/paths.ts');
   const { liveRelease } = await import('./lib/state/switch.ts');
-  const { shareAssetsForCutover } = await import('./lib/build/assets.ts');
+  const { shareAssetsForCutover } = await import('./lib/assemble/assets.ts');
   const to = args.values.to === undefined ? undefined : assertReleaseId(String(args.values.to));
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   await withLock(ctx, args.operation, async () => {
@@ -49,7 +49,7 @@ await runCommand(spec, async (args) => {
       if (live) await record(ctx, { event: 'marked-bad', release: live, commit: records.get(live)?.commit, reason: `rolled back to ${target} by ${ctx.by}` });
     });
     if (live) ctx.log.info(`Release ${live} is marked bad and kept for inspection.`);
-    const { runHooks } = await import('./lib/build/hooks.ts');
+    const { runHooks } = await import('./lib/assemble/hooks.ts');
     await runHooks(ctx, 'after_rollback', {
       release: target,
       commit: records.get(target)?.commit ?? '',

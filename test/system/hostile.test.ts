@@ -10,7 +10,7 @@ import { httpGet } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { snapshotDiff, snapshotInside } from '../helpers/system.ts';
 import { inHost, tail } from '../helpers/crash.ts';
-import { assertRefSyntax } from '../../scripts/lib/build/git.ts';
+import { assertRefSyntax } from '../../scripts/lib/assemble/git.ts';
 import { assertReleaseId } from '../../scripts/lib/manifest/paths.ts';
 import type { ExecResult } from '../host/host.ts';
 import { systemTier } from '../helpers/prereq.ts';

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { appEnvironment, APP_PATH, parseEnvFile } from '../../scripts/lib/build/appenv.ts';
+import { appEnvironment, APP_PATH, parseEnvFile } from '../../scripts/lib/assemble/appenv.ts';
 import { parseManifest } from '../../scripts/lib/manifest/manifest.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cutover-appenv-'));

@@ -13,7 +13,7 @@ import {
   remoteAccessFor,
   type Lstat,
   type SshAccess,
-} from '../../scripts/lib/build/deploykey.ts';
+} from '../../scripts/lib/assemble/deploykey.ts';
 import { manifestProblems, parseManifest } from '../../scripts/lib/manifest/manifest.ts';
 import { looksLikeSsh, sshRemote } from '../../scripts/lib/manifest/repo-url.ts';
 import { ExitCode, OperationError } from '../../scripts/lib/run/errors.ts';

@@ -1,7 +1,7 @@
 // Unit tests for assertRefSyntax: what the operator may pass as <ref> before git ever sees it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { assertRefSyntax } from '../../scripts/lib/build/git.ts';
+import { assertRefSyntax } from '../../scripts/lib/assemble/git.ts';
 import { ExitCode, UsageError } from '../../scripts/lib/run/errors.ts';
 
 const good = [

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { httpCheck } from '../../scripts/lib/golive/health.ts';
-import { maskSecrets, MIN_SECRET_LENGTH } from '../../scripts/lib/build/secrets.ts';
+import { maskSecrets, MIN_SECRET_LENGTH } from '../../scripts/lib/assemble/secrets.ts';
 
 /** A loopback server answering GET /<status> with that status (a 3xx points at a port nobody listens on). */
 async function statusServer(): Promise<{ port: number; close: () => void; hits: string[] }> {

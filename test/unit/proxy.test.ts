@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CutoverError, ExitCode } from '../../scripts/lib/run/errors.ts';
 import { manifestProblems, parseManifest, type Manifest } from '../../scripts/lib/manifest/manifest.ts';
-import { kitPaths } from '../../scripts/lib/manifest/paths.ts';
+import { kitPaths } from '../../scripts/lib/run/kit.ts';
 import {
   CADDY_IMPORT,
   importsCutoverSites,

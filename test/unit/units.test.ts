@@ -9,7 +9,7 @@ import { CutoverError, ExitCode } from '../../scripts/lib/run/errors.ts';
 import { cronSchedule, environmentWord, quoteWord, escapeSpecifiers } from '../../scripts/lib/manifest/escape.ts';
 import { expandExecVariables } from '../helpers/systemd-parse.ts';
 import type { Manifest } from '../../scripts/lib/manifest/manifest.ts';
-import { kitPaths } from '../../scripts/lib/manifest/paths.ts';
+import { kitPaths } from '../../scripts/lib/run/kit.ts';
 import {
   SOCKET_BACKLOG,
   preflightCommand,

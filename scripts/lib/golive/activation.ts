@@ -6,11 +6,11 @@ import { liveRelease, switchActive, unlinkActive } from '../state/switch.ts';
 import { formatDuration } from '../run/log.ts';
 import { history, record, releaseOnDisk, type Context } from '../state/context.ts';
 import { preflight, type PreflightVerdict } from './preflight.ts';
-import { maskSecrets } from '../build/secrets.ts';
+import { maskSecrets } from '../assemble/secrets.ts';
 import { activations, type HistoryEvent, type ReleaseRecord } from '../state/history.ts';
 import { isRunning, liveSlot, slotStates, type SlotState } from '../host/slots.ts';
 import { serviceControlEnabled } from '../host/systemd.ts';
-import { runHooks, type HookFacts } from '../build/hooks.ts';
+import { runHooks, type HookFacts } from '../assemble/hooks.ts';
 
 export type Via = 'release' | 'activate' | 'rollback';
 

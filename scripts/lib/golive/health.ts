@@ -3,7 +3,7 @@ import http from 'node:http';
 import { $ } from 'zx/core';
 import type { Manifest } from '../manifest/manifest.ts';
 import { asUser } from '../run/ops.ts';
-import { appEnvironment } from '../build/appenv.ts';
+import { appEnvironment } from '../assemble/appenv.ts';
 import { appPaths } from '../manifest/paths.ts';
 import { unitState } from '../host/systemd.ts';
 

@@ -21,7 +21,8 @@ import { UsageError } from '../run/errors.ts';
 import { startScript } from './start-command.ts';
 import { renderTemplate } from './template.ts';
 import type { Manifest } from '../manifest/manifest.ts';
-import { appPaths, BOOT_SLOT, kitPaths } from '../manifest/paths.ts';
+import { appPaths, BOOT_SLOT } from '../manifest/paths.ts';
+import { kitPaths } from '../run/kit.ts';
 
 export interface RenderOptions {
   /** Where the kit lives on the host (for the preload and the prune script); kitPaths.dir by default. */

@@ -31,7 +31,7 @@ export type HealthCheck =
   | { path: string; timeout: number; failures?: number }
   | { command: string; timeout: number; failures?: number };
 
-/** The lifecycle's named points where the manifest's hooks run (scripts/lib/build/hooks.ts). */
+/** The lifecycle's named points where the manifest's hooks run (scripts/lib/assemble/hooks.ts). */
 export type HookPoint = 'after_build' | 'before_cutover' | 'after_cutover' | 'after_failure' | 'after_rollback';
 
 /** One hook: a shell command, who runs it, and its time limit in seconds. */

@@ -1,28 +1,6 @@
 // Every path cutover touches, derived from the manifest; no other module builds a path string.
-import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { UsageError } from '../run/errors.ts';
-
-/**
- * The kit's own directory: the nearest parent of this module holding config/manifest.schema.json
- * (scripts/lib/ under tsx, dist/… when compiled for the `cutover` executable).
- */
-export const kitDir = findKitDir(path.dirname(fileURLToPath(import.meta.url)));
-
-function findKitDir(start: string): string {
-  for (let dir = start; ; dir = path.dirname(dir)) {
-    if (fs.existsSync(path.join(dir, 'config', 'manifest.schema.json'))) return dir;
-    if (path.dirname(dir) === dir) return path.resolve(start, '..', '..');
-  }
-}
-export const kitPaths = {
-  dir: kitDir,
-  schema: path.join(kitDir, 'config', 'manifest.schema.json'),
-  defaultManifest: path.join(kitDir, 'config', 'app.yaml'),
-  templates: path.join(kitDir, 'templates'),
-  scripts: path.join(kitDir, 'scripts'),
-};
 
 /** The file in a release listing the asset files its own build wrote (so carried files are never carried on). */
 export const BUILT_ASSETS_FILE = '.cutover-assets.json';

@@ -1,7 +1,7 @@
 // The manifest's JSON Schema and its ajv validator, compiled when first used; the compiled kit (dist/) gets standalone code generated from this same setup by scripts/compile.mjs instead.
 import { readFileSync } from 'node:fs';
 import { Ajv, type Options, type ValidateFunction } from 'ajv';
-import { kitPaths } from './paths.ts';
+import { kitPaths } from '../run/kit.ts';
 
 /** The schema's validator (ajv fills in the schema's defaults as it validates) and the schema itself. */
 export interface SchemaValidator {

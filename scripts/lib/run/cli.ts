@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { CutoverError, ExitCode, UsageError } from './errors.ts';
-import { kitPaths } from '../manifest/paths.ts';
+import { kitPaths } from './kit.ts';
 
 export interface OptionSpec {
   type: 'boolean' | 'string';

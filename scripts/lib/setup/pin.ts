@@ -2,8 +2,8 @@
 import fs from 'node:fs';
 import { $ } from 'zx/core';
 import type { Context } from '../state/context.ts';
-import { assertGuarded, assertParentsGuarded, gitAccess, sshAccessOf, type SshAccess } from '../build/deploykey.ts';
-import { contactRemote } from '../build/git.ts';
+import { assertGuarded, assertParentsGuarded, gitAccess, sshAccessOf, type SshAccess } from '../assemble/deploykey.ts';
+import { contactRemote } from '../assemble/git.ts';
 import type { Changes } from './provision.ts';
 
 /** Whether a known_hosts file has a line for the server (`ssh-keygen -F`, which also reads hashed lines). */

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx/core';
 import { OperationError } from '../run/errors.ts';
-import { kitPaths } from '../manifest/paths.ts';
+import { kitPaths } from '../run/kit.ts';
 import type { Context } from '../state/context.ts';
 import { renderSocket, renderUnits, type RenderedFile } from '../host/units.ts';
 import { daemonReload, serviceControlEnabled, unitState } from '../host/systemd.ts';
