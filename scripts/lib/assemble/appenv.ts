@@ -1,7 +1,7 @@
 // The app's environment: one builder for install, build, migrate, the health command and (through serviceEnvironment) preflight and the unit.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Manifest } from '../manifest/manifest.ts';
+import type { Manifest } from '../manifest/types.ts';
 import { serviceEnvironment } from '../host/units.ts';
 
 /** The PATH of the app's commands outside its unit: the system's, never the operator's. */

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CutoverError, OperationError } from '../run/errors.ts';
-import type { Manifest } from '../manifest/manifest.ts';
+import type { Manifest } from '../manifest/types.ts';
 import { kitPaths } from '../run/kit.ts';
 import type { AppPaths } from '../manifest/paths.ts';
 import { sshRemote, type SshRemote } from '../manifest/repo-url.ts';

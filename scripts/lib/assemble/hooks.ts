@@ -2,7 +2,7 @@
 import { appEnvironment } from './appenv.ts';
 import type { Context } from '../state/context.ts';
 import { OperationError, StoppedError } from '../run/errors.ts';
-import type { Hook, HookPoint } from '../manifest/manifest.ts';
+import type { Hook, HookPoint } from '../manifest/types.ts';
 import { maskSecrets } from './secrets.ts';
 
 /** What a hook is told about the moment it runs in (the CUTOVER_* variables). */

@@ -1,7 +1,7 @@
 // The health gate: the unit stays active AND the manifest's check passes within its timeout.
 import http from 'node:http';
 import { $ } from 'zx/core';
-import type { Manifest } from '../manifest/manifest.ts';
+import type { Manifest } from '../manifest/types.ts';
 import { asUser } from '../run/ops.ts';
 import { appEnvironment } from '../assemble/appenv.ts';
 import { appPaths } from '../manifest/paths.ts';

@@ -1,7 +1,7 @@
 // The manifest's start command as the service runs it: `exec` put in front where it is one simple command.
 import { assertSafeText } from '../manifest/escape.ts';
 import { UsageError } from '../run/errors.ts';
-import type { Manifest } from '../manifest/manifest.ts';
+import type { Manifest } from '../manifest/types.ts';
 
 /**
  * Where `exec` goes in a start command so the app replaces the shell, or null when the command is not one

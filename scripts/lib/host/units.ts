@@ -20,7 +20,7 @@ import {
 import { UsageError } from '../run/errors.ts';
 import { startScript } from './start-command.ts';
 import { renderTemplate } from './template.ts';
-import type { Manifest } from '../manifest/manifest.ts';
+import type { Manifest } from '../manifest/types.ts';
 import { appPaths, BOOT_SLOT } from '../manifest/paths.ts';
 import { kitPaths } from '../run/kit.ts';
 

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { assertSafePath } from '../manifest/escape.ts';
 import { UsageError } from '../run/errors.ts';
-import type { Manifest, ProxyConfig } from '../manifest/manifest.ts';
+import type { Manifest, ProxyConfig } from '../manifest/types.ts';
 import { kitPaths } from '../run/kit.ts';
 import { proxyPaths, type ProxyServer } from '../manifest/paths.ts';
 import { renderTemplate } from '../host/template.ts';

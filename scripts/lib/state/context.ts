@@ -1,6 +1,6 @@
 // What every verb works with: the manifest, its paths, the Ops that change things, the logger.
 import fs from 'node:fs';
-import type { Manifest } from '../manifest/manifest.ts';
+import type { Manifest } from '../manifest/types.ts';
 import { loadManifest } from '../manifest/manifest.ts';
 import { appPaths, type AppPaths } from '../manifest/paths.ts';
 import { createOps, type Ops } from '../run/ops.ts';
