@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { preloadFile } from '../../scripts/lib/host/units.ts';
+import { preloadFile } from '../../scripts/lib/host/sandbox.ts';
 
 const PRELOAD = preloadFile();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'cutover-preload-'));

@@ -14,15 +14,13 @@ import {
   SOCKET_BACKLOG,
   preflightCommand,
   preflightProperties,
-  preloadFile,
   renderCron,
   renderService,
   renderSocket,
   renderUnits,
-  sandboxDirectives,
   serviceArgv,
-  serviceEnvironment,
 } from '../../scripts/lib/host/units.ts';
+import { preloadFile, sandboxDirectives, serviceEnvironment } from '../../scripts/lib/host/sandbox.ts';
 import { commandMissing, fileMissing, requiring } from '../helpers/prereq.ts';
 import { renderTemplate } from '../../scripts/lib/host/template.ts';
 

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Manifest } from '../manifest/types.ts';
-import { serviceEnvironment } from '../host/units.ts';
+import { serviceEnvironment } from '../host/sandbox.ts';
 
 /** The PATH of the app's commands outside its unit: the system's, never the operator's. */
 export const APP_PATH = '/usr/local/bin:/usr/bin:/bin';
