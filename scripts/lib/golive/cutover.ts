@@ -6,7 +6,7 @@ import { probeSlot } from './acceptor.ts';
 import { formatDuration } from '../run/log.ts';
 import type { Slot } from '../manifest/paths.ts';
 import { idleSlot, isRunning, liveSlot, slotStates, type SlotState } from '../host/slots.ts';
-import { serviceControlEnabled, unitState } from '../host/systemd.ts';
+import { resetFailed, serviceControlEnabled, systemctl, unitState } from '../host/systemd.ts';
 
 export interface CutoverResult extends CheckResult {
   /** The slot the new process runs in (or ran in, before an undo). */
@@ -22,18 +22,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Between two health answers from the new slot, as the health gate polls. */
 const POLL_MS = 250;
 
-async function systemctl(ctx: Context, args: string[]): Promise<void> {
-  await ctx.ops.run(['systemctl', ...args], { quiet: true });
-}
-
 /** Starts a slot; systemd refusing it (a unit that does not load, a socket that cannot bind) is a failed check, not a crash. */
 export async function startSlot(ctx: Context, slot: Slot): Promise<CheckResult> {
   const unit = ctx.paths.slotUnit(slot);
   const resets = ctx.m.socket ? [unit, ctx.paths.socketUnitName] : [unit];
   // Clears a failed or start-limited state left by an earlier run, so systemd cannot refuse the start for that.
-  await ctx.ops.run(['systemctl', 'reset-failed', ...resets], { quiet: true }).catch(() => undefined);
+  await resetFailed(ctx.ops, resets);
   try {
-    await systemctl(ctx, ['start', unit]);
+    await systemctl(ctx.ops, ['start', unit]);
     return { ok: true, detail: `${unit} started` };
   } catch (e) {
     return { ok: false, detail: `systemd could not start ${unit}: ${(e as Error).message.split('\n').join(' ')}` };
@@ -89,7 +85,7 @@ async function waitUntilServesAlone(ctx: Context, slot: Slot): Promise<CheckResu
 
 /** Stops a slot gracefully (SIGTERM, then up to stop_timeout for its requests in flight) and waits until it has exited. */
 export async function stopSlot(ctx: Context, slot: Slot): Promise<void> {
-  await systemctl(ctx, ['stop', ctx.paths.slotUnit(slot)]);
+  await systemctl(ctx.ops, ['stop', ctx.paths.slotUnit(slot)]);
 }
 
 /**

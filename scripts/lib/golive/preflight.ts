@@ -1,9 +1,8 @@
 // Preflight: run a new release as a transient unit on a spare port and health-check it before it goes live.
 import net from 'node:net';
-import { $ } from 'zx/core';
 import { healthGate, type CheckResult } from './health.ts';
 import { preflightCommand, preflightProperties } from '../host/units.ts';
-import { serviceControlEnabled } from '../host/systemd.ts';
+import { serviceControlEnabled, stopTransient } from '../host/systemd.ts';
 import { preflightUnitPrefix } from '../host/preflight-units.ts';
 
 export { preflightLeftovers, preflightUnitPrefix } from '../host/preflight-units.ts';
@@ -48,17 +47,12 @@ export function preflightArgv(ctx: Context, id: string, unit: string, port: numb
   ];
 }
 
-async function stopTransient(unit: string): Promise<void> {
-  await $({ quiet: true, nothrow: true })`systemctl stop ${[`${unit}.service`, `${unit}.socket`]}`;
-  await $({ quiet: true, nothrow: true })`systemctl reset-failed ${[`${unit}.service`, `${unit}.socket`]}`;
-}
-
 /** Stops and clears the app's leftover preflight units (as preflightLeftovers listed them); says which. */
 export async function clearPreflightLeftovers(ctx: Context, leftovers: string[]): Promise<void> {
   const units = [...new Set(leftovers.map((u) => u.replace(/\.(service|socket)$/, '')))];
   for (const unit of units) {
     if (!ctx.dryRun) ctx.log.info(`Stopping ${unit}: a cutover run that was killed during its preflight left it running.`);
-    await ctx.ops.note(`stop ${unit}, left running by a cutover run that was killed during its preflight`, () => stopTransient(unit));
+    await ctx.ops.note(`stop ${unit}, left running by a cutover run that was killed during its preflight`, () => stopTransient([`${unit}.service`, `${unit}.socket`]));
   }
 }
 
@@ -85,13 +79,13 @@ export async function preflight(ctx: Context, id: string): Promise<PreflightVerd
     return { ok: true, detail: 'dry run', since };
   }
   const gate = await ctx.log.step(`preflight ${id} on 127.0.0.1:${port}`, async () => {
-    await stopTransient(unit);
+    await stopTransient([`${unit}.service`, `${unit}.socket`]);
     await ctx.ops.run(argv, { quiet: true });
     try {
       // With a socket the service starts on the first connection, so the unit may be inactive at first.
       return await healthGate(ctx.m, { port, cwd: ctx.paths.release(id), unit: `${unit}.service`, startsOnDemand: Boolean(ctx.m.socket) });
     } finally {
-      await stopTransient(unit);
+      await stopTransient([`${unit}.service`, `${unit}.socket`]);
     }
   });
   return { ...gate, unit: `${unit}.service`, since };

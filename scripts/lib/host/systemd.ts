@@ -24,6 +24,31 @@ export function systemdQuery(program: 'systemctl' | 'journalctl', args: string[]
   });
 }
 
+/** A change to units (start, stop, enable, disable, reload…) through Ops, so a dry run prints it; throws when systemctl fails. */
+export async function systemctl(ops: Ops, args: string[]): Promise<void> {
+  await ops.run(['systemctl', ...args], { quiet: true });
+}
+
+/** Clears units' failed or start-limited state; a unit systemd does not know is no error. */
+export async function resetFailed(ops: Ops, units: string[]): Promise<void> {
+  await ops.run(['systemctl', 'reset-failed', ...units], { quiet: true }).catch(() => undefined);
+}
+
+/**
+ * Stops transient units a run of the kit started (preflight) and clears their state: cleaning up, so
+ * nothing to print in a dry run, and a unit already gone is no error.
+ */
+export async function stopTransient(units: string[]): Promise<void> {
+  if (!serviceControlEnabled()) return;
+  await systemdQuery('systemctl', ['stop', ...units]);
+  await systemdQuery('systemctl', ['reset-failed', ...units]);
+}
+
+/** `enabled`, `disabled`, `static`, `not-found`…, as `systemctl is-enabled` says. */
+export async function enablement(unit: string): Promise<string> {
+  return (await systemdQuery('systemctl', ['is-enabled', unit])).trim() || 'not-found';
+}
+
 export async function daemonReload(ops: Ops): Promise<void> {
   if (!serviceControlEnabled()) return;
   await ops.run(['systemctl', 'daemon-reload'], { quiet: true });
@@ -41,6 +66,11 @@ export async function unitState(unit: string): Promise<string> {
   return props.ActiveState || 'unknown';
 }
 
+
+/** The unit's last journal lines as the program wrote them (no time stamps), for an error message. */
+export async function journalMessages(unit: string, lines: number): Promise<string> {
+  return (await systemdQuery('journalctl', ['--unit', unit, '--no-pager', '--lines', String(lines), '--output', 'cat'])).trim();
+}
 
 /** The unit's last journal lines, for an operator reading why a cutover failed. */
 export async function journalTail(unit: string, lines = 20, since?: Date): Promise<string> {

@@ -6,7 +6,7 @@ import { OperationError } from '../run/errors.ts';
 import { kitPaths } from '../run/kit.ts';
 import type { Context } from '../state/context.ts';
 import { renderSocket, renderUnits, type RenderedFile } from '../host/units.ts';
-import { daemonReload, serviceControlEnabled, unitState } from '../host/systemd.ts';
+import { daemonReload, enablement, resetFailed, serviceControlEnabled, systemctl, unitState } from '../host/systemd.ts';
 import { liveRelease } from '../state/switch.ts';
 import { BOOT_SLOT } from '../manifest/paths.ts';
 import { liveSlot, slotStates } from '../host/slots.ts';
@@ -173,7 +173,7 @@ async function removeStaleSocket(ctx: Context, changes: Changes): Promise<boolea
     ctx.log.warn(`${file} exists but was not written by cutover: left alone.`);
     return false;
   }
-  if (serviceControlEnabled()) await ctx.ops.run(['systemctl', 'disable', '--now', '--quiet', ctx.paths.socketUnitName], { quiet: true });
+  if (serviceControlEnabled()) await systemctl(ctx.ops, ['disable', '--now', '--quiet', ctx.paths.socketUnitName]);
   await ctx.ops.remove(file);
   changes.push(`removed ${file}: the manifest no longer asks for socket activation`);
   return true;
@@ -194,7 +194,7 @@ async function migrateLegacyUnit(ctx: Context, changes: Changes): Promise<void> 
   const legacy = ctx.paths.legacyUnitName;
   const slot = ctx.paths.slotUnit(BOOT_SLOT);
   if ((await unitState(legacy)) === 'active') {
-    if (!ctx.m.socket) await ctx.ops.run(['systemctl', 'stop', legacy], { quiet: true });
+    if (!ctx.m.socket) await systemctl(ctx.ops, ['stop', legacy]);
     // Through the cut-over's own start: a failed state left by an earlier attempt is cleared first.
     const started = await startSlot(ctx, BOOT_SLOT);
     if (!ctx.dryRun) {
@@ -202,19 +202,19 @@ async function migrateLegacyUnit(ctx: Context, changes: Changes): Promise<void> 
       if (!served.ok) {
         // The socket first, so that no queued connection starts slot a again once it is stopped.
         if (ctx.m.socket) await pointSocketAt(ctx, legacy);
-        await ctx.ops.run(['systemctl', 'stop', slot], { quiet: true });
-        await ctx.ops.run(['systemctl', 'reset-failed', slot], { quiet: true }).catch(() => undefined);
-        if (!ctx.m.socket) await ctx.ops.run(['systemctl', 'start', legacy], { quiet: true });
+        await systemctl(ctx.ops, ['stop', slot]);
+        await resetFailed(ctx.ops, [slot]);
+        if (!ctx.m.socket) await systemctl(ctx.ops, ['start', legacy]);
         throw new OperationError(
           `Moving ${legacy} to ${slot} failed: ${served.detail}. ${legacy} ${ctx.m.socket ? `kept serving, and ${ctx.paths.socketUnitName} starts it again (not ${slot})` : 'was started again'}.`,
           `Look at \`journalctl -u ${slot}\`, fix the cause, and provision again.`,
         );
       }
     }
-    await ctx.ops.run(['systemctl', 'stop', legacy], { quiet: true });
+    await systemctl(ctx.ops, ['stop', legacy]);
     changes.push(`handed ${legacy} over to ${slot}${ctx.m.socket ? ' (the new process served before the old one stopped)' : ''}`);
   }
-  await ctx.ops.run(['systemctl', 'disable', '--quiet', legacy], { quiet: true });
+  await systemctl(ctx.ops, ['disable', '--quiet', legacy]);
   await ctx.ops.remove(file);
   await daemonReload(ctx.ops);
   changes.push(`removed ${file}: the app now runs as ${ctx.paths.unitTemplateName} (slots a and b)`);
@@ -231,8 +231,7 @@ async function pointSocketAt(ctx: Context, unit: string): Promise<void> {
 }
 
 async function isEnabled(unit: string): Promise<boolean> {
-  const p = await $({ quiet: true, nothrow: true })`systemctl is-enabled ${unit}`;
-  return p.stdout.trim() === 'enabled';
+  return (await enablement(unit)) === 'enabled';
 }
 
 /** Writes the units and the cron entry, reloads systemd when a unit changed, and enables the units. */
@@ -256,7 +255,7 @@ export async function ensureUnits(ctx: Context, changes: Changes): Promise<void>
   for (const unit of units) {
     // Checked in a dry run too: a unit that is already enabled is not a change it would make.
     if (await isEnabled(unit)) continue;
-    await ctx.ops.run(['systemctl', 'enable', '--quiet', unit], { quiet: true });
+    await systemctl(ctx.ops, ['enable', '--quiet', unit]);
     changes.push(`enabled ${unit}`);
   }
 }

@@ -6,7 +6,7 @@ import { OperationError } from '../run/errors.ts';
 import type { Context } from '../state/context.ts';
 import { PROXY_SERVERS, proxyPaths, type ProxyServer } from '../manifest/paths.ts';
 import { importsCutoverSites, isOwnSite, renderCaddyfile, manifestAddresses, renderSite, siteAddresses, withCutoverImport } from './proxy-site.ts';
-import { serviceControlEnabled, unitState } from '../host/systemd.ts';
+import { journalMessages, serviceControlEnabled, unitState } from '../host/systemd.ts';
 import { diff } from './provision.ts';
 import { withHostLock } from '../state/lock.ts';
 
@@ -212,7 +212,7 @@ async function reload(ctx: Context, server: ProxyServer, edits: SiteEdit[], chan
     await restore(ctx, edits);
     changes.splice(changes.length - edits.length, edits.length);
     const said = `${p.stderr}\n${p.stdout}`.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('{')).slice(-6).join('\n');
-    const journal = server === 'nginx' ? (await $({ quiet: true, nothrow: true })`journalctl --unit nginx.service --no-pager --lines 6 --output cat`).stdout.trim() : '';
+    const journal = server === 'nginx' ? await journalMessages('nginx.service', 6) : '';
     const why = p.exitCode === 124 ? `it did not finish within ${RELOAD_LIMIT_S} s` : [said, journal].filter(Boolean).join('\n');
     throw new OperationError(
       `Reloading ${server} with the new configuration for ${ctx.m.app} failed:\n${why.replace(/^/gm, '  ')}\n` +
