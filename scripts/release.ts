@@ -46,12 +46,12 @@ async function resolve(ctx: Context, ref: string, access: RemoteAccess): Promise
 
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
-  const { createContext, ensureLayout, history } = await import('./lib/state/context.ts');
+  const { createContext, ensureLayout } = await import('./lib/state/context.ts');
   const { withLock } = await import('./lib/golive/locked.ts');
   const { shareAssetsForCutover } = await import('./lib/assemble/assets.ts');
   const { assertRefSyntax } = await import('./lib/assemble/git.ts');
-  const { buildRelease, cleanInterrupted, nextReleaseId } = await import('./lib/assemble/build.ts');
-  const { readyReleaseOf } = await import('./lib/state/history.ts');
+  const { buildRelease, cleanInterrupted } = await import('./lib/assemble/build.ts');
+  const { describePlan, planRelease, readReleaseState } = await import('./lib/assemble/plan.ts');
   const { remoteAccessFor } = await import('./lib/assemble/deploykey.ts');
   const { activateRelease } = await import('./lib/golive/activation.ts');
   const { finishBeforeStopping } = await import('./lib/run/stop.ts');
@@ -63,18 +63,18 @@ await runCommand(spec, async (args) => {
   const access = remoteAccessFor(ctx.m, ctx.paths);
   await ensureLayout(ctx);
   await withLock(ctx, args.operation, async () => {
-    await cleanInterrupted(ctx, history(ctx).records);
+    // The state is read once: interrupted builds are cleared from it, then the plan is made from it.
+    const state = readReleaseState(ctx);
+    await cleanInterrupted(ctx, state.records);
     const commit = await resolve(ctx, ref, access);
     ctx.log.info(`${ref} is commit ${commit}.`);
-    const { records } = history(ctx);
-    const reuse = args.values.rebuild ? undefined : readyReleaseOf(commit, records);
-    let id: string;
+    const plan = planRelease(state, commit, ref, { rebuild: Boolean(args.values.rebuild), assetsKeep: ctx.m.assets_keep });
+    const { id, reuse } = plan;
+    if (ctx.dryRun) ctx.log.info(`The plan:\n${describePlan(plan).map((l) => `  ${l}`).join('\n')}`);
     if (reuse) {
-      id = reuse.id;
       ctx.log.info(`Release ${id} of this commit is already built and ready: reusing it (use --rebuild to build afresh).`);
     } else {
-      id = nextReleaseId(commit, (x) => records.has(x) || fs.existsSync(ctx.paths.release(x)));
-      await buildRelease(ctx, commit, ref, id, { fresh: Boolean(args.values.rebuild) });
+      await buildRelease(ctx, plan, { fresh: Boolean(args.values.rebuild) });
     }
     if (args.values['no-activate']) {
       ctx.log.info(`Not activating (--no-activate). Make it live with: npx tsx scripts/activate.ts ${id}`);

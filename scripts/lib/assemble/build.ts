@@ -6,19 +6,13 @@ import { exportTree } from './git.ts';
 import { processStartTicks } from '../state/procfs.ts';
 import { formatDuration } from '../run/log.ts';
 import type { ReleaseRecord } from '../state/history.ts';
-import { history, record, releaseOnDisk, type Context } from '../state/context.ts';
-import { cacheDonor, carryBuildCaches, depsKey, depsSnapshotFor, depsSpecFor, restoreDeps, shareIdenticalFiles, snapshotDeps } from './reuse.ts';
-import { assetDonors, carryAssets, recordBuiltAssets } from './assets.ts';
+import { record, releaseOnDisk, type Context } from '../state/context.ts';
+import { carryBuildCaches, depsKey, depsSnapshotFor, depsSpecFor, restoreDeps, shareIdenticalFiles, snapshotDeps } from './reuse.ts';
+import { carryAssets, recordBuiltAssets } from './assets.ts';
 import { appEnvironment } from './appenv.ts';
 import { liveRelease } from '../state/switch.ts';
 import { runHooks } from './hooks.ts';
-
-/** A fresh release id for a commit: its first 12 hex digits, with -rN when that one is taken. */
-export function nextReleaseId(commit: string, taken: (id: string) => boolean): string {
-  const base = commit.slice(0, 12);
-  if (!taken(base)) return base;
-  for (let n = 2; ; n++) if (!taken(`${base}-r${n}`)) return `${base}-r${n}`;
-}
+import type { ReleasePlan } from './plan.ts';
 
 /** Refuses a path inside a release whose parent chain holds a symlink (the repo is untrusted). */
 function assertNoSymlinkBetween(base: string, target: string): void {
@@ -67,7 +61,8 @@ export async function linkShared(ctx: Context, id: string): Promise<void> {
 }
 
 /** Runs the manifest's install, build and migrate commands in the release, as the app's user. */
-async function runSteps(ctx: Context, id: string, opts: BuildOptions): Promise<void> {
+async function runSteps(ctx: Context, plan: ReleasePlan, opts: BuildOptions): Promise<void> {
+  const { id } = plan;
   const { m, paths } = ctx;
   const env = appEnvironment(m, { home: paths.cache, envFile: paths.envFile });
   const run = (name: 'install' | 'build' | 'migrate', command: string) =>
@@ -95,7 +90,7 @@ async function runSteps(ctx: Context, id: string, opts: BuildOptions): Promise<v
     }
   }
   if (m.cache.length > 0 && m.build) {
-    const donor = ctx.dryRun ? undefined : cacheDonor(ctx, id, history(ctx).records);
+    const donor = ctx.dryRun ? undefined : plan.cacheDonor;
     if (donor) {
       await ctx.log.step(`copy the build cache (${m.cache.join(', ')}) from ${donor}`, async () => {
         const carried = await carryBuildCaches(ctx, donor, id);
@@ -108,10 +103,9 @@ async function runSteps(ctx: Context, id: string, opts: BuildOptions): Promise<v
 }
 
 /** Old pages keep their assets: list what this build wrote, then link in what the recently live releases built. */
-async function keepRecentAssets(ctx: Context, id: string): Promise<void> {
-  await recordBuiltAssets(ctx, id);
-  const donors = ctx.dryRun ? [] : assetDonors(history(ctx).events, id, ctx.m.assets_keep, (r) => releaseOnDisk(ctx, r));
-  await carryAssets(ctx, id, donors);
+async function keepRecentAssets(ctx: Context, plan: ReleasePlan): Promise<void> {
+  await recordBuiltAssets(ctx, plan.id);
+  await carryAssets(ctx, plan.id, ctx.dryRun ? [] : plan.assetDonors);
 }
 
 async function prepareCache(ctx: Context): Promise<void> {
@@ -155,26 +149,24 @@ async function openWritable(ctx: Context, id: string): Promise<void> {
 }
 
 /** Shares the sealed release's identical files with the live (or newest ready) sealed release. */
-async function shareWithNeighbour(ctx: Context, id: string): Promise<void> {
-  if (process.getuid?.() !== 0 || ctx.dryRun) return;
-  const records = history(ctx).records;
-  const neighbour = liveRelease(ctx.paths) ?? [...records.values()].filter((r) => r.state === 'ready' && r.id !== id).sort((a, b) => b.order - a.order)[0]?.id;
-  if (!neighbour || neighbour === id || !releaseOnDisk(ctx, neighbour)) return;
+async function shareWithNeighbour(ctx: Context, { id, neighbour }: ReleasePlan): Promise<void> {
+  if (process.getuid?.() !== 0 || ctx.dryRun || !neighbour) return;
   const saved = shareIdenticalFiles(ctx.paths.release(id), ctx.paths.release(neighbour), ctx.m.writable);
   ctx.log.info(`    ${(saved / (1 << 20)).toFixed(1)} MB of identical files shared with ${neighbour} (hard links between sealed releases)`);
 }
 
-/**
- * Builds a release of `commit` under a new id. Its history says building until it ends; on any
- * failure the release is recorded as failed and its directory removed. The live release is untouched.
- */
 export interface BuildOptions {
   /** Install from scratch even when a ready release has the same lockfile (--rebuild). */
   fresh?: boolean;
 }
 
-export async function buildRelease(ctx: Context, commit: string, ref: string, id: string, opts: BuildOptions = {}): Promise<void> {
+/**
+ * Builds the plan's release of its commit under its new id. Its history says building until it ends; on
+ * any failure the release is recorded as failed and its directory removed. The live release is untouched.
+ */
+export async function buildRelease(ctx: Context, plan: ReleasePlan, opts: BuildOptions = {}): Promise<void> {
   const { paths, ops, log } = ctx;
+  const { commit, ref, id } = plan;
   const dir = paths.release(id);
   const t0 = performance.now();
   await record(ctx, { event: 'build-started', release: id, commit, ref, pid: process.pid, started: processStartTicks(process.pid) });
@@ -190,11 +182,11 @@ export async function buildRelease(ctx: Context, commit: string, ref: string, id
       await prepareCache(ctx);
       await ops.chown(dir, ctx.m.user, { recursive: true });
     });
-    await runSteps(ctx, id, opts);
-    if (ctx.m.assets.length > 0) await log.step(`keep the assets of recent releases (${ctx.m.assets.join(', ')})`, () => keepRecentAssets(ctx, id));
+    await runSteps(ctx, plan, opts);
+    if (ctx.m.assets.length > 0) await log.step(`keep the assets of recent releases (${ctx.m.assets.join(', ')})`, () => keepRecentAssets(ctx, plan));
     await log.step('seal the release read-only', async () => {
       await seal(ctx, id);
-      await shareWithNeighbour(ctx, id);
+      await shareWithNeighbour(ctx, plan);
       if (ctx.m.writable.length > 0) {
         await openWritable(ctx, id);
         log.info(`    writable by ${ctx.m.user} while it runs: ${ctx.m.writable.join(', ')}`);
@@ -231,7 +223,7 @@ export async function buildRelease(ctx: Context, commit: string, ref: string, id
     // switched serves may ask a host still on the live release for the new assets.
     await log.step(`lend its assets to the live release ${live}`, () => carryAssets(ctx, live, [id]));
   }
-  await runHooks(ctx, 'after_build', { release: id, commit, previous: live, previousCommit: live ? history(ctx).records.get(live)?.commit : undefined, via: 'release', outcome: 'built' });
+  await runHooks(ctx, 'after_build', { release: id, commit, previous: live, previousCommit: live === plan.live ? plan.liveCommit : undefined, via: 'release', outcome: 'built' });
 }
 
 /**
