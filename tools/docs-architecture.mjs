@@ -18,12 +18,8 @@ function purpose(file) {
 
 /** The module map as Markdown: the verbs, then each folder of scripts/lib in import order with its files. */
 export function moduleMap(root = kit) {
-  const lines = ['| file | lines | what it does |', '|---|---:|---|'];
-  const row = (rel) => {
-    const file = path.join(root, rel);
-    const count = fs.readFileSync(file, 'utf8').split('\n').length - 1;
-    lines.push(`| \`${rel}\` | ${count} | ${purpose(file).replace(/\|/g, '\\|')} |`);
-  };
+  const lines = ['| file | what it does |', '|---|---|'];
+  const row = (rel) => lines.push(`| \`${rel}\` | ${purpose(path.join(root, rel)).replace(/\|/g, '\\|')} |`);
   for (const name of fs.readdirSync(path.join(root, 'scripts')).filter((n) => n.endsWith('.ts')).sort()) row(`scripts/${name}`);
   const folders = fs.readdirSync(path.join(root, 'scripts', 'lib')).filter((n) => fs.statSync(path.join(root, 'scripts', 'lib', n)).isDirectory());
   const order = [...LAYERS.filter((l) => folders.includes(l)), ...folders.filter((f) => !LAYERS.includes(f)).sort()];
