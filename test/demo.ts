@@ -1,5 +1,5 @@
 // The demo: a disposable systemd host, and the built-in example app through provision, releases, a refused release, rollback and prune.
-import { bootKitHost, KIT, type KitHost } from './helpers/hostkit.ts';
+import { bootKitHost, commandArgv, KIT, type KitHost } from './helpers/hostkit.ts';
 import { getJson, type LoadResult } from './helpers/apps.ts';
 import { loadDuring, versionSequence, type VersionSample } from './helpers/load.ts';
 import { cleanupTempDirs } from './helpers/gitrepo.ts';
@@ -23,9 +23,14 @@ function show(command: string, r: ExecResult, expect = 0): void {
   console.log(`  -> exit ${r.code}${ok ? '' : `  (expected ${expect}: THE DEMO FOUND A PROBLEM)`}`);
 }
 
-async function verb(k: KitHost, v: string, args: string[] = [], expect = 0): Promise<ExecResult> {
-  const r = await k.kit(v, args);
-  show(`cd ${KIT} && npx tsx scripts/${v}.ts ${args.join(' ')}`.trimEnd(), r, expect);
+/**
+ * Runs `cutover <verb> args` inside the host as root, as an operator types it, and shows it. The
+ * first provision runs the kit's own bin/cutover (the command is not on the PATH yet; provision links it).
+ */
+async function verb(k: KitHost, v: string, args: string[] = [], expect = 0, opts: { beforeProvision?: boolean } = {}): Promise<ExecResult> {
+  const argv = commandArgv(v, args, opts);
+  const r = await k.host.exec(argv, { cwd: '/root', timeoutMs: 180_000 });
+  show(argv.join(' '), r, expect);
   return r;
 }
 
@@ -79,9 +84,9 @@ async function main(): Promise<void> {
     if (setup.code !== 0) throw new Error(setup.stderr);
     await push(k, 'v1', { VERSION: '1\n' });
 
-    say('2. provision', 'Makes the host ready for the app in config/app.yaml ("demo"): the system user, the layout under\n/usr/local/src/demo, the shared paths, the service and socket units, and the cron entry that prunes.');
-    await verb(k, 'provision');
-    say('   provision again', 'It is idempotent: a second run changes nothing and says so.');
+    say('2. provision', `Makes the host ready for the app in config/app.yaml ("demo"): the system user, the layout under\n/usr/local/src/demo, the shared paths, the service and socket units, the cron entry that prunes,\nand the \`cutover\` command on root's PATH (a link to ${KIT}/bin/cutover, which runs the verbs compiled in dist/).`);
+    await verb(k, 'provision', [], 0, { beforeProvision: true });
+    say('   provision again', 'It is idempotent: a second run changes nothing and says so. From here on, `cutover` is on the PATH.');
     await verb(k, 'provision');
 
     say('3. release main', 'Fetches the mirror, builds v1 in its own directory, preflights it on a spare port, switches the\n`active` symlink and starts the app in slot a of its service, behind its socket, gated by the health check.');

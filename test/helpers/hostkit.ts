@@ -31,6 +31,17 @@ export function kitArgv(verb: string, args: string[], manifest?: string): string
   return [`${KIT}/node_modules/.bin/tsx`, `${KIT}/scripts/${verb}.ts`, ...args, ...(manifest ? ['--manifest', manifest] : [])];
 }
 
+/** Where provision links the `cutover` command (on root's PATH inside the host). */
+export const COMMAND = '/usr/local/bin/cutover';
+
+/**
+ * The argv of `cutover <verb> args` inside the host, the way an operator types it: through the command
+ * provision put on the PATH, or, before the first provision, through the kit's own bin/cutover.
+ */
+export function commandArgv(verb: string, args: string[], opts: { manifest?: string; beforeProvision?: boolean } = {}): string[] {
+  return [opts.beforeProvision ? `${KIT}/bin/cutover` : 'cutover', verb, ...args, ...(opts.manifest ? ['--manifest', opts.manifest] : [])];
+}
+
 export function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
