@@ -139,3 +139,24 @@ export async function servingPid(k: KitHost, app: string): Promise<number> {
   const unit = await servingUnit(k, app);
   return (await slotsInside(k, app)).find((s) => s.unit === unit)!.pid;
 }
+
+/**
+ * Provision with `changed` in place of the app's manifest: writes it, runs provision (expecting
+ * `expect.code`), hands what it printed to `check`, and writes `original` back whatever happened, so a
+ * failed check leaves the next test the manifest it expects.
+ */
+export async function provisionWith(
+  k: KitHost,
+  manifests: { changed: Record<string, unknown>; original: Record<string, unknown> },
+  expect: { code: number; what: string },
+  check: (r: ExecResult) => Promise<void> | void,
+): Promise<void> {
+  const manifest = k.manifest(manifests.changed);
+  try {
+    const r = await k.kit('provision', [], { manifest });
+    expectExit(r, expect.code, expect.what);
+    await check(r);
+  } finally {
+    k.manifest(manifests.original);
+  }
+}

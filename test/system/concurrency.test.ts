@@ -4,19 +4,13 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import { expectExit, type KitHost } from '../helpers/hostkit.ts';
 import { httpGet } from '../helpers/apps.ts';
-import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
+import type { AppRepo } from '../helpers/gitrepo.ts';
 import { inHost, startKit, tail, type RunningKit } from '../helpers/crash.ts';
 import type { ExecResult } from '../host/host.ts';
-import { systemTier } from '../helpers/prereq.ts';
-import { bootNodeApp, setUp } from '../helpers/fixtures.ts';
-
-const { it, ready: ROOT } = systemTier(import.meta.url);
+import { appFile, bootNodeApp, setUp } from '../helpers/fixtures.ts';
 
 // Ports 3700-3799 belong to the reliability tests; this file uses 3703.
-const APP = 'concapp';
-const PORT = 3703;
-const APP_ROOT = `/usr/local/src/${APP}`;
-const t0 = Date.now();
+const { it, ready: ROOT, app: APP, port: PORT, root: APP_ROOT, closeWith } = appFile(import.meta.url, 'concapp', 3703);
 
 let h: KitHost;
 let repo: AppRepo;
@@ -131,11 +125,7 @@ test.after.each(() => {
   if (h) openGates();
 });
 
-test.after(async () => {
-  if (h) await h.stop();
-  await cleanupTempDirs();
-  console.log(`\n  concurrency.test.ts took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-});
+closeWith(() => h);
 
 it('two releases of different commits started at the same instant: one builds and goes live, the other exits 3 naming it', async () => {
   const a = await newCommit(true);

@@ -2,20 +2,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { expectExit, type KitHost } from '../helpers/hostkit.ts';
-import { systemTier } from '../helpers/prereq.ts';
-import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
-import { nodeApp, setUp } from '../helpers/fixtures.ts';
+import type { AppRepo } from '../helpers/gitrepo.ts';
+import { appFile, nodeApp, setUp } from '../helpers/fixtures.ts';
 import { bootKitHost } from '../helpers/hostkit.ts';
 import { activeInside, historyInside, inside, loopback, out, releaseIdOf, slotsInside, statusJson } from '../helpers/system.ts';
 import { httpGet } from '../helpers/apps.ts';
 
-const { it, ready: ROOT } = systemTier(import.meta.url);
-
 // Ports 4900-4999 belong to this file; it uses 4901.
-const APP = 'firstapp';
-const PORT = 4901;
-const APP_ROOT = `/usr/local/src/${APP}`;
-const t0 = Date.now();
+const { it, ready: ROOT, app: APP, port: PORT, root: APP_ROOT, closeWith } = appFile(import.meta.url, 'firstapp', 4901);
 
 let h: KitHost;
 let repo: AppRepo;
@@ -33,11 +27,7 @@ test.before(async () => {
   });
 });
 
-test.after(async () => {
-  if (h) await h.stop();
-  await cleanupTempDirs();
-  console.log(`\n  first-release.test.ts took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-});
+closeWith(() => h);
 
 let sick = '';
 

@@ -23,7 +23,7 @@ import {
   unitProps,
 } from '../helpers/system.ts';
 import { systemTier } from '../helpers/prereq.ts';
-import { releaseCommit } from '../helpers/fixtures.ts';
+import { npmApp, releaseCommit } from '../helpers/fixtures.ts';
 
 const APP = 'life';
 const ROOT = `/usr/local/src/${APP}`;
@@ -44,22 +44,7 @@ const printed: string[] = [];
 const id: Record<string, string> = {};
 
 function writeManifest(over: Record<string, unknown> = {}): string {
-  return k.manifest({
-    app: APP,
-    repo: url,
-    port: PORT,
-    install: 'npm ci --no-audit --no-fund',
-    build: 'npm run build',
-    start: 'node server.js',
-    shared: ['.env', 'uploads/'],
-    env_file: '.env',
-    health: { path: '/health', timeout: 10 },
-    preflight: true,
-    socket: false,
-    stop_timeout: 5,
-    keep: 10,
-    ...over,
-  });
+  return k.manifest(npmApp(APP, url, PORT, { preflight: true, socket: false, stop_timeout: 5, keep: 10, ...over }));
 }
 
 async function kit(verb: string, args: string[] = []): Promise<ExecResult> {

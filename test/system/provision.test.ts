@@ -6,6 +6,7 @@ import { cleanupTempDirs } from '../helpers/gitrepo.ts';
 import { hostPath, inside, out, snapshotDiff, snapshotInside, statInside, unitProps } from '../helpers/system.ts';
 import fs from 'node:fs';
 import { systemTier } from '../helpers/prereq.ts';
+import { npmApp } from '../helpers/fixtures.ts';
 
 const APP = 'prov';
 const ROOT = `/usr/local/src/${APP}`;
@@ -22,20 +23,12 @@ let manifest: string;
 let url: string;
 
 function base(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    app: APP,
-    repo: url,
-    port: PORT,
-    install: 'npm ci --no-audit --no-fund',
-    build: 'npm run build',
-    start: 'node server.js',
+  return npmApp(APP, url, PORT, {
     env: { NODE_ENV: 'production' },
     shared: ['.env', 'uploads/', 'storage/sessions/'],
-    env_file: '.env',
-    health: { path: '/health', timeout: 10 },
     prune: { schedule: '*/15 3 * * 1-5' },
     ...over,
-  };
+  });
 }
 
 /** What provision may touch: units, cron, the app root, the user databases. */

@@ -7,7 +7,7 @@ import { getJson, httpGet } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { nodeApp, setUp } from '../helpers/fixtures.ts';
 import { describeLoad, handoverProblems, loadDuring } from '../helpers/load.ts';
-import { eventually, hostPath, inside, out, statInside } from '../helpers/system.ts';
+import { eventually, hostPath, inside, out, provisionWith, statInside } from '../helpers/system.ts';
 import { systemTier } from '../helpers/prereq.ts';
 
 const { it, ready } = systemTier(import.meta.url);
@@ -182,10 +182,7 @@ for (const a of [NGINX, CADDY]) {
     const caddyfile = h.read('/etc/caddy/Caddyfile');
     const workers = await nginxWorkers();
     const loads = await caddyLoads();
-    h.manifest(manifestObject(a, { tls: { cert: '/etc/ssl/missing/fullchain.pem', key: '/etc/ssl/missing/privkey.pem' }, listen: a.listen + 1 }));
-    try {
-      const r = await kit(a, 'provision');
-      expectExit(r, 1, 'provision with a missing certificate');
+    await provisionWith(h, { changed: manifestObject(a, { tls: { cert: '/etc/ssl/missing/fullchain.pem', key: '/etc/ssl/missing/privkey.pem' }, listen: a.listen + 1 }), original: manifestObject(a) }, { code: 1, what: 'provision with a missing certificate' }, async (r) => {
       const text = out(r);
       assert.match(text, a.server === 'nginx' ? '`nginx -t -q`' : '`caddy validate');
       assert.match(text, '/etc/ssl/missing/fullchain.pem', `${a.server}'s own words name the file`);
@@ -196,9 +193,7 @@ for (const a of [NGINX, CADDY]) {
       assert.is(await nginxWorkers(), workers);
       assert.is(await caddyLoads(), loads);
       assert.is(String((await getJson(through(a))).version), '2', 'the old site still serves');
-    } finally {
-      h.manifest(manifestObject(a));
-    }
+    });
     const again = await kit(a, 'provision');
     expectExit(again, 0, 'provision with the manifest put back');
     assert.match(again.stdout, 'Nothing to change');
@@ -208,10 +203,7 @@ for (const a of [NGINX, CADDY]) {
 it('nginx: tls with certificate files serves HTTPS on the port given; the app sees X-Forwarded-Proto https', async () => {
   await inside(h, `mkdir -p /etc/ssl/pxnginx && cd /etc/ssl/pxnginx && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=${h.host.address} -keyout privkey.pem -out fullchain.pem 2>/dev/null && chmod 600 privkey.pem`);
   const workers = await nginxWorkers();
-  h.manifest(manifestObject(NGINX, { tls: { cert: '/etc/ssl/pxnginx/fullchain.pem', key: '/etc/ssl/pxnginx/privkey.pem' }, listen: 4703 }));
-  try {
-    const r = await kit(NGINX, 'provision');
-    expectExit(r, 0, 'provision with TLS');
+  await provisionWith(h, { changed: manifestObject(NGINX, { tls: { cert: '/etc/ssl/pxnginx/fullchain.pem', key: '/etc/ssl/pxnginx/privkey.pem' }, listen: 4703 }), original: manifestObject(NGINX) }, { code: 0, what: 'provision with TLS' }, async (r) => {
     assert.match(r.stdout, `updated the nginx site ${siteFile(NGINX)}`);
     assert.match(r.stdout, 'reloaded nginx');
     assert.is.not(await nginxWorkers(), workers, 'nginx was reloaded');
@@ -219,18 +211,13 @@ it('nginx: tls with certificate files serves HTTPS on the port given; the app se
     assert.is(seen.forwardedProto, 'https');
     assert.is(seen.host, `${h.host.address}:4703`);
     assert.not.match(h.read(siteFile(NGINX)), 'listen 80;', 'no redirect from port 80 when the site listens elsewhere than 443');
-  } finally {
-    h.manifest(manifestObject(NGINX));
-  }
+  });
   expectExit(await kit(NGINX, 'provision'), 0, 'provision back to plain HTTP');
   assert.is(String((await getJson(through(NGINX))).version), '2');
 });
 
 it("caddy: tls internal serves HTTPS with a certificate from Caddy's local CA; the app sees X-Forwarded-Proto https", async () => {
-  manifests[CADDY.app] = h.manifest(manifestObject(CADDY, { server_name: 'tls.shop.test', tls: 'internal', listen: 4713 }));
-  try {
-    const r = await kit(CADDY, 'provision');
-    expectExit(r, 0, 'provision with tls internal');
+  await provisionWith(h, { changed: manifestObject(CADDY, { server_name: 'tls.shop.test', tls: 'internal', listen: 4713 }), original: manifestObject(CADDY) }, { code: 0, what: 'provision with tls internal' }, async (r) => {
     assert.match(r.stdout, 'reloaded caddy');
     // Caddy issues the certificate in the background after the reload: ask until the handshake succeeds.
     const ca = '/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt';
@@ -244,9 +231,7 @@ it("caddy: tls internal serves HTTPS with a certificate from Caddy's local CA; t
     assert.is(seen.host, 'tls.shop.test:4713');
     const issuer = await inside(h, `echo | openssl s_client -connect ${h.host.address}:4713 -servername tls.shop.test 2>/dev/null | openssl x509 -noout -issuer`);
     assert.match(issuer, 'Caddy Local Authority', `the certificate is from Caddy's local CA: ${issuer}`);
-  } finally {
-    manifests[CADDY.app] = h.manifest(manifestObject(CADDY));
-  }
+  });
   expectExit(await kit(CADDY, 'provision'), 0, 'provision back to plain HTTP');
   assert.is(String((await getJson(through(CADDY))).version), '2');
 });
@@ -255,18 +240,13 @@ it('caddy: a key file only root can read (as certbot keeps them) is refused by c
   // The key the nginx test made: 0600 root, which nginx (its master runs as root) reads and Caddy (user caddy) cannot.
   const site = h.read(siteFile(CADDY));
   const loads = await caddyLoads();
-  h.manifest(manifestObject(CADDY, { tls: { cert: '/etc/ssl/pxnginx/fullchain.pem', key: '/etc/ssl/pxnginx/privkey.pem' }, listen: 4713 }));
-  try {
-    const r = await kit(CADDY, 'provision');
-    expectExit(r, 1, 'provision with a key caddy cannot read');
+  await provisionWith(h, { changed: manifestObject(CADDY, { tls: { cert: '/etc/ssl/pxnginx/fullchain.pem', key: '/etc/ssl/pxnginx/privkey.pem' }, listen: 4713 }), original: manifestObject(CADDY) }, { code: 1, what: 'provision with a key caddy cannot read' }, async (r) => {
     assert.match(out(r), /privkey\.pem: permission denied/);
     assert.match(out(r), 'The previous files are back in place and caddy was not reloaded');
     assert.is(h.read(siteFile(CADDY)), site);
     assert.is(await caddyLoads(), loads);
     assert.is(String((await getJson(through(CADDY))).version), '2');
-  } finally {
-    h.manifest(manifestObject(CADDY));
-  }
+  });
 });
 
 it("a file at cutover's site path that cutover did not write is left alone: exit 1, the file unchanged, nothing reloaded", async () => {
@@ -303,10 +283,7 @@ it('caddy: a reload that fails (the port is nginx\'s) puts the previous site bac
   const site = h.read(siteFile(CADDY));
   const loads = await caddyLoads();
   // Another name (the same name and port as nginx's site is refused before any change, see below).
-  h.manifest(manifestObject(CADDY, { listen: NGINX.listen, server_name: 'reload.shop.test' }));
-  try {
-    const r = await kit(CADDY, 'provision');
-    expectExit(r, 1, 'provision onto a port nginx holds');
+  await provisionWith(h, { changed: manifestObject(CADDY, { listen: NGINX.listen, server_name: 'reload.shop.test' }), original: manifestObject(CADDY) }, { code: 1, what: 'provision onto a port nginx holds' }, async (r) => {
     assert.match(out(r), 'Reloading caddy with the new configuration for pxcaddy failed');
     assert.match(out(r), 'address already in use');
     assert.match(out(r), 'The previous files are back in place; caddy keeps the configuration it had');
@@ -314,9 +291,7 @@ it('caddy: a reload that fails (the port is nginx\'s) puts the previous site bac
     assert.is(String((await getJson(through(CADDY))).version), '2', 'the old site still serves');
     assert.is(String((await getJson(through(NGINX))).version), '2', 'and nginx its own');
     assert.ok((await caddyLoads()) === loads, 'no new configuration was loaded');
-  } finally {
-    h.manifest(manifestObject(CADDY));
-  }
+  });
   const again = await kit(CADDY, 'provision');
   expectExit(again, 0, 'provision with the manifest put back');
   assert.match(again.stdout, 'Nothing to change');
@@ -324,10 +299,7 @@ it('caddy: a reload that fails (the port is nginx\'s) puts the previous site bac
 
 it('a manifest without proxy: provision removes the site it wrote and reloads; with proxy again, the site is back', async () => {
   const { proxy: _, ...without } = manifestObject(NGINX);
-  h.manifest(without);
-  try {
-    const r = await kit(NGINX, 'provision');
-    expectExit(r, 0, 'provision without proxy');
+  await provisionWith(h, { changed: without, original: manifestObject(NGINX) }, { code: 0, what: 'provision without proxy' }, async (r) => {
     assert.match(r.stdout, `removed the nginx site ${siteFile(NGINX)}: the manifest no longer has a proxy`);
     assert.is((await h.host.exec(['test', '-e', siteFile(NGINX)])).code, 1);
     assert.match(r.stdout, 'reloaded nginx');
@@ -335,9 +307,7 @@ it('a manifest without proxy: provision removes the site it wrote and reloads; w
     await eventually('nothing listens on the site port any more', () =>
       httpGet(through(NGINX)).then(() => false, (e) => (e as NodeJS.ErrnoException).code === 'ECONNREFUSED'),
     );
-  } finally {
-    h.manifest(manifestObject(NGINX));
-  }
+  });
   expectExit(await kit(NGINX, 'provision'), 0, 'provision with proxy again');
   assert.is(String((await getJson(through(NGINX))).version), '2');
 });

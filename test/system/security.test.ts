@@ -10,6 +10,7 @@ import { cleanupTempDirs, exampleAppDir, type AppRepo } from '../helpers/gitrepo
 import type { ExecResult } from '../host/host.ts';
 import { systemTier } from '../helpers/prereq.ts';
 import { servingUnit } from '../helpers/system.ts';
+import { nodeApp, pythonApp } from '../helpers/fixtures.ts';
 
 const { it, ready: ROOT } = systemTier(import.meta.url);
 
@@ -184,37 +185,27 @@ test.before(async () => {
     const node = await h.repo(NODE.app, 'node');
     nodeRepo = node.repo;
     // install and build record the uid they ran as; the build takes a moment so ps can see it.
-    setManifest(NODE, {
-      app: NODE.app,
-      user: NODE.user,
-      repo: node.url,
-      runtime: 'node',
-      install: 'npm ci --no-audit --no-fund && id -u > install-uid',
-      build: 'npm run build && id -u > build-uid && sleep 1',
-      start: 'node server.js',
-      port: NODE.port,
-      socket: true,
-      env: { NODE_ENV: 'production', STARTUP_DELAY_MS: '100' },
-      env_file: '.env',
-      shared: ['.env', 'uploads/'],
-      health: { path: '/health', timeout: 15 },
-      stop_timeout: 5,
-    });
+    setManifest(
+      NODE,
+      nodeApp(NODE.app, node.url, NODE.port, {
+        user: NODE.user,
+        install: 'npm ci --no-audit --no-fund && id -u > install-uid',
+        build: 'npm run build && id -u > build-uid && sleep 1',
+        env: { NODE_ENV: 'production', STARTUP_DELAY_MS: '100' },
+        env_file: '.env',
+        shared: ['.env', 'uploads/'],
+      }),
+    );
     const py = await h.repo(PY.app, 'python');
-    setManifest(PY, {
-      app: PY.app,
-      user: PY.user,
-      repo: py.url,
-      runtime: 'python',
-      start: 'gunicorn --workers 2 app:application',
-      port: PY.port,
-      socket: true,
-      env: { PYTHONUNBUFFERED: '1', STARTUP_DELAY_MS: '100' },
-      env_file: '.env',
-      shared: ['.env', 'data/'],
-      health: { path: '/health', timeout: 20 },
-      stop_timeout: 5,
-    });
+    setManifest(
+      PY,
+      pythonApp(PY.app, py.url, PY.port, {
+        user: PY.user,
+        env: { PYTHONUNBUFFERED: '1', STARTUP_DELAY_MS: '100' },
+        env_file: '.env',
+        shared: ['.env', 'data/'],
+      }),
+    );
     // The two apps are independent: provision and release them side by side.
     await Promise.all(
       [NODE, PY].map(async (app) => {

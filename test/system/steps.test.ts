@@ -3,20 +3,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import { expectExit, type KitHost } from '../helpers/hostkit.ts';
-import { systemTier } from '../helpers/prereq.ts';
 import { httpGet } from '../helpers/apps.ts';
-import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
+import type { AppRepo } from '../helpers/gitrepo.ts';
 import { inHost, startKit, tail } from '../helpers/crash.ts';
 import { STOP_GRACE_MS } from '../../scripts/lib/run/group.ts';
-import { bootNodeApp } from '../helpers/fixtures.ts';
-
-const { it, ready: ROOT } = systemTier(import.meta.url);
+import { appFile, bootNodeApp } from '../helpers/fixtures.ts';
 
 // Ports 4200-4299 belong to the step tests; this file uses 4201.
-const APP = 'stepsapp';
-const PORT = 4201;
-const APP_ROOT = `/usr/local/src/${APP}`;
-const t0 = Date.now();
+const { it, ready: ROOT, app: APP, port: PORT, root: APP_ROOT, closeWith } = appFile(import.meta.url, 'stepsapp', 4201);
 
 let h: KitHost;
 let repo: AppRepo;
@@ -63,11 +57,7 @@ test.before(async () => {
   live = activeId();
 });
 
-test.after(async () => {
-  if (h) await h.stop();
-  await cleanupTempDirs();
-  console.log(`\n  steps.test.ts took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-});
+closeWith(() => h);
 
 it('provision put the cutover command on root\'s PATH: it runs the compiled verbs on the host\'s Node, and says what the script says', async () => {
   const link = await h.host.exec(['readlink', '/usr/local/bin/cutover']);
