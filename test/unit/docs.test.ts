@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PAGE, renderReference, SCHEMA, yamlValue } from '../../docs/manifest-reference.mjs';
+import { PAGE, renderReference, SCHEMA, yamlValue } from '../../tools/docs-manifest.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 

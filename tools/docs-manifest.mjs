@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const SCHEMA = path.join(here, '..', 'config', 'manifest.schema.json');
-export const PAGE = path.join(here, 'manifest-reference.md');
+export const PAGE = path.join(here, '..', 'docs', 'manifest-reference.md');
 
 /** A value as it is written in a YAML manifest (flow style): strings bare when YAML reads them back as the same string. */
 export function yamlValue(v) {
@@ -98,7 +98,7 @@ export function renderReference(schemaText) {
   const root = JSON.parse(schemaText);
   const required = root.required ?? [];
   const lines = [
-    '<!-- Generated from config/manifest.schema.json by `npm run docs` (docs/manifest-reference.mjs): do not edit by hand. Change the schema, then run `npm run docs`. -->',
+    '<!-- Generated from config/manifest.schema.json by `npm run docs` (tools/docs-manifest.mjs): do not edit by hand. Change the schema, then run `npm run docs`. -->',
     '# The manifest: every key',
     '',
     `${root.description} A YAML file, checked against \`config/manifest.schema.json\` (the contract) before anything changes; this page is generated from the schema's own descriptions. How the keys work together, with a full example: [manifest.md](manifest.md).`,
