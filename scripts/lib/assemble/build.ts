@@ -5,7 +5,7 @@ import { OperationError, StoppedError } from '../run/errors.ts';
 import { exportTree } from './git.ts';
 import { processStartTicks } from '../state/procfs.ts';
 import { formatDuration } from '../run/log.ts';
-import type { ReleaseRecord } from '../state/history.ts';
+import type { ReleaseRecord, ReleaseSource } from '../state/history.ts';
 import { record, releaseOnDisk, type Context } from '../state/context.ts';
 import { carryBuildCaches, depsKey, depsSnapshotFor, depsSpecFor, restoreDeps, shareIdenticalFiles, snapshotDeps } from './reuse.ts';
 import { carryAssets, recordBuiltAssets } from './assets.ts';
@@ -61,20 +61,29 @@ export async function linkShared(ctx: Context, id: string): Promise<void> {
 }
 
 /** Runs the manifest's install, build and migrate commands in the release, as the app's user. */
+/** Runs one of the manifest's commands in the release as the app's user, with its time limit. */
+function runManifestCommand(ctx: Context, id: string, name: 'install' | 'build' | 'migrate', command: string): Promise<unknown> {
+  const { m, paths } = ctx;
+  const env = appEnvironment(m, { home: paths.cache, envFile: paths.envFile });
+  return ctx.log.step(`${name}: ${command}`, () =>
+    ctx.ops.run(['/bin/sh', '-c', command], {
+      cwd: paths.release(id),
+      env,
+      user: m.user,
+      display: command,
+      limit: { seconds: m.timeouts[name], setting: `timeouts.${name}` },
+    }),
+  );
+}
+
+async function runMigrate(ctx: Context, id: string): Promise<void> {
+  if (ctx.m.migrate) await runManifestCommand(ctx, id, 'migrate', ctx.m.migrate);
+}
+
 async function runSteps(ctx: Context, plan: ReleasePlan, opts: BuildOptions): Promise<void> {
   const { id } = plan;
   const { m, paths } = ctx;
-  const env = appEnvironment(m, { home: paths.cache, envFile: paths.envFile });
-  const run = (name: 'install' | 'build' | 'migrate', command: string) =>
-    ctx.log.step(`${name}: ${command}`, () =>
-      ctx.ops.run(['/bin/sh', '-c', command], {
-        cwd: paths.release(id),
-        env,
-        user: m.user,
-        display: command,
-        limit: { seconds: m.timeouts[name], setting: `timeouts.${name}` },
-      }),
-    );
+  const run = (name: 'install' | 'build' | 'migrate', command: string) => runManifestCommand(ctx, id, name, command);
   if (m.install) {
     // Keyed on the lockfile as committed, before the install could rewrite it.
     const key = ctx.dryRun ? undefined : depsKey(paths.release(id), m.runtime, m.install);
@@ -99,12 +108,15 @@ async function runSteps(ctx: Context, plan: ReleasePlan, opts: BuildOptions): Pr
     }
   }
   if (m.build) await run('build', m.build);
-  if (m.migrate) await run('migrate', m.migrate);
+  if (!opts.noMigrate) await runMigrate(ctx, id);
 }
 
-/** Old pages keep their assets: list what this build wrote, then link in what the recently live releases built. */
-async function keepRecentAssets(ctx: Context, plan: ReleasePlan): Promise<void> {
-  await recordBuiltAssets(ctx, plan.id);
+/**
+ * Old pages keep their assets: list what this build wrote (an archive's list, made where it was built,
+ * is kept), then link in what the recently live releases built.
+ */
+async function keepRecentAssets(ctx: Context, plan: ReleasePlan, listedByArchive: boolean): Promise<void> {
+  if (!listedByArchive) await recordBuiltAssets(ctx, plan.id);
   await carryAssets(ctx, plan.id, ctx.dryRun ? [] : plan.assetDonors);
 }
 
@@ -158,6 +170,8 @@ async function shareWithNeighbour(ctx: Context, { id, neighbour }: ReleasePlan):
 export interface BuildOptions {
   /** Install from scratch even when a ready release has the same lockfile (--rebuild). */
   fresh?: boolean;
+  /** Leave migrate to the hosts (cutover build: the build machine does not touch the app's data). */
+  noMigrate?: boolean;
 }
 
 /**
@@ -165,16 +179,59 @@ export interface BuildOptions {
  * any failure the release is recorded as failed and its directory removed. The live release is untouched.
  */
 export async function buildRelease(ctx: Context, plan: ReleasePlan, opts: BuildOptions = {}): Promise<void> {
+  const { paths, ops } = ctx;
+  const dir = paths.release(plan.id);
+  await assemble(ctx, plan, {
+    title: `export ${plan.commit.slice(0, 12)} into ${dir}`,
+    fill: async () => {
+      await ops.mkdir(paths.releases);
+      await ops.mkdir(dir);
+      await exportTree(ops, paths.repo, plan.commit, dir);
+    },
+    steps: () => runSteps(ctx, plan, opts),
+  });
+}
+
+/**
+ * Makes the plan's release from an archive that inspectArchive accepted (a root-only copy, `staged`): the
+ * tree unpacked as built elsewhere, then what a release does on each host (shared paths, migrate, the
+ * assets of recent releases, the seal, after_build), under the same history discipline as a build.
+ */
+export async function unpackRelease(ctx: Context, plan: ReleasePlan, staged: string, source: ReleaseSource): Promise<void> {
+  const dir = ctx.paths.release(plan.id);
+  const { unpackArchive } = await import('./archive.ts');
+  await assemble(ctx, plan, {
+    title: `unpack the archive into ${dir}`,
+    fill: async () => {
+      await ctx.ops.mkdir(ctx.paths.releases);
+      await ctx.ops.note(`unpack ${staged} into ${dir}`, () => unpackArchive(staged, dir));
+    },
+    steps: () => runMigrate(ctx, plan.id),
+    source,
+    listedByArchive: fs.existsSync(ctx.paths.builtAssetsFile(plan.id)),
+  });
+}
+
+/** How a release's tree gets into its directory, and which of the manifest's commands then run. */
+interface Filling {
+  title: string;
+  fill: () => Promise<void>;
+  steps: () => Promise<void>;
+  source?: ReleaseSource;
+  /** The archive already lists the asset files its build wrote. */
+  listedByArchive?: boolean;
+}
+
+async function assemble(ctx: Context, plan: ReleasePlan, filling: Filling): Promise<void> {
   const { paths, ops, log } = ctx;
   const { commit, ref, id } = plan;
   const dir = paths.release(id);
   const t0 = performance.now();
-  await record(ctx, { event: 'build-started', release: id, commit, ref, pid: process.pid, started: processStartTicks(process.pid) });
+  const source = filling.source ?? { kind: 'git' as const };
+  await record(ctx, { event: 'build-started', release: id, commit, ref, pid: process.pid, started: processStartTicks(process.pid), source });
   try {
-    await log.step(`export ${commit.slice(0, 12)} into ${dir}`, async () => {
-      await ops.mkdir(paths.releases);
-      await ops.mkdir(dir);
-      await exportTree(ops, paths.repo, commit, dir);
+    await log.step(filling.title, async () => {
+      await filling.fill();
       await ops.writeFile(paths.revisionFile(id), commit + '\n');
     });
     await log.step('link shared paths', async () => {
@@ -182,8 +239,10 @@ export async function buildRelease(ctx: Context, plan: ReleasePlan, opts: BuildO
       await prepareCache(ctx);
       await ops.chown(dir, ctx.m.user, { recursive: true });
     });
-    await runSteps(ctx, plan, opts);
-    if (ctx.m.assets.length > 0) await log.step(`keep the assets of recent releases (${ctx.m.assets.join(', ')})`, () => keepRecentAssets(ctx, plan));
+    await filling.steps();
+    if (ctx.m.assets.length > 0) {
+      await log.step(`keep the assets of recent releases (${ctx.m.assets.join(', ')})`, () => keepRecentAssets(ctx, plan, Boolean(filling.listedByArchive)));
+    }
     await log.step('seal the release read-only', async () => {
       await seal(ctx, id);
       await shareWithNeighbour(ctx, plan);

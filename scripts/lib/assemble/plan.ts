@@ -56,10 +56,15 @@ export function nextReleaseId(commit: string, taken: (id: string) => boolean): s
 }
 
 /** The plan for releasing `commit` (pure, given the state): which id, and what the build borrows from. */
-export function planRelease(state: ReleaseState, commit: string, ref: string, opts: { rebuild?: boolean; assetsKeep: number }): ReleasePlan {
+export function planRelease(
+  state: ReleaseState,
+  commit: string,
+  ref: string,
+  opts: { rebuild?: boolean; assetsKeep: number; /** A new release under this id (an archive's, built for that path). */ id?: string },
+): ReleasePlan {
   const { records, live, onDisk } = state;
-  const ready = opts.rebuild ? undefined : readyReleaseOf(commit, records);
-  const id = ready?.id ?? nextReleaseId(commit, state.taken);
+  const ready = opts.rebuild || opts.id ? undefined : readyReleaseOf(commit, records);
+  const id = opts.id ?? ready?.id ?? nextReleaseId(commit, state.taken);
   const newest = (usable: (r: ReleaseRecord) => boolean) =>
     [...records.values()].filter((r) => r.state === 'ready' && r.id !== id && usable(r)).sort((a, b) => b.order - a.order)[0]?.id;
   // The live release, else the newest ready one; none when that one is not on disk.

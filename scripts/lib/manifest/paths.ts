@@ -35,6 +35,8 @@ export interface AppPaths {
   lock: string;
   history: string;
   cache: string;
+  /** Where a received archive is staged, outside the app root (a root-only directory made per run and removed after): the prefix of its name. */
+  incomingPrefix: string;
   /** The known_hosts that pins the repository server's host key (deploy_key): the manifest's known_hosts, else <root>/known_hosts. */
   knownHosts: string;
   /** The directory of one release. */
@@ -103,6 +105,7 @@ export function appPaths(m: { app: string; root: string; env_file?: string; know
     lock: path.join(root, 'cutover.lock'),
     history: path.join(root, 'history.jsonl'),
     cache: path.join(root, 'cache'),
+    incomingPrefix: path.join('/var/tmp', `cutover-incoming-${m.app}-`),
     knownHosts: m.known_hosts ?? path.join(root, 'known_hosts'),
     release,
     revisionFile: (id) => path.join(release(id), 'REVISION'),

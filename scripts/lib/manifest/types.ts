@@ -69,6 +69,8 @@ export interface Manifest {
   keep: number;
   prune: { schedule: string };
   hooks: Partial<Record<HookPoint, Hook[]>>;
+  /** Releases from archives: the ssh keys that may sign them, and the limits of what they unpack to. */
+  archive?: { allowed_signers?: string; max_bytes?: number; max_entries?: number };
 }
 
 /** One thing wrong with a manifest: the line it is on, the field (e.g. "health.timeout") and a sentence. */

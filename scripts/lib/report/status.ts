@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { history, type Context } from '../state/context.ts';
-import { activations, rollbackTarget, type ReleaseRecord, type ReleaseState } from '../state/history.ts';
+import { activations, rollbackTarget, type ReleaseRecord, type ReleaseSource, type ReleaseState } from '../state/history.ts';
 import { describeHolder, liveHolder } from '../state/lock.ts';
 import { liveRelease } from '../state/switch.ts';
 import { isRunning, liveSlot, slotStates, slotToKeep } from '../host/slots.ts';
@@ -21,6 +21,8 @@ export interface ReleaseStatus {
   ageSeconds?: number;
   sizeBytes?: number;
   reason?: string;
+  /** Where its tree came from: git (built here) or an archive built elsewhere (its sha256, tree digest, builder). */
+  source: ReleaseSource;
 }
 
 export interface StatusReport {
@@ -124,9 +126,10 @@ export async function gatherStatus(ctx: Context, now = Date.now()): Promise<Stat
       ageSeconds: Math.round((now - Date.parse(r.builtAt)) / 1000),
       sizeBytes: onDisk.has(r.id) ? diskUsage(ctx.paths.release(r.id)) : undefined,
       reason: r.reason,
+      source: r.source ?? { kind: 'git' },
     }));
   for (const id of onDisk) {
-    if (!records.has(id)) releases.push({ id, commit: '', state: 'unknown', live: id === live, rollbackTarget: false, onDisk: true, reason: 'not in the history: cutover did not make it' });
+    if (!records.has(id)) releases.push({ id, commit: '', state: 'unknown', live: id === live, rollbackTarget: false, onDisk: true, reason: 'not in the history: cutover did not make it', source: { kind: 'git' } });
   }
   const holder = liveHolder(ctx.paths.lock);
   const [slots, preflights] = await service;
@@ -186,7 +189,8 @@ export function formatStatus(r: StatusReport): string {
   lines.push('', `  ${'RELEASE'.padEnd(16)} ${'STATE'.padEnd(12)} ${'COMMIT'.padEnd(12)} ${'AGE'.padStart(5)} ${'SIZE'.padStart(7)}  NOTE`);
   for (const x of r.releases) {
     const mark = x.live ? '*' : x.rollbackTarget ? '<' : ' ';
-    const note = [x.live ? 'live' : '', x.rollbackTarget ? 'rollback target' : '', x.ref ? `ref ${x.ref}` : '', x.reason ?? '', !x.onDisk ? 'removed from disk' : '']
+    const from = x.source.kind === 'archive' ? `archive ${x.source.sha256?.slice(0, 12)} built on ${x.source.builtBy}` : '';
+    const note = [x.live ? 'live' : '', x.rollbackTarget ? 'rollback target' : '', x.ref ? `ref ${x.ref}` : '', from, x.reason ?? '', !x.onDisk ? 'removed from disk' : '']
       .filter(Boolean)
       .join('; ');
     lines.push(`${mark} ${x.id.padEnd(16)} ${x.state.padEnd(12)} ${x.commit.slice(0, 12).padEnd(12)} ${age(x.ageSeconds).padStart(5)} ${size(x.sizeBytes).padStart(7)}  ${note}`);

@@ -32,6 +32,18 @@ export interface HistoryEvent {
   /** activate | release | rollback: which verb made an activation. */
   via?: string;
   reason?: string;
+  /** build-started and build-finished: where the release's tree came from (git, or an archive built elsewhere). */
+  source?: ReleaseSource;
+}
+
+/** Where a release's tree came from: a git export built here, or an archive built elsewhere (its sha256, tree digest, builder). */
+export interface ReleaseSource {
+  kind: 'git' | 'archive';
+  sha256?: string;
+  /** sha256 over the tree's paths, modes and contents: the same on every host that serves the same bytes. */
+  treeDigest?: string;
+  builtBy?: string;
+  builtAt?: string;
 }
 
 export type ReleaseState = 'building' | 'interrupted' | 'failed' | 'ready' | 'bad' | 'removed';
@@ -49,6 +61,7 @@ export interface ReleaseRecord {
   reason?: string;
   /** An interrupted build whose interruption is already in the history. */
   interruptionRecorded?: boolean;
+  source?: ReleaseSource;
 }
 
 export function readHistory(file: string): HistoryEvent[] {
@@ -105,10 +118,10 @@ export function releaseStates(
     switch (e.event) {
       case 'build-started':
         starts.set(e.release, e);
-        records.set(e.release, { id: e.release, commit: e.commit ?? '', ref: e.ref, state: 'building', order: i, builtAt: e.at });
+        records.set(e.release, { id: e.release, commit: e.commit ?? '', ref: e.ref, state: 'building', order: i, builtAt: e.at, source: e.source });
         return;
       case 'build-finished':
-        if (r) Object.assign(r, { state: 'ready', buildMs: e.duration_ms, builtAt: e.at, reason: undefined });
+        if (r) Object.assign(r, { state: 'ready', buildMs: e.duration_ms, builtAt: e.at, reason: undefined, ...(e.source ? { source: { ...r.source, ...e.source } } : {}) });
         return;
       case 'build-failed':
         if (r) Object.assign(r, { state: 'failed', buildMs: e.duration_ms, reason: e.reason });
