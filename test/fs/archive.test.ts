@@ -116,6 +116,7 @@ const corpus: [string, RegExp][] = [
   ['dotdot-inner', /"dist\/\.\.\/\.\.\/cutover-evil" is an absolute path or climbs out/],
   ['symlink-out', /"evil-link" is a symlink to "\/etc\/shadow", outside the release/],
   ['symlink-up', /"dist\/evil-link" is a symlink to "\.\.\/\.\.\/\.\.\/\.\.\/etc", outside the release/],
+  ['through-symlink', /"inner\/evil" lies below the symlink "inner" the archive made earlier/],
   ['hardlink-out', /"evil-hard" is a hard link to "\/etc\/passwd"/],
   ['hardlink-unknown', /"evil-hard" is a hard link to "no\/such\/file", which is not a file earlier/],
   ['device', /"evil-dev" is a character device/],

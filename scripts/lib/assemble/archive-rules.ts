@@ -61,11 +61,20 @@ export function entryPath(raw: string): string | undefined {
  * Problems with one entry, given the final directory of the release (`releaseDir`, for absolute link
  * targets) and the files seen before it (for hard links). Empty when it is fine.
  */
-export function entryProblems(e: ArchiveEntry, releaseDir: string, seenFiles: Set<string>): string[] {
+export function entryProblems(e: ArchiveEntry, releaseDir: string, seenFiles: Set<string>, seenSymlinks: Set<string> = new Set()): string[] {
   const shown = JSON.stringify(e.path.length > 120 ? e.path.slice(0, 117) + '...' : e.path);
   const rel = entryPath(e.path);
   if (rel === undefined) return [`${shown} is an absolute path or climbs out with '..'`];
   const out: string[] = [];
+  // Nothing is ever written through a link: an entry below a symlink the archive made is refused.
+  const parts = rel.split('/');
+  for (let i = 1; i < parts.length; i++) {
+    const parent = parts.slice(0, i).join('/');
+    if (seenSymlinks.has(parent)) {
+      out.push(`${shown} lies below the symlink ${JSON.stringify(parent)} the archive made earlier`);
+      break;
+    }
+  }
   if (!['File', 'OldFile', 'ContiguousFile', 'Directory', 'SymbolicLink', 'Link'].includes(e.type)) {
     out.push(`${shown} is a ${describeType(e.type)}; a release holds only files, directories and links`);
   }

@@ -111,6 +111,7 @@ export async function inspectArchive(
   let entries = 0;
   let bytes = 0;
   const seenFiles = new Set<string>();
+  const seenSymlinks = new Set<string>();
   const input = fs.createReadStream(file);
   await new Promise<void>((resolve, reject) => {
     let stopped = false;
@@ -149,9 +150,10 @@ export async function inspectArchive(
           return;
         }
         const entry: ArchiveEntry = { path: e.path, type: e.type, mode: e.mode ?? 0, size: e.size ?? 0, linkpath: e.linkpath };
-        problems.push(...entryProblems(entry, releaseDir, seenFiles));
+        problems.push(...entryProblems(entry, releaseDir, seenFiles, seenSymlinks));
         const rel = entryPath(e.path);
         if (rel !== undefined && (e.type === 'File' || e.type === 'OldFile' || e.type === 'ContiguousFile')) seenFiles.add(rel);
+        if (rel !== undefined && e.type === 'SymbolicLink') seenSymlinks.add(rel);
         e.resume();
       },
     });
@@ -171,8 +173,13 @@ export async function inspectArchive(
   return { record, entries, bytes };
 }
 
-/** Unpacks an inspected archive into `dir` (which must not exist yet): modes kept, owners not (root owns it until the seal hands out the writable dirs). */
+/**
+ * Unpacks an archive that inspectArchive accepted into `dir` (which must not exist yet): modes kept,
+ * owners not (root owns it until the seal hands out the writable dirs). preservePaths keeps the absolute
+ * symlink targets the inspection allowed (a venv's bin/python → /usr/bin/python3); every entry path was
+ * checked relative, without '..', and never below a symlink, so nothing lands outside `dir`.
+ */
 export async function unpackArchive(file: string, dir: string): Promise<void> {
   fs.mkdirSync(dir, { mode: 0o755 });
-  await extractTar({ file, cwd: dir, strict: true, preserveOwner: false, preservePaths: false, unlink: false, noMtime: false });
+  await extractTar({ file, cwd: dir, strict: true, preserveOwner: false, preservePaths: true, unlink: false, noMtime: false });
 }
