@@ -7,6 +7,7 @@ import type { Context } from '../state/context.ts';
 import { DEFAULT_LIMITS, hostProblems, SIGNATURE_NAMESPACE, type ArchiveRecord } from './archive-rules.ts';
 import { archiveRefused, fileSha256, inspectArchive } from './archive.ts';
 import { hostFacts } from './host-facts.ts';
+import { clearDeadStaging } from './staging.ts';
 
 export interface Received {
   /** The staged copy, the one that is checked and unpacked. */
@@ -47,7 +48,8 @@ export async function receiveArchive(ctx: Context, file: string, givenSha?: stri
   if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) {
     throw new UsageError(`The archive ${file} is not a file.`, 'Name the file `cutover build --out` wrote.');
   }
-  const dir = fs.mkdtempSync(ctx.paths.incomingPrefix);
+  clearDeadStaging(ctx.paths.incomingPrefix);
+  const dir = fs.mkdtempSync(`${ctx.paths.incomingPrefix}${process.pid}-`);
   fs.chmodSync(dir, 0o700);
   const dispose = () => fs.rmSync(dir, { recursive: true, force: true });
   try {

@@ -1,10 +1,11 @@
-// What a killed run can leave behind, cleared under the lock before any verb acts: preflight units, a second running slot.
+// What a killed run can leave behind, cleared under the lock before any verb acts: preflight units, a second running slot, a staged archive.
 import type { Context } from '../state/context.ts';
 import { clearPreflightLeftovers } from './preflight.ts';
 import { preflightLeftovers } from '../host/preflight-units.ts';
 import { isRunning, slotStates, slotToKeep, type SlotState } from '../host/slots.ts';
 import { activations, readHistory } from '../state/history.ts';
 import { stopSlot } from './cutover.ts';
+import { clearDeadStaging } from '../assemble/staging.ts';
 
 /**
  * Two slots running means a handover was cut short before the old slot stopped. Undoes the handover:
@@ -28,4 +29,5 @@ export async function clearLeftovers(ctx: Context): Promise<void> {
   const [preflights, slots] = await Promise.all([preflightLeftovers(ctx.m.app), slotStates(ctx.paths)]);
   await clearPreflightLeftovers(ctx, preflights);
   await settleSlots(ctx, slots);
+  clearDeadStaging(ctx.paths.incomingPrefix);
 }
