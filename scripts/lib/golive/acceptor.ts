@@ -48,31 +48,42 @@ function get(socket: net.Socket, port: number, urlPath: string, timeoutMs: numbe
   });
 }
 
-/**
- * Connects to 127.0.0.1:port and waits (up to acceptMs) until a process accepts the connection, then
- * names the unit of that process (from /proc). When it is `wantUnit` and a path is given, sends the
- * health GET and reports its answer; otherwise closes the connection unanswered (a request never sent
- * is never lost). Never throws.
- */
-export async function probeSlot(opts: { port: number; app: string; wantUnit: string; path?: string; acceptMs?: number; answerMs?: number }): Promise<SlotProbe> {
-  let socket: net.Socket;
-  try {
-    socket = await connect(opts.port, opts.acceptMs ?? 1000);
-  } catch (e) {
-    return { ok: false, detail: `connect to 127.0.0.1:${opts.port}: ${(e as Error).message}` };
-  }
-  const deadline = Date.now() + (opts.acceptMs ?? 1000);
-  let acceptedBy: string | undefined;
+/** Which unit's process accepted an open connection: polled from /proc until `deadline`; undefined when none did by then. */
+async function acceptorOf(socket: net.Socket, port: number, app: string, deadline: number): Promise<string | undefined> {
   while (Date.now() < deadline && !socket.destroyed) {
-    const inode = acceptedInode(opts.port, socket.localPort!);
-    if (inode) acceptedBy = unitHoldingSocket(inode, `/${opts.app}@`);
-    if (acceptedBy) break;
+    const inode = acceptedInode(port, socket.localPort!);
+    const unit = inode ? unitHoldingSocket(inode, `/${app}@`) : undefined;
+    if (unit) return unit;
     await sleep(5);
   }
-  if (acceptedBy !== opts.wantUnit || !opts.path) {
-    socket.destroy();
-    const ok = acceptedBy === opts.wantUnit;
-    return { ok, acceptedBy, detail: acceptedBy ? `${acceptedBy} accepted the connection` : `no process of ${opts.app} accepted a connection within ${opts.acceptMs ?? 1000} ms` };
+  return undefined;
+}
+
+/**
+ * Opens `connections` connections to 127.0.0.1:port at once and waits (up to acceptMs) until processes
+ * accept them, naming the unit of each (from /proc). Several at once, because two slots accept from one
+ * queue: the live slot, warm and idle, wins a single connection nearly every time, while with several
+ * waiting each slot takes some. When one was accepted by `wantUnit` and a path is given, the health GET
+ * goes on that one and its answer is reported; every other connection is closed unanswered (a request
+ * never sent is never lost). Never throws.
+ */
+export async function probeSlot(opts: { port: number; app: string; wantUnit: string; path?: string; acceptMs?: number; answerMs?: number; connections?: number }): Promise<SlotProbe> {
+  const acceptMs = opts.acceptMs ?? 1000;
+  const opened = await Promise.allSettled(Array.from({ length: opts.connections ?? 4 }, () => connect(opts.port, acceptMs)));
+  const sockets = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+  if (sockets.length === 0) {
+    const why = opened.find((o): o is PromiseRejectedResult => o.status === 'rejected')?.reason as Error | undefined;
+    return { ok: false, detail: `connect to 127.0.0.1:${opts.port}: ${why?.message ?? 'failed'}` };
   }
-  return { ...(await get(socket, opts.port, opts.path, opts.answerMs ?? 5000)), acceptedBy };
+  const deadline = Date.now() + acceptMs;
+  const acceptors = await Promise.all(sockets.map((s) => acceptorOf(s, opts.port, opts.app, deadline)));
+  const mine = acceptors.indexOf(opts.wantUnit);
+  sockets.forEach((s, i) => {
+    if (i !== mine || !opts.path) s.destroy();
+  });
+  const acceptedBy = mine >= 0 ? opts.wantUnit : acceptors.find(Boolean);
+  if (mine < 0 || !opts.path) {
+    return { ok: mine >= 0, acceptedBy, detail: acceptedBy ? `${acceptedBy} accepted the connection` : `no process of ${opts.app} accepted a connection within ${acceptMs} ms` };
+  }
+  return { ...(await get(sockets[mine], opts.port, opts.path, opts.answerMs ?? 5000)), acceptedBy };
 }
