@@ -66,6 +66,7 @@ async function fromArchive(ctx: Context, state: ReleaseState, got: Received, fil
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
   const { createContext, ensureLayout } = await import('./lib/state/context.ts');
+  const { assertNotFrozen } = await import('./lib/state/freeze.ts');
   const { withLock } = await import('./lib/golive/locked.ts');
   const { shareAssetsForCutover } = await import('./lib/assemble/assets.ts');
   const { assertRefSyntax } = await import('./lib/assemble/git.ts');
@@ -88,6 +89,8 @@ await runCommand(spec, async (args) => {
   // An archive needs no repository, so neither.
   const access = ref !== undefined ? remoteAccessFor(ctx.m, ctx.paths) : undefined;
   await ensureLayout(ctx);
+  // Refused at once when frozen (and again under the lock, where it counts).
+  assertNotFrozen(ctx.paths, 'release');
   // An archive is checked whole before the lock is even taken: a refused one changes nothing at all.
   const got =
     archive === undefined
@@ -95,6 +98,7 @@ await runCommand(spec, async (args) => {
       : await ctx.log.step(`verify ${archive}`, async () => (await import('./lib/assemble/receive.ts')).receiveArchive(ctx, archive, args.values.sha256 as string | undefined));
   try {
     await withLock(ctx, args.operation, async () => {
+      assertNotFrozen(ctx.paths, 'release');
       // The state is read once: interrupted builds are cleared from it, then the plan is made from it.
       const state = readReleaseState(ctx);
       await cleanInterrupted(ctx, state.records);

@@ -37,6 +37,8 @@ export interface AppPaths {
   cache: string;
   /** Where a received archive is staged, outside the app root (a root-only directory made per run and removed after): the prefix of its name. */
   incomingPrefix: string;
+  /** The freeze (cutover freeze): present while deploys are frozen. */
+  freeze: string;
   /** The known_hosts that pins the repository server's host key (deploy_key): the manifest's known_hosts, else <root>/known_hosts. */
   knownHosts: string;
   /** The directory of one release. */
@@ -106,6 +108,7 @@ export function appPaths(m: { app: string; root: string; env_file?: string; know
     history: path.join(root, 'history.jsonl'),
     cache: path.join(root, 'cache'),
     incomingPrefix: path.join('/var/tmp', `cutover-incoming-${m.app}-`),
+    freeze: path.join(root, 'freeze.json'),
     knownHosts: m.known_hosts ?? path.join(root, 'known_hosts'),
     release,
     revisionFile: (id) => path.join(release(id), 'REVISION'),

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { history, type Context } from '../state/context.ts';
 import { activations, rollbackTarget, type ReleaseRecord, type ReleaseSource, type ReleaseState } from '../state/history.ts';
 import { describeHolder, liveHolder } from '../state/lock.ts';
+import { describeFreeze, readFreeze, type Freeze } from '../state/freeze.ts';
 import { liveRelease } from '../state/switch.ts';
 import { isRunning, liveSlot, slotStates, slotToKeep } from '../host/slots.ts';
 import { preflightLeftovers } from '../host/preflight-units.ts';
@@ -51,6 +52,8 @@ export interface StatusReport {
   recordedLive: string | null;
   rollbackTarget: string | null;
   lock: string | null;
+  /** The freeze in force (cutover freeze), or null. */
+  freeze: Freeze | null;
   releases: ReleaseStatus[];
   /** Interrupted builds already cleaned up (recorded, their directories gone): counted, not listed. */
   interruptedGone: number;
@@ -149,6 +152,7 @@ export async function gatherStatus(ctx: Context, now = Date.now()): Promise<Stat
     recordedLive: recorded ?? null,
     rollbackTarget: rollback ?? null,
     lock: holder ? describeHolder(holder) : null,
+    freeze: readFreeze(ctx.paths) ?? null,
     releases,
     interruptedGone: [...records.values()].filter((r) => cleanedUp(r) && !onDisk.has(r.id)).length,
     proxy: proxyStatus(ctx),
@@ -182,6 +186,7 @@ export function formatStatus(r: StatusReport): string {
     `rollback target: ${r.rollbackTarget ?? 'none'}`,
   ];
   if (r.lock) lines.push(`lock: held by ${r.lock}`);
+  if (r.freeze) lines.push(`FROZEN: ${describeFreeze(r.freeze)} (\`cutover unfreeze\` lifts it)`);
   if (r.proxy) {
     const fix = r.proxy.site_state === 'in place' ? '' : r.proxy.site_state === 'not written by cutover' ? ' (move it away, then provision)' : ' (provision writes it)';
     lines.push(`public entrance: ${r.proxy.server} site ${r.proxy.site} for ${r.proxy.names.join(', ')}: ${r.proxy.site_state}${fix}`);

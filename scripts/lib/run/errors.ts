@@ -45,6 +45,13 @@ export class LockedError extends CutoverError {
 }
 
 /** The kit was asked to stop (SIGTERM, SIGINT or SIGHUP): exit 1, the live release unchanged. */
+/** A deliberate freeze of the app's deploys (cutover freeze): exit 3, like a held lock, with the reason, who and when. */
+export class FrozenError extends CutoverError {
+  constructor(message: string, hint?: string) {
+    super(message, ExitCode.locked, hint);
+  }
+}
+
 export class StoppedError extends CutoverError {
   constructor(
     message: string,
