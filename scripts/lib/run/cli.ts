@@ -123,7 +123,8 @@ export function formatError(e: unknown): { text: string; code: ExitCode } {
  */
 export async function runCommand(
   spec: CommandSpec,
-  main: (args: ParsedArgs) => Promise<ExitCode | void>,
+  // A number other than the ExitCodes: `exec` passes on its command's own exit code.
+  main: (args: ParsedArgs) => Promise<ExitCode | number | void>,
   argv = process.argv.slice(2),
 ): Promise<void> {
   try {

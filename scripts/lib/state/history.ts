@@ -12,7 +12,9 @@ export type EventName =
   /** A before_cutover hook stopped the activation before anything changed: the release keeps its state. */
   | 'activation-stopped'
   | 'marked-bad'
-  | 'removed';
+  | 'removed'
+  /** cutover exec ran a command in the release (not a state change). */
+  | 'exec';
 
 export interface HistoryEvent {
   at: string;
@@ -32,6 +34,9 @@ export interface HistoryEvent {
   /** activate | release | rollback: which verb made an activation. */
   via?: string;
   reason?: string;
+  /** exec: the command line (env-file values masked) and its exit code. */
+  command?: string;
+  exit?: number;
   /** build-started and build-finished: where the release's tree came from (git, or an archive built elsewhere). */
   source?: ReleaseSource;
 }
