@@ -8,6 +8,11 @@ import { preflightProperties } from '../host/units.ts';
 import { appEnvironment } from '../assemble/appenv.ts';
 import { maskSecrets } from '../assemble/secrets.ts';
 
+/** The transient unit's name prefix of an app's exec commands. */
+export function execUnitPrefix(app: string): string {
+  return `cutover-exec-${app}-`;
+}
+
 /** The release a command runs in: the one named, else the live one; it must be ready (or live) and on disk. */
 export function execRelease(ctx: Context, named?: string): string {
   const { records } = history(ctx);
@@ -28,7 +33,8 @@ export function execRelease(ctx: Context, named?: string): string {
  * passing on its exit code; a terminal when there is one (--pty), plain pipes otherwise.
  */
 export function execArgv(ctx: Context, id: string, command: string[], tty: boolean): string[] {
-  const unit = `cutover-exec-${ctx.m.app}-${randomBytes(4).toString('hex')}`;
+  // The release in the name, so `cutover logs` can say which release a line came from.
+  const unit = `${execUnitPrefix(ctx.m.app)}${id}-${randomBytes(4).toString('hex')}`;
   const env = appEnvironment(ctx.m, { home: ctx.paths.cache });
   return [
     'systemd-run', `--unit=${unit}`, '--quiet', '--wait', '--collect', '--service-type=exec', tty ? '--pty' : '--pipe',

@@ -1,6 +1,6 @@
 // Service control through the real systemctl and journalctl; the only module that talks to systemd.
 import fs from 'node:fs';
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import type { Ops } from '../run/ops.ts';
 
 /**
@@ -88,3 +88,30 @@ export function unitChangedSince(startedAtS: number | undefined, unitFile: strin
     return false;
   }
 }
+
+/** journalctl with these arguments, its standard output as it comes (for -f); the caller ends it. */
+export function followJournal(args: string[]): ChildProcess {
+  return spawn('journalctl', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+}
+
+/** When a unit's run (its invocation id) logged its first line, in ms since the epoch; undefined when the journal has none. */
+export function invocationStart(invocation: string): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    if (!/^[0-9a-f]{32}$/.test(invocation)) return resolve(undefined);
+    const child = spawn('journalctl', [`_SYSTEMD_INVOCATION_ID=${invocation}`, '+', `INVOCATION_ID=${invocation}`, '--output=short-unix', '--no-pager', '--quiet'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let buf = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        child.kill();
+        const s = Number(buf.slice(0, nl).split(' ')[0]);
+        resolve(Number.isFinite(s) ? Math.floor(s * 1000) : undefined);
+      }
+    });
+    child.on('close', () => resolve(undefined));
+    child.on('error', () => resolve(undefined));
+  });
+}
+

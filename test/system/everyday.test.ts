@@ -1,4 +1,4 @@
-// System tier: cutover exec — a command in the live release (or a named ready one) as the service runs it: the app's user, environment and env file, the sandbox; its exit code passed on, the history line with env-file values masked, a terminal when there is one.
+// System tier: cutover exec and logs — a command in the live release (or a named ready one) as the service runs it: the app's user, environment and env file, the sandbox; its exit code passed on, the history line with env-file values masked, a terminal when there is one; the journal of both slots with each line marked by its release, followed across a handover.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
@@ -81,6 +81,37 @@ it('with a terminal attached, the command gets one (an interactive session)', as
   expectExit(r, 0, 'exec under script');
   assert.match(r.stdout, /\/dev\/pts\/\d+/);
   assert.match(r.stdout, /interactive/);
+});
+
+/** `cutover logs` as JSON lines. */
+async function logLines(args: string[] = []): Promise<{ release: string | null; source: string; message: string }[]> {
+  const r = await h.kit('logs', ['--json', '--lines', '400', ...args], { manifest, timeoutMs: 60_000 });
+  expectExit(r, 0, 'logs');
+  return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+it('logs: after a rollback, the lines of both releases are each marked with the release that logged them', async () => {
+  expectExit(await h.kit('rollback', [], { manifest }), 0, 'rollback');
+  assert.is(activeInside(h, ROOT), v1);
+  const lines = await logLines();
+  const started = lines.filter((l) => / \(release [0-9a-f]{12}, pid \d+\) listening/.test(l.message));
+  const said = (l: { message: string }) => /release ([0-9a-f]{12})/.exec(l.message)![1];
+  assert.ok(started.some((l) => said(l) === v1) && started.some((l) => said(l) === v2), `both releases started:\n${started.map((l) => l.message).join('\n')}`);
+  for (const l of started) assert.is(l.release, said(l), `marked with the release that logged it: ${JSON.stringify(l)}`);
+  assert.ok(lines.some((l) => l.source === 'preflight'), 'the preflights are in it');
+  assert.ok(lines.some((l) => l.source === 'exec' && l.release === v2), 'exec commands are in it, marked by their release');
+  const only = await logLines(['--release', v2]);
+  assert.ok(only.length > 0 && only.every((l) => l.release === v2), '--release keeps one release');
+  assert.not.match(JSON.stringify(lines), new RegExp(SECRET), 'no env-file value in the output');
+});
+
+it('logs -f keeps following across a handover: a line the new slot logs appears', async () => {
+  const child = h.host.sh(`timeout 40 /opt/cutover/node_modules/.bin/tsx /opt/cutover/scripts/logs.ts -f -n 0 --manifest ${manifest}`, { timeoutMs: 60_000 });
+  await new Promise((r) => setTimeout(r, 3000));
+  const v3 = releaseIdOf(await repo.commit({ VERSION: '3\n' }, 'v3'));
+  expectExit(await h.kit('release', ['main'], { manifest }), 0, 'release v3');
+  const r = await child;
+  assert.match(r.stdout, new RegExp(`^\\S+ \\S+ ${v3}\\s+slot [ab] +version 3 \\(release ${v3}, pid \\d+\\) listening`, 'm'), r.stdout);
 });
 
 test.run();
