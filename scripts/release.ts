@@ -78,7 +78,7 @@ await runCommand(spec, async (args) => {
   const { finishBeforeStopping } = await import('./lib/run/stop.ts');
   const { applyPrune, prunePlanFor } = await import('./lib/state/prune.ts');
   const archive = args.values.archive as string | undefined;
-  if (archive === undefined && args.positionals.length !== 1) throw new UsageError('Say what to release: a git ref, or --archive FILE.', 'Example: cutover release v1.4.2, or cutover release --archive shop.tar.gz');
+  if (archive === undefined && args.positionals.length !== 1) throw new UsageError('Say what to release: a git ref, or --archive FILE.', 'Example: cutover release v1.4.2, or cutover release --archive shop.tar.gz (`cutover release --help` for the options).');
   if (archive !== undefined && args.positionals.length > 0) throw new UsageError('Give either a git ref or --archive FILE, not both.', 'An archive already names its commit: cutover release --archive shop.tar.gz');
   if (archive === undefined && args.values.sha256 !== undefined) throw new UsageError('--sha256 goes with --archive.', 'cutover release --archive FILE --sha256 HEX');
   const ref = archive === undefined ? assertRefSyntax(args.positionals[0]) : undefined;

@@ -272,8 +272,8 @@ test('--help on every verb exits 0 and prints its usage', async () => {
 test('an unknown option, or a missing or extra argument, exits 2 and says so', async () => {
   const cases: Array<[string, string[], RegExp]> = [
     ...verbs.map((v): [string, string[], RegExp] => [v, ['--frobnicate'], /--frobnicate/]),
-    ['release', [], /takes 1 argument/],
-    ['release', ['main', 'extra'], /takes 1 argument/],
+    ['release', [], /Say what to release: a git ref, or --archive FILE/],
+    ['release', ['main', 'extra'], /takes 0 to 1 argument \(<ref>\), got 2/],
     ['activate', [], /takes 1 argument/],
     ['prune', ['--keep'], /--keep/],
     ['status', ['now'], /takes 0 arguments/],
