@@ -44,7 +44,8 @@ it('build writes one archive with its record first and its sha256 beside it; the
   good = path.join(work, 'fsapp.tar.gz');
   const r = await builder.run('build', ['main', '--out', good, '--json']);
   assert.is(r.code, 0, r.out);
-  const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+  assert.is(r.stdout.trim().split('\n').length, 1, `stdout holds only the JSON line (the build's own output goes to stderr):\n${r.stdout}`);
+  const out = JSON.parse(r.stdout);
   goodSha = sha256Of(good);
   assert.is(out.sha256, goodSha, 'the printed sha256 is the file\'s');
   assert.is(fs.readFileSync(`${good}.sha256`, 'utf8'), `${goodSha}  fsapp.tar.gz\n`, 'sha256sum format beside the file');

@@ -286,4 +286,23 @@ it('a host unreachable when the rollout starts: no host switched, the run fails 
   assert.equal(f.hosts.map(hookLog), hooksBefore, 'no host was even drained');
 });
 
+it('a frozen host (cutover freeze) stops the rollout before any host builds, naming the host and the reason; unfreeze lets it through', async () => {
+  const h2 = f.hosts[1]!;
+  const kit = (args: string[]) => h2.host.exec(['/usr/bin/node', '/opt/cutover/bin/cutover', ...args, '--manifest', `/etc/cutover/${APP}.yaml`], { cwd: '/opt/cutover', timeoutMs: 60_000 });
+  const frozen = await kit(['freeze', '--reason', 'migration until 18:00']);
+  assert.is(frozen.code, 0, `${frozen.stdout}\n${frozen.stderr}`);
+  const releasesBefore = await Promise.all(f.hosts.map(async (h) => (await h.status()).releases.length));
+  try {
+    const v7 = await commitVersion('7');
+    const r = await play('rollout.yml v7, host2 frozen', 'rollout.yml', { cutover_ref: v7 });
+    assert.is.not(r.code, 0, show(r));
+    assert.match(r.stdout, new RegExp(`${h2.name} is frozen by \\S+ since \\S+: migration until 18:00\\. No host was built or switched`), show(r));
+    assert.equal(await Promise.all(f.hosts.map(async (h) => (await h.status()).releases.length)), releasesBefore, 'no host built anything');
+    assert.equal(await lives(), [ids.v2, ids.v2, ids.v2], 'no host switched');
+  } finally {
+    const lifted = await kit(['unfreeze']);
+    assert.is(lifted.code, 0, lifted.stderr);
+  }
+});
+
 test.run();

@@ -13,7 +13,7 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
  * the README and the docs index before they land. The lead engineer removes this list at the merge,
  * once the four files exist; it lets nothing else through.
  */
-const COMING = new Set(['docs/build-once-fleet.md']);
+const COMING = new Set<string>();
 
 test('docs/manifest-reference.md is what config/manifest.schema.json says now', () => {
   const fresh = renderReference(fs.readFileSync(SCHEMA, 'utf8'));

@@ -74,7 +74,7 @@ export function helpText(spec: CommandSpec): string {
   lines.push(
     '',
     'Exit codes: 0 done; 1 failed (the live release is unchanged or was restored);',
-    '2 bad usage or bad manifest (nothing done); 3 another cutover operation holds the lock.',
+    '2 bad usage or bad manifest (nothing done); 3 another cutover operation holds the lock, or deploys are frozen.',
   );
   return lines.join('\n') + '\n';
 }

@@ -14,6 +14,8 @@ export interface GroupOptions {
   graceMs?: number;
   /** Stream the output (the default) or capture it. */
   quiet?: boolean;
+  /** Streamed, its standard output goes to stderr too (the verb's own stdout is one JSON line). */
+  outputToStderr?: boolean;
 }
 
 export type GroupOutcome =
@@ -88,7 +90,7 @@ export function runInGroup(argv: string[], o: GroupOptions): Promise<GroupOutcom
       cwd: o.cwd,
       env: o.env ?? process.env,
       detached: true,
-      stdio: [...(o.quiet ? (['ignore', 'pipe', 'pipe'] as const) : (['ignore', 'inherit', 'inherit'] as const)), 'pipe'],
+      stdio: [...(o.quiet ? (['ignore', 'pipe', 'pipe'] as const) : (['ignore', o.outputToStderr ? 2 : 'inherit', 'inherit'] as const)), 'pipe'],
     });
     const lifeline = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
     let stdout = '';

@@ -61,7 +61,9 @@ function show(argv: string[]): string {
 /** zx, loaded when the first command runs: a verb that only reads (status) never loads it. */
 const zx = () => import('zx/core');
 
-export function createOps(opts: { dryRun: boolean; print?: (line: string) => void }): Ops {
+/** childOutputToStderr: the commands' own output goes to stderr too (a verb whose stdout is one JSON line, --json). */
+export function createOps(opts: { dryRun: boolean; print?: (line: string) => void; childOutputToStderr?: boolean }): Ops {
+  const childOut = opts.childOutputToStderr ? 2 : 'inherit';
   const print = opts.print ?? ((l: string) => process.stdout.write(l + '\n'));
   const would = (what: string) => print(`    would ${what}`);
 
@@ -78,7 +80,7 @@ export function createOps(opts: { dryRun: boolean; print?: (line: string) => voi
     const p = await $({
       cwd: o.cwd,
       env: o.env ?? process.env,
-      stdio: o.quiet ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'],
+      stdio: o.quiet ? ['ignore', 'pipe', 'pipe'] : ['ignore', childOut, 'inherit'],
       nothrow: true,
       quiet: true,
     })`${full}`;
@@ -94,7 +96,7 @@ export function createOps(opts: { dryRun: boolean; print?: (line: string) => voi
   }
 
   async function runLimited(full: string[], what: string, o: RunOptions & { limit: { seconds: number; setting: string } }, t0: number): Promise<string> {
-    const r = await runInGroup(full, { cwd: o.cwd, env: o.env, timeoutMs: o.limit.seconds * 1000, quiet: o.quiet });
+    const r = await runInGroup(full, { cwd: o.cwd, env: o.env, timeoutMs: o.limit.seconds * 1000, quiet: o.quiet, outputToStderr: opts.childOutputToStderr });
     if (r.kind === 'timed-out') {
       throw new OperationError(
         `${what} did not finish within its time limit of ${formatLimit(o.limit.seconds)} (${o.limit.setting} in the manifest): cutover stopped it and every process it started.`,

@@ -22,7 +22,9 @@ export async function createContext(manifestFile: string, opts: { dryRun?: boole
   const m = await loadManifest(manifestFile);
   const log = createLogger(opts.out);
   const dryRun = opts.dryRun ?? false;
-  return { m, paths: appPaths(m), ops: createOps({ dryRun, print: log.info }), log, dryRun, by: operatorName() };
+  // Steps to stderr (--json): the commands they run write there too, so stdout holds only the JSON.
+  const ops = createOps({ dryRun, print: log.info, childOutputToStderr: opts.out === process.stderr });
+  return { m, paths: appPaths(m), ops, log, dryRun, by: operatorName() };
 }
 
 export function history(ctx: Context): { events: HistoryEvent[]; records: Map<string, ReleaseRecord> } {
