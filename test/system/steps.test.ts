@@ -71,7 +71,7 @@ it('provision put the cutover command on root\'s PATH: it runs the compiled verb
   assert.equal(a.releases.map((r: any) => r.id), b.releases.map((r: any) => r.id));
   const bad = await h.host.exec(['/usr/local/bin/cutover', 'release', '--manifest', manifest]);
   assert.is(bad.code, 2, `a missing <ref> exits 2: ${bad.stderr}`);
-  assert.match(bad.stderr, /release takes 1 argument \(<ref>\), got 0\./);
+  assert.match(bad.stderr, /Say what to release: a git ref, or --archive FILE\./);
 });
 
 it('a build that sleeps past its time limit fails the release with exit 1; its processes are gone, the live release still serves, the lock is free', async () => {
