@@ -19,7 +19,6 @@ Example: ssh root@host 'cd /opt/cutover && npx tsx scripts/activate.ts 3f2a9c1b0
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
   const { createContext } = await import('./lib/state/context.ts');
-  const { assertNotFrozen } = await import('./lib/state/freeze.ts');
   const { withLock } = await import('./lib/golive/locked.ts');
   const { shareAssetsForCutover } = await import('./lib/assemble/assets.ts');
   const { activateRelease } = await import('./lib/golive/activation.ts');
@@ -28,11 +27,9 @@ await runCommand(spec, async (args) => {
   const id = assertReleaseId(args.positionals[0]);
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   const restart = Boolean(args.values.restart);
-  assertNotFrozen(ctx.paths, 'activate');
   await withLock(ctx, args.operation, async () => {
-    assertNotFrozen(ctx.paths, 'activate');
     // An older release made live again serves the assets of the releases live since (see rollback).
     await shareAssetsForCutover(ctx, id);
     await finishBeforeStopping(`the activation of ${id}`, () => activateRelease(ctx, { id, via: 'activate', restart }));
-  });
+  }, { frozen: 'activate' });
 });

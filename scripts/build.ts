@@ -30,8 +30,8 @@ await runCommand(spec, async (args) => {
   const { withLock } = await import('./lib/golive/locked.ts');
   const { assertRefSyntax } = await import('./lib/assemble/git.ts');
   const { buildRelease, cleanInterrupted } = await import('./lib/assemble/build.ts');
-  const { planRelease, readReleaseState } = await import('./lib/assemble/plan.ts');
-  const { fetchAndResolve } = await import('./lib/assemble/fetch.ts');
+  const { readReleaseState } = await import('./lib/assemble/plan.ts');
+  const { planFromRef } = await import('./lib/assemble/fetch.ts');
   const { remoteAccessFor } = await import('./lib/assemble/deploykey.ts');
   const { packBuiltRelease } = await import('./lib/assemble/pack.ts');
   const outArg = args.values.out as string | undefined;
@@ -50,9 +50,7 @@ await runCommand(spec, async (args) => {
   await withLock(ctx, args.operation, async () => {
     const state = readReleaseState(ctx);
     await cleanInterrupted(ctx, state.records);
-    const commit = await fetchAndResolve(ctx, ref, access);
-    ctx.log.info(`${ref} is commit ${commit}.`);
-    const plan = planRelease(state, commit, ref, { rebuild: Boolean(args.values.rebuild), assetsKeep: ctx.m.assets_keep });
+    const plan = await planFromRef(ctx, state, ref, access, { rebuild: Boolean(args.values.rebuild) });
     if (plan.reuse) ctx.log.info(`Release ${plan.id} of this commit is already built and ready here: archiving it as it is (use --rebuild to build afresh).`);
     else await buildRelease(ctx, plan, { fresh: Boolean(args.values.rebuild), noMigrate: true });
     const packed = await ctx.log.step(`write ${out}`, () => packBuiltRelease(ctx, plan, out));

@@ -21,13 +21,14 @@ who ran what, in which release, and its exit code (values of the env file masked
 await runCommand(spec, async (args) => {
   const { createContext } = await import('./lib/state/context.ts');
   const { assertReleaseId } = await import('./lib/manifest/paths.ts');
+  const { showArgv } = await import('./lib/run/ops.ts');
   const { execArgv, execRelease, hasTerminal, recordExec, runExec } = await import('./lib/everyday/exec.ts');
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']), out: process.stderr });
   const named = args.values.release === undefined ? undefined : assertReleaseId(String(args.values.release));
   const id = execRelease(ctx, named);
   const argv = execArgv(ctx, id, args.positionals, hasTerminal());
   if (ctx.dryRun) {
-    ctx.log.info(`Dry run: would run in ${id}:\n  ${argv.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : JSON.stringify(w))).join(' ')}`);
+    ctx.log.info(`Dry run: would run in ${id}:\n  ${showArgv(argv)}`);
     return;
   }
   const code = await runExec(argv);

@@ -37,6 +37,8 @@ await runCommand(
     if (args.values.since !== undefined) base.push('--since', String(args.values.since));
     if (args.values.grep !== undefined) base.push('--grep', String(args.values.grep));
     const firstSeen = new Map<string, number>();
+    const runRelease = new Map<string, string>();
+    const { releaseOfProcess } = await import('./lib/state/procfs.ts');
     const print = async (jsonLines: string[]) => {
       const entries = jsonLines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
       // Each slot run's start, so a line is marked by the activation that started its run, however old.
@@ -47,7 +49,7 @@ await runCommand(
           if (t !== undefined) firstSeen.set(run, t);
         }
       }
-      for (const l of markLines(entries, readHistory(ctx.paths.history), ctx.m.app, firstSeen)) {
+      for (const l of markLines(entries, readHistory(ctx.paths.history), ctx.m.app, firstSeen, (pid) => releaseOfProcess(ctx.paths.releases, pid), runRelease)) {
         if (only && l.release !== only) continue;
         const line = maskSecrets(args.values.json ? JSON.stringify(l) : formatLine(l), ctx.paths.envFile);
         process.stdout.write(line + '\n');

@@ -23,21 +23,18 @@ function parseKeep(v: unknown, fallback: number): number {
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
   const { createContext, history } = await import('./lib/state/context.ts');
-  const { assertNotFrozen } = await import('./lib/state/freeze.ts');
   const { withLock } = await import('./lib/golive/locked.ts');
   const { applyPrune, prunePlanFor } = await import('./lib/state/prune.ts');
   const { cleanInterrupted } = await import('./lib/assemble/build.ts');
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
   const keep = parseKeep(args.values.keep, ctx.m.keep);
-  assertNotFrozen(ctx.paths, 'prune');
   try {
     await withLock(ctx, args.operation, async () => {
-      assertNotFrozen(ctx.paths, 'prune');
       if (!ctx.dryRun) await cleanInterrupted(ctx, history(ctx).records);
       ctx.log.info(`Prune plan (keep ${keep} good release${keep === 1 ? "" : "s"})${ctx.dryRun ? ', dry run:' : ':'}`);
       const n = await applyPrune(ctx, prunePlanFor(ctx, keep));
       ctx.log.info(ctx.dryRun ? 'Dry run: nothing was deleted.' : `Deleted ${n} release${n === 1 ? '' : 's'}.`);
-    });
+    }, { frozen: 'prune' });
   } catch (e) {
     if (e instanceof LockedError && args.values.cron) {
       ctx.log.info(`Prune skipped: ${e.message} It will run again at the next scheduled time.`);

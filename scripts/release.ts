@@ -36,7 +36,7 @@ docs/security.md says how to make the key and how to re-pin a changed host key.`
 
 /** The archive's release under the lock: reused when this very archive is already here, else unpacked under the id it was built for. */
 async function fromArchive(ctx: Context, state: ReleaseState, got: Received, file: string): Promise<{ id: string; summary: Record<string, unknown>; plannedCommit?: string }> {
-  const { planRelease, describePlan } = await import('./lib/assemble/plan.ts');
+  const { planRelease, logPlan } = await import('./lib/assemble/plan.ts');
   const { unpackRelease } = await import('./lib/assemble/build.ts');
   const { record, sha256 } = got;
   const id = record.release;
@@ -58,7 +58,7 @@ async function fromArchive(ctx: Context, state: ReleaseState, got: Received, fil
     );
   }
   const plan = planRelease(state, record.commit, record.ref, { id, assetsKeep: ctx.m.assets_keep });
-  if (ctx.dryRun) ctx.log.info(`The plan:\n${describePlan(plan).map((l) => `  ${l}`).join('\n')}`);
+  logPlan(ctx, plan);
   await unpackRelease(ctx, plan, got.staged, { kind: 'archive', sha256, treeDigest: record.treeDigest, builtBy: record.builtBy, builtAt: record.builtAt });
   return { id, summary, plannedCommit: ctx.dryRun ? record.commit : undefined };
 }
@@ -66,13 +66,12 @@ async function fromArchive(ctx: Context, state: ReleaseState, got: Received, fil
 await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
   const { createContext, ensureLayout } = await import('./lib/state/context.ts');
-  const { assertNotFrozen } = await import('./lib/state/freeze.ts');
   const { withLock } = await import('./lib/golive/locked.ts');
   const { shareAssetsForCutover } = await import('./lib/assemble/assets.ts');
   const { assertRefSyntax } = await import('./lib/assemble/git.ts');
   const { buildRelease, cleanInterrupted } = await import('./lib/assemble/build.ts');
-  const { describePlan, planRelease, readReleaseState } = await import('./lib/assemble/plan.ts');
-  const { fetchAndResolve } = await import('./lib/assemble/fetch.ts');
+  const { readReleaseState } = await import('./lib/assemble/plan.ts');
+  const { planFromRef } = await import('./lib/assemble/fetch.ts');
   const { remoteAccessFor } = await import('./lib/assemble/deploykey.ts');
   const { activateRelease } = await import('./lib/golive/activation.ts');
   const { finishBeforeStopping } = await import('./lib/run/stop.ts');
@@ -89,8 +88,6 @@ await runCommand(spec, async (args) => {
   // An archive needs no repository, so neither.
   const access = ref !== undefined ? remoteAccessFor(ctx.m, ctx.paths) : undefined;
   await ensureLayout(ctx);
-  // Refused at once when frozen (and again under the lock, where it counts).
-  assertNotFrozen(ctx.paths, 'release');
   // An archive is checked whole before the lock is even taken: a refused one changes nothing at all.
   const got =
     archive === undefined
@@ -98,7 +95,6 @@ await runCommand(spec, async (args) => {
       : await ctx.log.step(`verify ${archive}`, async () => (await import('./lib/assemble/receive.ts')).receiveArchive(ctx, archive, args.values.sha256 as string | undefined));
   try {
     await withLock(ctx, args.operation, async () => {
-      assertNotFrozen(ctx.paths, 'release');
       // The state is read once: interrupted builds are cleared from it, then the plan is made from it.
       const state = readReleaseState(ctx);
       await cleanInterrupted(ctx, state.records);
@@ -107,14 +103,11 @@ await runCommand(spec, async (args) => {
       // A dry run builds nothing: the activation's plan is told the commit the release would hold.
       let plannedCommit: string | undefined;
       if (ref !== undefined) {
-        const commit = await fetchAndResolve(ctx, ref, access!);
-        ctx.log.info(`${ref} is commit ${commit}.`);
-        const plan = planRelease(state, commit, ref, { rebuild: Boolean(args.values.rebuild), assetsKeep: ctx.m.assets_keep });
+        const plan = await planFromRef(ctx, state, ref, access!, { rebuild: Boolean(args.values.rebuild) });
         id = plan.id;
-        if (ctx.dryRun) ctx.log.info(`The plan:\n${describePlan(plan).map((l) => `  ${l}`).join('\n')}`);
         if (plan.reuse) ctx.log.info(`Release ${id} of this commit is already built and ready: reusing it (use --rebuild to build afresh).`);
         else await buildRelease(ctx, plan, { fresh: Boolean(args.values.rebuild) });
-        if (ctx.dryRun && !plan.reuse) plannedCommit = commit;
+        if (ctx.dryRun && !plan.reuse) plannedCommit = plan.commit;
       } else {
         ({ id, summary, plannedCommit } = await fromArchive(ctx, state, got!, archive!));
       }
@@ -130,7 +123,7 @@ await runCommand(spec, async (args) => {
       await finishBeforeStopping(`the activation of ${id}`, () => activateRelease(ctx, { id, via: 'release', plannedCommit }));
       await ctx.log.step(`prune (keep ${ctx.m.keep})`, () => applyPrune(ctx, prunePlanFor(ctx, ctx.m.keep)));
       done(true);
-    });
+    }, { frozen: 'release' });
   } finally {
     got?.dispose();
   }

@@ -16,7 +16,6 @@ await runCommand(spec, async (args) => {
   // Imported here, not at the top: --help and a bad flag never load the kit's heavy modules (zx, ajv, yaml).
   const { createContext, history, record, releaseOnDisk } = await import('./lib/state/context.ts');
   const { withLock } = await import('./lib/golive/locked.ts');
-  const { assertNotFrozen } = await import('./lib/state/freeze.ts');
   const { activateRelease } = await import('./lib/golive/activation.ts');
   const { finishBeforeStopping } = await import('./lib/run/stop.ts');
   const { activations, rollbackTarget } = await import('./lib/state/history.ts');
@@ -25,10 +24,7 @@ await runCommand(spec, async (args) => {
   const { shareAssetsForCutover } = await import('./lib/assemble/assets.ts');
   const to = args.values.to === undefined ? undefined : assertReleaseId(String(args.values.to));
   const ctx = await createContext(args.manifestFile, { dryRun: Boolean(args.values['dry-run']) });
-  assertNotFrozen(ctx.paths, 'rollback');
   await withLock(ctx, args.operation, async () => {
-    // A freeze does not stop a rollback (an incident must not wait), unless it is hard.
-    assertNotFrozen(ctx.paths, 'rollback');
     const { events, records } = history(ctx);
     const live = liveRelease(ctx.paths);
     // `active` ahead of the history's last activation: an activation (or a rollback) was cut short after its
@@ -62,5 +58,5 @@ await runCommand(spec, async (args) => {
       via: 'rollback',
       outcome: 'rolled-back',
     });
-  });
+  }, { frozen: 'rollback' });
 });

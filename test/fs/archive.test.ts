@@ -16,6 +16,7 @@ let work: string;
 let good: string;
 let goodSha: string;
 let commit: string;
+let firstCommit: string;
 
 const sha256Of = (file: string) => spawnSync('sha256sum', [file], { encoding: 'utf8' }).stdout.split(' ')[0];
 
@@ -34,6 +35,7 @@ test.before(async () => {
   host = await makeFixture();
   work = await tempDir('cutover-archives');
   // A commit the host has never built from git (the two example repositories start out the same).
+  firstCommit = await builder.repo.head();
   commit = await builder.repo.commit({ 'CHANGELOG.md': 'v2: built once\n' }, 'v2');
   const r = await host.run('release', ['main']);
   assert.is(r.code, 0, `the host's own first release: ${r.out}`);
@@ -86,15 +88,22 @@ it('release --archive on another root: verified, unpacked with its own shared li
   assert.match(twice.out, /already built and ready: reusing it/);
 });
 
+/** The host's root as it is, but the lock's mtime (taking the lock is no change: fs/input.test reads it the same way). */
+function state(): Record<string, string> {
+  const s = snapshot(host.root);
+  if (s['cutover.lock']) s['cutover.lock'] = s['cutover.lock'].replace(/ [\d.]+$/, '');
+  return s;
+}
+
 /** Every refusal: exit 2, the message, and nothing on the host changed (tree, active, history). */
 async function refused(label: string, run: () => Promise<RunResult>, message: RegExp): Promise<void> {
-  const before = snapshot(host.root);
+  const before = state();
   const active = host.active();
   const events = host.history().length;
   const r = await run();
   assert.is(r.code, 2, `${label}: exit 2\n${r.out}`);
   assert.match(r.stderr, message, `${label}: the message`);
-  assert.equal(snapshot(host.root), before, `${label}: nothing under the root changed`);
+  assert.equal(state(), before, `${label}: nothing under the root changed`);
   assert.is(host.active(), active, `${label}: active unchanged`);
   assert.is(host.history().length, events, `${label}: no history line`);
 }
@@ -205,7 +214,19 @@ it('signatures: required by allowed_signers — unsigned refused, signed by anot
   assert.is(spawnSync('ssh-keygen', ['-Y', 'sign', '-f', key, '-n', 'cutover-archive', ok]).status, 0);
   const r = await withManifest(signed, 'release', ['--archive', ok, '--no-activate']);
   assert.is(r.code, 0, r.out);
-  assert.match(r.out, /already built and ready: reusing it|signed by release-bot/);
+  assert.match(r.out, /, signed by release-bot; sha256 /, 'the signer is named');
+  assert.match(r.out, /already built and ready: reusing it/);
+});
+
+it('refused: an archive of a commit this host already built from git (an archive unpacks only at its own path), and build --out inside the root', async () => {
+  const same = path.join(work, 'same-commit.tar.gz');
+  const b = await builder.run('build', [firstCommit, '--out', same]);
+  assert.is(b.code, 0, b.out);
+  await refused('id taken', () => host.run('release', ['--archive', same]), /Release [0-9a-f]{12} already exists on this host \(ready, built here from git\), and an archive unpacks only at the path it was built for/);
+  const inside = await builder.run('build', ['main', '--out', path.join(builder.root, 'x.tar.gz')]);
+  assert.is(inside.code, 2, inside.out);
+  assert.match(inside.stderr, /--out \S+ is inside the app's root/);
+  assert.not.ok(fs.existsSync(path.join(builder.root, 'x.tar.gz')));
 });
 
 test.run();

@@ -93,6 +93,10 @@ async function logLines(args: string[] = []): Promise<{ release: string | null; 
 it('logs: after a rollback, the lines of both releases are each marked with the release that logged them', async () => {
   expectExit(await h.kit('rollback', [], { manifest }), 0, 'rollback');
   assert.is(activeInside(h, ROOT), v1);
+  // The release a rollback left is bad: exec refuses it.
+  const bad = await exec(['--release', v2, '--', 'true']);
+  assert.is(bad.code, 2, out(bad));
+  assert.match(bad.stderr, new RegExp(`Release ${v2} is bad, not ready: a command runs only in a ready release`));
   const lines = await logLines();
   const started = lines.filter((l) => / \(release [0-9a-f]{12}, pid \d+\) listening/.test(l.message));
   const said = (l: { message: string }) => /release ([0-9a-f]{12})/.exec(l.message)![1];

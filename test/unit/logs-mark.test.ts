@@ -30,6 +30,13 @@ test('a run the socket started after the last activation serves the release live
   assert.equal(lines.map((l) => [l.source, l.release]), [['slot b', A], ['preflight', B], ['exec', C]]);
 });
 
+test('a live process tells its run: the new slot during a handover, before its activation is recorded, is not marked with the old release', () => {
+  const e = { ...line('app@b.service', 50, 'r5', 'listening'), _PID: '846' };
+  const lines = markLines([e, line('app@b.service', 51, 'r5')], events, 'app', new Map(), (pid) => (pid === 846 ? B : undefined));
+  assert.equal(lines.map((l) => l.release), [B, B], 'the whole run keeps what its process said');
+  assert.equal(markLines([e], events, 'app').map((l) => l.release), [A], 'without a live process: the release live since the last activation');
+});
+
 test('a freeze file that is not one freezes hard and says so; a good one reads back', () => {
   assert.equal(parseFreeze('{"reason":"sale","by":"alice","at":"t","hard":false}'), { reason: 'sale', by: 'alice', at: 't', hard: false });
   for (const bad of ['', 'garbage', '{}', '{"reason":""}']) {

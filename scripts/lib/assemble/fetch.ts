@@ -1,8 +1,9 @@
-// The commit a release builds: the mirror fetched, the ref resolved (a dry run asks the repository itself, as it does not fetch).
+// The commit a release builds and its plan: the mirror fetched, the ref resolved (a dry run asks the repository itself, as it does not fetch), the plan made from the state read once.
 import fs from 'node:fs';
 import { UsageError } from '../run/errors.ts';
 import type { Context } from '../state/context.ts';
 import { fetchMirror, resolveRef, resolveRemote, type RemoteAccess } from './git.ts';
+import { logPlan, planRelease, type ReleasePlan, type ReleaseState } from './plan.ts';
 
 /** Fetches the mirror and resolves `ref` to a full commit hash. */
 export async function fetchAndResolve(ctx: Context, ref: string, access: RemoteAccess): Promise<string> {
@@ -25,3 +26,11 @@ export async function fetchAndResolve(ctx: Context, ref: string, access: RemoteA
   throw new UsageError(`No branch or tag named "${ref}" in ${ctx.m.repo} (an abbreviated hash needs the mirror: run without --dry-run once).`);
 }
 
+/** The plan for releasing (or building) a git ref: fetched, resolved, planned from `state`; a dry run prints the plan. */
+export async function planFromRef(ctx: Context, state: ReleaseState, ref: string, access: RemoteAccess, opts: { rebuild?: boolean } = {}): Promise<ReleasePlan> {
+  const commit = await fetchAndResolve(ctx, ref, access);
+  ctx.log.info(`${ref} is commit ${commit}.`);
+  const plan = planRelease(state, commit, ref, { rebuild: opts.rebuild, assetsKeep: ctx.m.assets_keep });
+  logPlan(ctx, plan);
+  return plan;
+}

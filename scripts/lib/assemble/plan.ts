@@ -96,3 +96,8 @@ export function describePlan(plan: ReleasePlan): string[] {
     ]),
   ];
 }
+
+/** With --dry-run, prints the plan before the steps it would take. */
+export function logPlan(ctx: Context, plan: ReleasePlan): void {
+  if (ctx.dryRun) ctx.log.info(`The plan:\n${describePlan(plan).map((l) => `  ${l}`).join('\n')}`);
+}

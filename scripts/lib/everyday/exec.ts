@@ -1,5 +1,5 @@
 // cutover exec: one command in a ready release (the live one by default) as the service runs — the app's user, environment, env file and sandbox — in a transient unit, its exit code passed on and recorded.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { UsageError } from '../run/errors.ts';
 import { record, history, type Context } from '../state/context.ts';
@@ -7,6 +7,7 @@ import { liveRelease } from '../state/switch.ts';
 import { preflightProperties } from '../host/units.ts';
 import { appEnvironment } from '../assemble/appenv.ts';
 import { maskSecrets } from '../assemble/secrets.ts';
+import { showArgv } from '../run/ops.ts';
 
 /** The transient unit's name prefix of an app's exec commands. */
 export function execUnitPrefix(app: string): string {
@@ -37,9 +38,9 @@ export function execArgv(ctx: Context, id: string, command: string[], tty: boole
   const unit = `${execUnitPrefix(ctx.m.app)}${id}-${randomBytes(4).toString('hex')}`;
   const env = appEnvironment(ctx.m, { home: ctx.paths.cache });
   return [
-    'systemd-run', `--unit=${unit}`, '--quiet', '--wait', '--collect', '--service-type=exec', tty ? '--pty' : '--pipe',
+    'systemd-run', `--unit=${unit}`, '--quiet', '--wait', '--collect', tty ? '--pty' : '--pipe',
     `--property=SyslogIdentifier=${ctx.m.app}-exec`,
-    ...preflightProperties(ctx.m, ctx.m.port, ctx.paths.release(id)).filter((p) => p !== '--property=Type=exec'),
+    ...preflightProperties(ctx.m, ctx.m.port, ctx.paths.release(id)),
     ...Object.entries(env).filter(([k]) => ['HOME', 'PATH', 'LANG', 'npm_config_cache'].includes(k)).map(([k, v]) => `--setenv=${k}=${v}`),
     '--', '/usr/bin/env', ...command,
   ];
@@ -57,15 +58,10 @@ export function runExec(argv: string[]): Promise<number> {
 
 /** Appends who ran what in which release and its exit code; env-file values in the command line are masked. */
 export async function recordExec(ctx: Context, id: string, command: string[], code: number): Promise<void> {
-  const line = command.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : JSON.stringify(w))).join(' ');
-  await record(ctx, { event: 'exec', release: id, command: maskSecrets(line, ctx.paths.envFile), exit: code });
+  await record(ctx, { event: 'exec', release: id, command: maskSecrets(showArgv(command), ctx.paths.envFile), exit: code });
 }
 
 /** Whether stdin and stdout are a terminal (an interactive session gets a pty). */
 export function hasTerminal(): boolean {
-  try {
-    return Boolean(process.stdin.isTTY && process.stdout.isTTY && execFileSync('tty', { stdio: ['inherit', 'pipe', 'ignore'] }));
-  } catch {
-    return false;
-  }
+  return Boolean(process.stdin.isTTY && process.stdout.isTTY);
 }

@@ -31,12 +31,22 @@ export function appUnits(app: string): string[] {
 }
 
 /**
- * Marks journal entries with their release (pure). A preflight's and an exec's unit name holds it. A
- * slot's run (one invocation) serves the release of the first activation recorded at or after the run
- * began (the activation that started it: recorded once it passed its gate, or failed), else — a run
- * started by the socket after the last activation — the release live since then.
+ * Marks journal entries with their release (pure but for `releaseOfPid`). A preflight's and an exec's
+ * unit name holds it. A slot's run (one invocation) serves the release its process runs in, when that
+ * process still runs (`releaseOfPid`: its working directory, the first answer kept for the run); else
+ * the release of the first activation recorded at or after the run began (the activation that started
+ * it: recorded once it passed its gate, or failed), else — a run the socket started after the last
+ * activation — the release live since then. (An activation still under way is not recorded yet: only a
+ * live process can tell its lines.)
  */
-export function markLines(entries: JournalEntry[], events: HistoryEvent[], app: string, firstSeen = new Map<string, number>()): LogLine[] {
+export function markLines(
+  entries: JournalEntry[],
+  events: HistoryEvent[],
+  app: string,
+  firstSeen = new Map<string, number>(),
+  releaseOfPid: (pid: number) => string | undefined = () => undefined,
+  runRelease = new Map<string, string>(),
+): LogLine[] {
   const acts = events.filter((e) => e.event === 'activated' || e.event === 'activation-failed').map((e) => ({ t: Date.parse(e.at), e }));
   const releaseAt = (t: number): string | null => {
     const next = acts.find((a) => a.t >= t);
@@ -64,7 +74,9 @@ export function markLines(entries: JournalEntry[], events: HistoryEvent[], app: 
       source = slot ? `slot ${slot}` : unit;
       const run = e._SYSTEMD_INVOCATION_ID ?? e.INVOCATION_ID ?? unit;
       if (!firstSeen.has(run)) firstSeen.set(run, t);
-      release = releaseAt(firstSeen.get(run)!);
+      const fromProcess = e._SYSTEMD_INVOCATION_ID && e._PID ? releaseOfPid(Number(e._PID)) : undefined;
+      if (fromProcess && !runRelease.has(run)) runRelease.set(run, fromProcess);
+      release = runRelease.get(run) ?? releaseAt(firstSeen.get(run)!);
     }
     out.push({ at: new Date(t).toISOString(), release, source, unit, pid: e._PID ? Number(e._PID) : undefined, message });
   }

@@ -54,7 +54,8 @@ export function asUser(argv: string[], user: string | undefined): string[] {
   return ['setpriv', `--reuid=${user}`, `--regid=${user}`, '--init-groups', '--', ...argv];
 }
 
-function show(argv: string[]): string {
+/** argv as one line for people: plain words as they are, others JSON-quoted (never a shell line to run). */
+export function showArgv(argv: string[]): string {
   return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
 }
 
@@ -71,11 +72,11 @@ export function createOps(opts: { dryRun: boolean; print?: (line: string) => voi
     const full = asUser(argv, o.user);
     const where = o.cwd ? ` (in ${o.cwd}${o.user ? `, as ${o.user}` : ''})` : o.user ? ` (as ${o.user})` : '';
     if (opts.dryRun) {
-      would(`run: ${o.display ?? show(full)}${where}`);
+      would(`run: ${o.display ?? showArgv(full)}${where}`);
       return '';
     }
     const t0 = performance.now();
-    if (o.limit) return runLimited(full, `\`${o.display ?? show(argv)}\``, { ...o, limit: o.limit }, t0);
+    if (o.limit) return runLimited(full, `\`${o.display ?? showArgv(argv)}\``, { ...o, limit: o.limit }, t0);
     const { $ } = await zx();
     const p = await $({
       cwd: o.cwd,
@@ -89,7 +90,7 @@ export function createOps(opts: { dryRun: boolean; print?: (line: string) => voi
       if (explained) throw explained;
       const detail = o.quiet ? `\n${(p.stderr || p.stdout).trim().split('\n').slice(-10).join('\n')}` : '';
       throw new OperationError(
-        `\`${o.display ?? show(argv)}\` failed with exit code ${p.exitCode} after ${formatDuration(performance.now() - t0)}.${detail}`,
+        `\`${o.display ?? showArgv(argv)}\` failed with exit code ${p.exitCode} after ${formatDuration(performance.now() - t0)}.${detail}`,
       );
     }
     return p.stdout;
@@ -120,7 +121,7 @@ export function createOps(opts: { dryRun: boolean; print?: (line: string) => voi
     dryRun: opts.dryRun,
     run,
     async pipe(producer, consumer, o = {}) {
-      if (opts.dryRun) return would(`run: ${show(producer)} | ${show(consumer)}`);
+      if (opts.dryRun) return would(`run: ${showArgv(producer)} | ${showArgv(consumer)}`);
       const env = o.env ?? process.env;
       const { $ } = await zx();
       const a = $({ cwd: o.cwd, env, quiet: true, nothrow: true })`${producer}`;
@@ -128,7 +129,7 @@ export function createOps(opts: { dryRun: boolean; print?: (line: string) => voi
       const first = await a;
       for (const [p, argv] of [[first, producer], [b, consumer]] as const) {
         if (p.exitCode !== 0) {
-          throw new OperationError(`\`${show(argv)}\` failed with exit code ${p.exitCode}: ${p.stderr.trim().split('\n').slice(-5).join('\n')}`);
+          throw new OperationError(`\`${showArgv(argv)}\` failed with exit code ${p.exitCode}: ${p.stderr.trim().split('\n').slice(-5).join('\n')}`);
         }
       }
     },

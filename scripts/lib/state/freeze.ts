@@ -42,7 +42,9 @@ export function describeFreeze(f: Freeze): string {
 }
 
 /** Refuses a verb while the app is frozen (rollback only under a hard freeze): exit 3 with the reason and the way out. */
-export function assertNotFrozen(paths: Pick<AppPaths, 'freeze'>, verb: 'release' | 'activate' | 'prune' | 'rollback'): void {
+export type FreezeVerb = 'release' | 'activate' | 'prune' | 'rollback';
+
+export function assertNotFrozen(paths: Pick<AppPaths, 'freeze'>, verb: FreezeVerb): void {
   const f = readFreeze(paths);
   if (!f || (verb === 'rollback' && !f.hard)) return;
   throw new FrozenError(
