@@ -1,4 +1,4 @@
-// System tier: the four real framework apps (SvelteKit, Next.js, Flask, Django) deployed by their config/examples manifests under load; old pages keep their assets.
+// System tier: the four real framework apps (SvelteKit, Next.js, Flask, Django) deployed by their config/examples manifests under load; old pages keep their assets; Django's createsuperuser through cutover exec, then a login.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
@@ -65,6 +65,8 @@ const FRAMEWORKS: Framework[] = [
 ];
 
 let k: KitHost;
+/** The Django run's manifest and root, for the exec test that follows it on the same host. */
+let django: { manifest: string; root: string; port: number } | undefined;
 const say = (line: string) => console.log(`  ${line}`);
 
 /** The example's manifest from config/examples, with the test's repository and port (everything else as written). */
@@ -321,7 +323,36 @@ const { it, ready } = systemTier(import.meta.url);
       assert.ok(shows(await page(fw.port), 'v1'), 'v1 serves');
       assert.equal((await slotsInside(k, m.app)).map((s) => s.state).sort(), ['active', 'inactive'], 'one slot serves');
       saveNpmCache(m);
+      if (fw.name === 'django') django = { manifest, root, port: fw.port };
       say(`${fw.name}: done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    });
+  }
+
+  if (!only || only.includes('django')) {
+    it("django: exec runs manage.py createsuperuser --noinput in the live release (its password from the env file); the live app then authenticates that user", async () => {
+      assert.ok(django, 'the Django run above went live');
+      const { manifest, root, port } = django;
+      const password = 'correct-horse-battery-staple';
+      const whoami = (user: string, pass: string) =>
+        httpGet(loopback(port, '/whoami'), { headers: { authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` } });
+      assert.is((await whoami('admin', password)).status, 401, 'no such user yet');
+      expectExit(await k.host.sh(`printf 'DJANGO_SUPERUSER_PASSWORD=${password}\\n' >> ${root}/shared/.env`), 0, 'env file');
+      const exec = (args: string[]) => k.kit('exec', ['--manifest', manifest, '--', ...args], { timeoutMs: 120_000 });
+      const create = ['.venv/bin/python', 'manage.py', 'createsuperuser', '--noinput', '--username', 'admin', '--email', 'admin@example.org'];
+      const r = await exec(create);
+      expectExit(r, 0, 'exec createsuperuser');
+      assert.match(r.stdout, /Superuser created successfully/);
+      const ok = await whoami('admin', password);
+      assert.is(ok.status, 200, `the live app authenticates the new user: ${ok.body}`);
+      assert.is(ok.body, 'admin (superuser)\n');
+      assert.is((await whoami('admin', 'wrong')).status, 401, 'and refuses a wrong password');
+      // The same command again fails in Django (the name is taken): exec passes its exit code on.
+      const again = await exec(create);
+      assert.is(again.code, 1, out(again));
+      assert.match(again.stderr, /username is already taken/);
+      const runs = historyInside(k, root).filter((e: any) => e.event === 'exec');
+      assert.equal(runs.slice(-2).map((e: any) => e.exit), [0, 1], 'both runs are in the history with their exit codes');
+      assert.not.match(JSON.stringify(historyInside(k, root)), new RegExp(password), 'the password is in no history line');
     });
   }
 }

@@ -8,5 +8,6 @@ from pages import views
 urlpatterns = [
     path('', views.index),
     path('health', views.health),
+    path('whoami', views.whoami),
     re_path(r'^static/(?P<path>.+)$', serve, {'document_root': settings.STATIC_ROOT}),
 ]

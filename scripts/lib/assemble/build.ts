@@ -60,7 +60,6 @@ export async function linkShared(ctx: Context, id: string): Promise<void> {
   }
 }
 
-/** Runs the manifest's install, build and migrate commands in the release, as the app's user. */
 /** Runs one of the manifest's commands in the release as the app's user, with its time limit. */
 function runManifestCommand(ctx: Context, id: string, name: 'install' | 'build' | 'migrate', command: string): Promise<unknown> {
   const { m, paths } = ctx;
