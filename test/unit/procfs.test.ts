@@ -9,8 +9,8 @@ import { acceptedInode, unitHoldingSocket } from '../../scripts/lib/state/procfs
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cutover-procfs-'));
 const HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
 // Port 4301 is 10CD in hex, 51000 is C738, 51001 is C739.
-const row = (sl: number, local: string, remote: string, inode: string) =>
-  `   ${sl}: ${local} ${remote} 01 00000000:00000000 00:00000000 00000000   998        0 ${inode} 1 0000000000000000 20 4 30 10 -1`;
+const row = (sl: number, local: string, remote: string, inode: string, st = '01') =>
+  `   ${sl}: ${local} ${remote} ${st} 00000000:00000000 00:00000000 00000000   998        0 ${inode} 1 0000000000000000 20 4 30 10 -1`;
 
 test('acceptedInode: the server side of the connection once accepted; nothing while it waits in the queue', () => {
   const table = path.join(dir, 'tcp');
@@ -24,6 +24,18 @@ test('acceptedInode: the server side of the connection once accepted; nothing wh
   assert.is(acceptedInode(4301, 51000, table), undefined);
   assert.is(acceptedInode(4301, 51001, table), '222');
   assert.is(acceptedInode(4301, 51002, table), undefined);
+});
+
+test('acceptedInode: a closed connection of another client with the same client port (TIME_WAIT, another address) does not hide the probe', () => {
+  const table = path.join(dir, 'tcp-tw');
+  fs.writeFileSync(table, [
+    HEADER,
+    row(1, '0A000002:10CD', '0A000001:C739', '0', '06'), // a proxy's or load balancer's closed connection, same client port
+    row(2, '0100007F:10CD', '0100007F:C739', '0', '06'), // an earlier loopback connection on that port, closed
+    row(3, '0A000002:10CD', '0A000001:C739', '444'), // another client's live connection on another address
+    row(4, '0100007F:10CD', '0100007F:C739', '222'), // the probe, accepted
+  ].join('\n'));
+  assert.is(acceptedInode(4301, 51001, table), '222');
 });
 
 test("unitHoldingSocket: the unit of the process that holds the socket, among the app's processes only", () => {

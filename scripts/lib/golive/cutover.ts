@@ -19,6 +19,13 @@ export interface CutoverResult extends CheckResult {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * How long one probe waits for a slot to accept it. Both slots accept from the queue, so a probe is always
+ * taken, but on a busy machine that can take longer than a quick answer would: a probe closed unaccepted
+ * is a probe wasted, and giving up after 500 ms each time refused a good release for its whole timeout.
+ */
+const ACCEPT_WAIT_MS = 3000;
+
 /** Between two health answers from the new slot, as the health gate polls. */
 const POLL_MS = 250;
 
@@ -51,17 +58,26 @@ export async function waitUntilSlotServes(ctx: Context, slot: Slot, port = ctx.m
   // The same early end as the health gate: N definite 4xx/5xx answers in a row, one per poll interval.
   const giveUpAfter = ctx.m.health.failures ?? DEFAULT_HEALTH_FAILURES;
   let definite = 0;
+  // What became of the probes: the old slot took them, none took them in time, the new slot took them.
+  const tally = { old: 0, none: 0, mine: 0, slowestMs: 0 };
+  const counted = () => `probes: ${tally.mine} taken by ${unit}, ${tally.old} by the old slot, ${tally.none} by none in time; slowest accept ${tally.slowestMs} ms`;
   let last: CheckResult = { ok: false, detail: `${unit} has not accepted a connection yet` };
   while (Date.now() < deadline) {
     const s = await slotState(ctx, slot);
     if (!s || s.state === 'failed' || s.state === 'inactive') return { ok: false, detail: `${unit} is ${s?.state ?? 'gone'}: the app exited` };
     if (s.state === 'active') {
-      const probe = await probeSlot({ port, app: ctx.m.app, wantUnit: unit, path: 'path' in ctx.m.health ? ctx.m.health.path : undefined, acceptMs: 500 });
+      const probe = await probeSlot({ port, app: ctx.m.app, wantUnit: unit, path: 'path' in ctx.m.health ? ctx.m.health.path : undefined, acceptMs: Math.max(500, Math.min(ACCEPT_WAIT_MS, deadline - Date.now())) });
+      tally.slowestMs = Math.max(tally.slowestMs, probe.acceptedAfterMs ?? 0);
       // Accepted by the old slot: try again at once; the next connection may go to the new one.
-      if (probe.acceptedBy && probe.acceptedBy !== unit) continue;
+      if (probe.acceptedBy && probe.acceptedBy !== unit) {
+        tally.old++;
+        continue;
+      }
+      if (!probe.acceptedBy && !probe.detail.startsWith('connect')) tally.none++;
       if (probe.acceptedBy === unit) {
+        tally.mine++;
         const check = 'path' in ctx.m.health ? probe : await commandCheck(ctx.m, { port, cwd: ctx.paths.active }, 5000);
-        if (check.ok) return { ok: true, detail: `${unit} accepted and answered: ${check.detail}` };
+        if (check.ok) return { ok: true, detail: `${unit} accepted and answered: ${check.detail} (${counted()})` };
         last = check;
         definite = check.status !== undefined && check.status >= 400 ? definite + 1 : 0;
         if (giveUpAfter > 0 && definite >= giveUpAfter) {
@@ -74,7 +90,7 @@ export async function waitUntilSlotServes(ctx: Context, slot: Slot, port = ctx.m
     }
     await sleep(50);
   }
-  return { ok: false, detail: `not healthy within ${ctx.m.health.timeout} s (last: ${last.detail})` };
+  return { ok: false, detail: `not healthy within ${ctx.m.health.timeout} s (last: ${last.detail}; ${counted()})` };
 }
 
 /** Without a socket the new process must bind the port itself: the old one stops first (the brief outage `socket: false` accepts). */
@@ -128,6 +144,7 @@ export async function cutOver(ctx: Context): Promise<CutoverResult> {
   if (!started.ok) return { ...started, slot, oldSlot: old?.slot, since };
   const gate = await ctx.log.step(`health gate: ${unit} serves on the app's socket`, () => waitUntilSlotServes(ctx, slot));
   if (!gate.ok) return { ...gate, slot, oldSlot: old?.slot, since };
+  ctx.log.info(`    ${gate.detail}`);
   if (old) {
     const t0 = performance.now();
     await ctx.log.step(`stop ${old.unit} (it finishes its requests in flight, up to ${ctx.m.stop_timeout} s)`, () => stopSlot(ctx, old.slot));

@@ -59,17 +59,22 @@ export function releasesInUse(releasesDir: string, proc = '/proc'): Map<string, 
 }
 
 /**
- * The inode of the server side of a loopback TCP connection from clientPort to serverPort, once a
- * process has accepted it (a connection still in the listen queue has inode 0), else undefined.
+ * The inode of the server side of the loopback TCP connection 127.0.0.1:clientPort → 127.0.0.1:serverPort,
+ * once a process has accepted it (a connection still in the listen queue has inode 0), else undefined.
+ * The whole four-tuple is matched and TIME_WAIT entries are skipped: the table also holds the closed
+ * connections of the app's other clients (a proxy's, or a load balancer's on another address), and one
+ * of them may have used the same client port; it has inode 0 and would hide the probe's own entry.
  */
 export function acceptedInode(serverPort: number, clientPort: number, tcpTable = '/proc/net/tcp'): string | undefined {
   const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, '0');
-  const local = `:${hex(serverPort)}`;
-  const remote = `:${hex(clientPort)}`;
+  const LOOPBACK = '0100007F';
+  const local = `${LOOPBACK}:${hex(serverPort)}`;
+  const remote = `${LOOPBACK}:${hex(clientPort)}`;
+  const TIME_WAIT = '06';
   for (const line of fs.readFileSync(tcpTable, 'utf8').split('\n').slice(1)) {
     // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode …
     const f = line.trim().split(/\s+/);
-    if (f.length < 10 || !f[1]!.endsWith(local) || !f[2]!.endsWith(remote)) continue;
+    if (f.length < 10 || f[1] !== local || f[2] !== remote || f[3] === TIME_WAIT) continue;
     return f[9] !== '0' ? f[9] : undefined;
   }
   return undefined;
