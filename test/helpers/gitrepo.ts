@@ -8,7 +8,7 @@ import { $ } from 'zx';
 export const examplesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples');
 
 /** An app of examples/<name>-app. */
-export type ExampleApp = 'node' | 'python' | 'sveltekit' | 'nextjs' | 'flask' | 'django';
+export type ExampleApp = 'node' | 'python' | 'sveltekit' | 'nextjs' | 'flask' | 'django' | 'remix';
 
 export interface AppRepo {
   dir: string;

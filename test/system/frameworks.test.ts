@@ -1,4 +1,4 @@
-// System tier: the four real framework apps (SvelteKit, Next.js, Flask, Django) deployed by their config/examples manifests under load; old pages keep their assets; Django's createsuperuser through cutover exec, then a login.
+// System tier: the five real framework apps (SvelteKit, Next.js, Flask, Django, Remix) deployed by their config/examples manifests under load; old pages keep their assets; Django's createsuperuser through cutover exec, then a login.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
@@ -61,6 +61,13 @@ const FRAMEWORKS: Framework[] = [
     }),
     sick: { 'pages/health.py': 'HEALTHY = False\n' },
     url: (_dir, file) => `/static/${file}`,
+  },
+  {
+    name: 'remix',
+    port: 4150,
+    version: (v) => ({ 'app/lib/version.js': `export const version = '${v}';\n` }),
+    sick: { 'app/lib/health.js': 'export const healthy = false;\n' },
+    url: (_dir, file) => `/assets/${file}`,
   },
 ];
 
