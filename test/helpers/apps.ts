@@ -110,6 +110,8 @@ export interface LoadOptions {
   signal?: AbortSignal;
   /** GET (the default), or POST with a small body: a request a proxy must not retry on its own. */
   method?: 'GET' | 'POST';
+  /** Return every request's start (epoch ms) and duration too, for a timeline. */
+  keepSamples?: boolean;
 }
 
 export interface LoadResult {
@@ -126,9 +128,11 @@ export interface LoadResult {
   longestOutageMs: number;
   /** Wall time of the whole run. */
   elapsedMs: number;
+  /** With keepSamples: every request, its start in epoch ms (Date.now()'s clock). */
+  samples?: Sample[];
 }
 
-interface Sample {
+export interface Sample {
   start: number;
   ms: number;
   ok: boolean;
@@ -219,5 +223,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   await Promise.all(Array.from({ length: opts.workers }, worker));
   agent?.destroy();
   const end = performance.now();
-  return summarise(samples, end - began, end);
+  const result = summarise(samples, end - began, end);
+  if (opts.keepSamples) result.samples = samples.map((s) => ({ ...s, start: performance.timeOrigin + s.start }));
+  return result;
 }
