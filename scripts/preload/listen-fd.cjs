@@ -3,9 +3,17 @@
 // cutover loads it through NODE_OPTIONS when the manifest says `socket: preload`. A socket unit owns
 // the port, so connections wait in the kernel's queue across cutovers; apps that do not read
 // LISTEN_FDS themselves (Next.js's `next start`, a plain `server.listen(process.env.PORT)`) keep
-// working unchanged: their FIRST listen on PORT listens on the inherited socket instead of binding
-// the port (which the socket unit holds). Any other listen passes through untouched. Without
-// LISTEN_FDS (or when the socket is meant for another process) this file changes nothing.
+// working unchanged: their FIRST listen on PORT (or on fd 3 itself, for an app that reads LISTEN_FDS)
+// listens on the inherited socket instead of binding the port (which the socket unit holds). Any
+// other listen passes through untouched. Without LISTEN_FDS (or when the socket is meant for another
+// process) this file changes nothing.
+//
+// The warm-up: with CUTOVER_WARMUP_PATH set (the manifest's health path), the app first listens on a
+// private loopback port, and only once it has answered a GET of that path there (any status: the
+// health gate judges it) does it take connections from the shared socket. At a handover the old
+// release keeps the whole queue until then, so no request waits in a process that is still booting
+// (Next.js's `next start` listens before its request handler is ready). CUTOVER_WARMUP_TIMEOUT_MS
+// caps the wait; after it the socket is adopted anyway and the health gate decides.
 // CommonJS, no dependencies, Node 18+.
 'use strict';
 
@@ -61,6 +69,12 @@ function inheritedSocket(env) {
   } catch {
     return false;
   }
+}
+
+/** Whether a listen() call asks for the inherited socket itself: listen({ fd: 3 }). */
+function asksForInheritedFd(args) {
+  const first = args[0];
+  return first !== null && typeof first === 'object' && !('_handle' in first) && first.fd === SD_LISTEN_FDS_START;
 }
 
 /** The port a listen() call asks for, or null when it listens on a path, a handle or an fd. */
@@ -138,18 +152,77 @@ function trackInFlight(server) {
   });
 }
 
+/** How long one warm-up GET may take before it is sent again. */
+const WARMUP_REQUEST_MS = 5000;
+/** Between two warm-up GETs that found nothing listening yet or failed. */
+const WARMUP_RETRY_MS = 100;
+
+/** GETs urlPath on 127.0.0.1:privatePort until an answer (any status) or the deadline; calls done once. */
+function warmUp(privatePort, hostHeader, urlPath, deadline, done) {
+  const http = require('node:http');
+  const attempt = () => {
+    if (Date.now() >= deadline) return done(`no answer within CUTOVER_WARMUP_TIMEOUT_MS`);
+    const req = http.get(
+      { host: '127.0.0.1', port: privatePort, path: urlPath, agent: false, timeout: WARMUP_REQUEST_MS, headers: { host: hostHeader, 'user-agent': 'cutover-warmup', connection: 'close' } },
+      (res) => {
+        res.resume();
+        done(`answered ${res.statusCode}`);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => setTimeout(attempt, WARMUP_RETRY_MS));
+  };
+  attempt();
+}
+
 function install() {
   const port = Number(process.env.PORT);
   if (!Number.isInteger(port) || port <= 0) return;
   if (!inheritedSocket(process.env)) return;
+  const warmupPath = process.env.CUTOVER_WARMUP_PATH;
+  const warmupMs = Number(process.env.CUTOVER_WARMUP_TIMEOUT_MS) > 0 ? Number(process.env.CUTOVER_WARMUP_TIMEOUT_MS) : 60_000;
 
   const originalListen = net.Server.prototype.listen;
   let adopted = false;
   let adoptedServer;
   drainOnSigterm(() => adoptedServer);
 
+  /** Listens on the inherited socket: the app's own server, or (after a warm-up) a front that hands it each connection. */
+  function listenOnInherited(server, options, callback) {
+    return callback ? originalListen.call(server, options, callback) : originalListen.call(server, options);
+  }
+
+  /**
+   * The warm-up: the app's server listens on a private loopback port (its listen callback and
+   * 'listening' event come from that); once it has answered warmupPath there, a front server takes
+   * the inherited socket and hands every connection to the app's server. Closing the app's server
+   * closes the front too, so a draining process stops taking connections from the shared queue.
+   */
+  function listenAfterWarmUp(server, options, callback) {
+    let front;
+    let closing = false;
+    const closeApp = server.close;
+    server.close = function close(...args) {
+      closing = true;
+      if (front) front.close();
+      return closeApp.apply(this, args);
+    };
+    server.once('listening', () => {
+      const privatePort = server.address().port;
+      warmUp(privatePort, `127.0.0.1:${port}`, warmupPath, Date.now() + warmupMs, () => {
+        if (closing) return;
+        front = new net.Server({ pauseOnConnect: false });
+        front.on('connection', (socket) => server.emit('connection', socket));
+        front.on('error', (e) => server.emit('error', e));
+        listenOnInherited(front, options);
+      });
+    });
+    const priv = { host: '127.0.0.1', port: 0 };
+    return callback ? originalListen.call(server, priv, callback) : originalListen.call(server, priv);
+  }
+
   net.Server.prototype.listen = function listen(...args) {
-    if (adopted || requestedPort(args) !== port) return originalListen.apply(this, args);
+    if (adopted || (requestedPort(args) !== port && !asksForInheritedFd(args))) return originalListen.apply(this, args);
     adopted = true;
     adoptedServer = this;
     trackInFlight(this);
@@ -169,7 +242,7 @@ function install() {
       const backlog = [args[1], args[2]].map(Number).find((n) => Number.isInteger(n) && n > 0);
       if (backlog !== undefined) options.backlog = backlog;
     }
-    return callback ? originalListen.call(this, options, callback) : originalListen.call(this, options);
+    return warmupPath ? listenAfterWarmUp(this, options, callback) : listenOnInherited(this, options, callback);
   };
 }
 

@@ -35,6 +35,15 @@ switch (process.env.APP_MODE) {
   case 'two': serve('main', PORT); serve('other', 0, '127.0.0.1'); break;
   case 'twice': serve('main', PORT); serve('again', Number(PORT), '127.0.0.1'); break;
   case 'zero': serve('other', 0, '127.0.0.1'); break;
+  case 'slow': case 'slow-fd3': {
+    // Listens at once but answers only from readyAt on (Next.js listens before its handler is ready).
+    const readyAt = Date.now() + Number(process.env.READY_MS);
+    const s = (servers.main = http.createServer((req, res) => setTimeout(() => res.end(JSON.stringify({
+      server: 'main', pid: process.pid, readyAt, LISTEN_FDS: process.env.LISTEN_FDS ?? null,
+    })), Math.max(0, readyAt - Date.now()))));
+    listening.push(new Promise((resolve, reject) => { s.once('error', reject); s.listen(process.env.APP_MODE === 'slow' ? PORT : { fd: 3 }, resolve); }));
+    break;
+  }
 }
 Promise.all(listening).then(
   () => console.log(JSON.stringify(Object.fromEntries(Object.entries(servers).map(([k, s]) => [k, s.address()])))),
@@ -221,6 +230,45 @@ test('without PORT the preload stays out of the way, even with a socket passed',
   assert.ok(addresses.other?.port, JSON.stringify(addresses));
   child.kill();
 });
+
+/** The old slot: an HTTP server on a loopback socket that answers {server: 'old'} and passes its fd on, as the socket unit's queue. */
+async function oldSlot(): Promise<{ fd: number; port: number; close: () => void }> {
+  const server = http.createServer((_req, res) => res.end(JSON.stringify({ server: 'old' })));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', 511, resolve));
+  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+  return { fd, port: (server.address() as net.AddressInfo).port, close: () => server.close() };
+}
+
+for (const mode of ['slow', 'slow-fd3']) {
+  test(`with CUTOVER_WARMUP_PATH (${mode === 'slow' ? 'listen(PORT)' : 'listen({ fd: 3 })'}), the app takes no connection from the shared socket until it has answered the path on a private port`, async () => {
+    const old = await oldSlot();
+    const port = await freePort();
+    const sent: { at: number; body: Record<string, unknown> }[] = [];
+    const { child } = await start({
+      script: SELF,
+      env: { LISTEN_FDS: '1', PORT: String(port), APP_MODE: mode, READY_MS: '1500', CUTOVER_WARMUP_PATH: '/health' },
+      fd: old.fd,
+    });
+    // Both the old slot (this process) and the new app hold the socket now, as in a handover.
+    const until = Date.now() + 15_000;
+    let main: Record<string, unknown> | undefined;
+    while (!main && Date.now() < until) {
+      const at = Date.now();
+      const body = await get(old.port);
+      sent.push({ at, body });
+      if (body.server === 'main') main = body;
+    }
+    old.close();
+    assert.ok(main, `the app took connections from the shared socket after its warm-up (${sent.length} requests, all answered by the old slot)`);
+    const readyAt = main!.readyAt as number;
+    const early = sent.filter((s) => s.at < readyAt);
+    assert.ok(early.length > 0, 'requests were sent while the app was not ready yet');
+    assert.equal(early.filter((s) => s.body.server !== 'old'), [], 'every request sent before the app was ready was answered by the old slot');
+    assert.is(main!.LISTEN_FDS, null, 'LISTEN_FDS is unset after adopting');
+    assert.ok(await refused(port), 'nothing bound PORT itself');
+    child.kill();
+  });
+}
 
 test.after(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');

@@ -152,12 +152,16 @@ test('python app with a socket: MemoryDenyWriteExecute on, socket unit, Requires
   assert.match(socket, /^Description=cutover: guestbook/m);
 });
 
-test('preload: NODE_OPTIONS requires the preload first, merged with the manifest\'s own', () => {
+test('preload: NODE_OPTIONS requires the preload first, merged with the manifest\'s own; the warm-up gets the health path and timeout', () => {
   const unit = renderService(manifest({ socket: 'preload', env: { NODE_OPTIONS: '--max-old-space-size=512' } }), { kitDir: KIT });
   assert.equal(values(unit, 'Environment'), [
     `"NODE_OPTIONS=--require ${KIT}/scripts/preload/listen-fd.cjs --max-old-space-size=512"`,
+    '"CUTOVER_WARMUP_PATH=/health"',
+    '"CUTOVER_WARMUP_TIMEOUT_MS=30000"',
     '"PORT=3000"',
   ]);
+  const byCommand = renderService(manifest({ socket: 'preload', health: { command: 'true', timeout: 30 } }), { kitDir: KIT });
+  assert.not.match(byCommand, /CUTOVER_WARMUP/, 'with a health command there is no path to warm up on');
   assert.equal(values(unit, 'Requires'), ['shop.socket']);
   const plain = renderService(manifest({ socket: 'preload' }), { kitDir: KIT });
   assert.ok(values(plain, 'Environment').includes(`"NODE_OPTIONS=--require ${KIT}/scripts/preload/listen-fd.cjs"`));

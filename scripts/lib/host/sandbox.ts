@@ -91,7 +91,8 @@ export function kitDirOf(opts: { kitDir?: string } | undefined): string {
 
 /**
  * The service's environment, in order: the manifest's env, NODE_OPTIONS with the preload first when
- * socket is "preload", then PORT. Returned as [name, value] pairs, unescaped.
+ * socket is "preload" (and, with an HTTP health path, the preload's warm-up path and time limit), then
+ * PORT. Returned as [name, value] pairs, unescaped.
  */
 export function serviceEnvironment(m: Manifest, opts?: { kitDir?: string }): [string, string][] {
   const port = m.port;
@@ -117,6 +118,8 @@ export function serviceEnvironment(m: Manifest, opts?: { kitDir?: string }): [st
     const theirs = env.find(([name]) => name === 'NODE_OPTIONS')?.[1];
     const preload = `--require ${preloadFile(kitDirOf(opts))}`;
     out.push(['NODE_OPTIONS', theirs ? `${preload} ${theirs}` : preload]);
+    // The preload's warm-up: no connection from the shared socket until the app has answered its health path privately.
+    if ('path' in m.health) out.push(['CUTOVER_WARMUP_PATH', m.health.path], ['CUTOVER_WARMUP_TIMEOUT_MS', String(m.health.timeout * 1000)]);
   }
   out.push(['PORT', String(port)]);
   return out;
