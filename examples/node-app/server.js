@@ -1,4 +1,4 @@
-// The example web app cutover deploys: health, version, forwarded-header and asset endpoints, graceful SIGTERM, test switches.
+// The example web app cutover deploys: health, version, forwarded-header and asset endpoints, a long-lived upgraded connection, graceful SIGTERM, test switches.
 //
 // Environment: PORT (default 3000), HOST (default 127.0.0.1), STARTUP_DELAY_MS (default 300),
 // LISTEN_FDS=1 (socket activation: listen on the inherited fd 3; LISTEN_PID is not checked, so
@@ -69,7 +69,7 @@ function listenTarget(behaviour) {
   return { port, host: process.env.HOST ?? '127.0.0.1' };
 }
 
-const state = { shuttingDown: false, inFlight: 0 };
+const state = { shuttingDown: false, inFlight: 0, upgraded: new Set() };
 
 function send(res, status, type, body) {
   // While stopping, close each connection after its response so the process can exit promptly.
@@ -135,6 +135,34 @@ function slow(res, url, release) {
   setTimeout(() => send(res, 200, 'text/plain', `slept ${ms} ms in ${release}\n`), ms);
 }
 
+/**
+ * GET /lines with `Upgrade: line-echo`: a long-lived connection, as a WebSocket is (without its framing):
+ * after the 101 answer, every line the client sends comes back as "<release> <line>". On SIGTERM the
+ * app says "bye: reconnect" on each and closes it, so clients move to the new release.
+ */
+function acceptUpgrades(server, release) {
+  server.on('upgrade', (req, socket) => {
+    const url = new URL(req.url ?? '/', 'http://app.invalid');
+    if (url.pathname !== '/lines' || String(req.headers.upgrade).toLowerCase() !== 'line-echo' || state.shuttingDown) {
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: line-echo\r\nConnection: Upgrade\r\n\r\n');
+    state.upgraded.add(socket);
+    socket.on('close', () => state.upgraded.delete(socket));
+    socket.on('error', () => {});
+    let buffered = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk) => {
+      buffered += chunk;
+      for (let i = buffered.indexOf('\n'); i >= 0; i = buffered.indexOf('\n')) {
+        socket.write(`${release} ${buffered.slice(0, i)}\n`);
+        buffered = buffered.slice(i + 1);
+      }
+    });
+  });
+}
+
 function countInFlight(server) {
   server.on('request', (_req, res) => {
     state.inFlight++;
@@ -149,7 +177,8 @@ function countInFlight(server) {
 function stopGracefully(server, signal) {
   if (state.shuttingDown) return;
   state.shuttingDown = true;
-  console.log(`${signal}: not accepting new connections; finishing ${state.inFlight} request(s) in flight`);
+  console.log(`${signal}: not accepting new connections; finishing ${state.inFlight} request(s) in flight, closing ${state.upgraded.size} upgraded connection(s)`);
+  for (const socket of state.upgraded) socket.end('bye: reconnect\n');
   if (!server.listening) process.exit(0);
   server.close(() => {
     console.log('all requests finished; exiting');
@@ -170,6 +199,7 @@ function start() {
   const release = releaseName();
   const server = http.createServer(makeHandler({ info, release, behaviour }));
   countInFlight(server);
+  acceptUpgrades(server, release);
   if (behaviour.exitOnSigterm) {
     // Like some frameworks' own handler: exit at once, whatever is in flight.
     process.on('SIGTERM', () => process.exit(0));

@@ -1,4 +1,5 @@
 // system tier: the handover — the new release serves on the socket before the old one stops: native fd 3, the preload, gunicorn; in-flight requests, a dying release, --restart, the move from a single unit, a kill mid-handover.
+import net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { bootKitHost, expectExit, type KitHost } from '../helpers/hostkit.ts';
@@ -213,6 +214,71 @@ it('the preload: an app that exits at once on SIGTERM still finishes its request
   assert.is(res.status, 200, `the request in flight was answered: ${res.body}`);
   assert.is(res.body.trim(), `slept 2500 ms in ${old}`);
   await releaseUnderLoad(PRELOAD, '2', '3');
+});
+
+/** A long-lived upgraded connection to the example app's /lines (a WebSocket without its framing): each line sent comes back as "<release> <line>". */
+function upgradedConnection(port: number): Promise<{ send(line: string): void; lines: string[]; closed: Promise<{ error?: string }> }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    const lines: string[] = [];
+    let head = '';
+    let upgraded = false;
+    let rest = '';
+    const closed = new Promise<{ error?: string }>((done) => {
+      let error: string | undefined;
+      socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+      socket.on('close', () => done({ error }));
+    });
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      if (!upgraded) {
+        head += chunk;
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        if (!/^HTTP\/1\.1 101 /.test(head)) return reject(new Error(`not upgraded: ${head}`));
+        upgraded = true;
+        chunk = head.slice(end + 4);
+        resolve({ send: (line) => socket.write(`${line}\n`), lines, closed });
+      }
+      rest += chunk;
+      for (let i = rest.indexOf('\n'); i >= 0; i = rest.indexOf('\n')) {
+        lines.push(rest.slice(0, i));
+        rest = rest.slice(i + 1);
+      }
+    });
+    socket.once('connect', () => socket.write(`GET /lines HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: line-echo\r\n\r\n`));
+    socket.once('error', reject);
+  });
+}
+
+it('the preload: a long-lived upgraded connection (as a WebSocket) stays on the old release through the handover, until the old app says goodbye at its SIGTERM; a new one reaches the new release', async () => {
+  await repos[PRELOAD.app]!.commit({ VERSION: '4\n', BEHAVIOUR: null }, 'v4: a graceful SIGTERM again');
+  expectExit(await kit(PRELOAD, 'release', ['main']), 0, 'release v4');
+  const old = activeInside(h, rootOf(PRELOAD))!;
+  const conn = await upgradedConnection(PRELOAD.port);
+  await repos[PRELOAD.app]!.commit({ VERSION: '5\n' }, 'v5');
+  let pings = 0;
+  const pinger = setInterval(() => conn.send(`ping ${++pings}`), 100);
+  const r = await kit(PRELOAD, 'release', ['main']);
+  clearInterval(pinger);
+  expectExit(r, 0, 'release v5');
+  const { error } = await conn.closed;
+  const v5 = activeInside(h, rootOf(PRELOAD))!;
+  assert.is.not(v5, old);
+  assert.is(error, undefined, 'closed cleanly, not reset');
+  assert.ok(conn.lines.length >= 5, `the connection kept working through the release (${conn.lines.length} answers to ${pings} pings)`);
+  assert.is(conn.lines.at(-1), 'bye: reconnect', "the old app's goodbye at its SIGTERM ends it");
+  const answers = conn.lines.slice(0, -1);
+  assert.ok(answers.every((l) => l.startsWith(`${old} ping `)), `every answer came from the old release: ${answers.slice(-3).join(' | ')}`);
+  const next = await upgradedConnection(PRELOAD.port);
+  next.send('hello');
+  await eventually('an answer on the new connection', () => next.lines.length > 0, 5000);
+  assert.is(next.lines[0], `${v5} hello`, 'a new connection reaches the new release');
+  const stopLine = /drained and stopped in ([0-9.]+) (ms|s)/.exec(r.stdout);
+  assert.ok(stopLine, out(r));
+  const stopS = Number(stopLine![1]) / (stopLine![2] === 'ms' ? 1000 : 1);
+  assert.ok(stopS < 10, `the old slot stopped on its own (${stopS} s), not by SIGKILL at stop_timeout (10 s)`);
+  report(`${PRELOAD.app}: an upgraded connection kept on ${old} for ${answers.length} answers through the release, then "bye: reconnect"; the old slot stopped in ${stopLine![1]} ${stopLine![2]}`);
 });
 
 it('gunicorn: a release under load hands over with 0 failed requests', async () => {
