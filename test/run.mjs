@@ -18,6 +18,16 @@ const failedFiles = [];
 const tierLines = [];
 const skips = [];
 
+// The fs and system tiers run the verbs compiled, as the `cutover` executable does (test/helpers/kit.ts,
+// verbArgv): compile them from the current source first, so no test runs an older kit.
+if (tiers.some((t) => t === 'fs' || t === 'system')) {
+  const c = spawnSync(process.execPath, [path.join(here, '..', 'scripts', 'compile.mjs')], { stdio: 'inherit' });
+  if (c.status !== 0) {
+    console.log('the kit did not compile (node scripts/compile.mjs): no tier ran');
+    process.exit(1);
+  }
+}
+
 for (const tier of tiers) {
   const dir = path.join(here, tier);
   if (!fs.existsSync(dir)) continue;

@@ -1,5 +1,5 @@
 // `npm run bench:verbs`: boots the test host, provisions and releases a small app twice, times starting a verb and the kit's own share of an activation (see verbs.ts).
-import { bootKitHost, expectExit, isRoot, kitArgv } from '../helpers/hostkit.ts';
+import { bootKitHost, expectExit, isRoot, tsxKitArgv } from '../helpers/hostkit.ts';
 import { cleanupTempDirs } from '../helpers/gitrepo.ts';
 import { historyInside } from '../helpers/system.ts';
 import { activateAnatomyLines, activateCostTable, activateCosts, verbCostTable, verbCosts } from './verbs.ts';
@@ -24,7 +24,7 @@ if (!isRoot()) {
     console.log(verbCostTable(await verbCosts(k, manifest, rounds)));
     console.log(`\nActivating ${releases.join(' and ')} in turn …\n`);
     const exe = await activateCosts(k, '`cutover activate <release>`', releases, Math.ceil(rounds / 2), (id) => ['cutover', 'activate', id, '--manifest', manifest]);
-    const tsx = await activateCosts(k, '`node_modules/.bin/tsx scripts/activate.ts <release>`', releases, 1, (id) => kitArgv('activate', [id], manifest), false);
+    const tsx = await activateCosts(k, '`node_modules/.bin/tsx scripts/activate.ts <release>`', releases, 1, (id) => tsxKitArgv('activate', [id], manifest), false);
     console.log(activateCostTable([exe, tsx]));
     console.log(`\n${activateAnatomyLines([exe, tsx])}`);
   } finally {

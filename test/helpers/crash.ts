@@ -26,7 +26,7 @@ export interface RunningKit {
 }
 
 /**
- * Starts `tsx scripts/<verb>.ts args --manifest M` inside the host as its own process group
+ * Starts `<verb> args --manifest M` inside the host (kitArgv: compiled, or through tsx) as its own process group
  * (nsenter is spawned detached, so it leads a fresh session; its forked child inside and every
  * process the kit starts stay in that group). `onStdout` sees each chunk at once, so a kill can
  * follow a line within a millisecond or so.

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { bootHost, type ExecResult, type TestHost } from '../host/host.ts';
 import { makeAppRepo, tempDir, type AppRepo, type ExampleApp } from './gitrepo.ts';
-import { kitDir } from './kit.ts';
+import { kitDir, verbArgv } from './kit.ts';
 
 /** Where the kit is inside the test host, as an operator would copy it to a server. */
 export const KIT = '/opt/cutover';
@@ -26,8 +26,13 @@ export interface KitHost {
   stop(): Promise<void>;
 }
 
-/** The argv that runs a kit verb inside the host, as an operator would on a server. */
+/** The argv that runs a kit verb inside the host, as an operator would on a server (compiled when dist/ is fresh: verbArgv). */
 export function kitArgv(verb: string, args: string[], manifest?: string): string[] {
+  return verbArgv(verb, [...args, ...(manifest ? ['--manifest', manifest] : [])], KIT);
+}
+
+/** The same through tsx on the TypeScript source, whatever dist/ holds (the benchmark of verb start-up compares the two). */
+export function tsxKitArgv(verb: string, args: string[], manifest?: string): string[] {
   return [`${KIT}/node_modules/.bin/tsx`, `${KIT}/scripts/${verb}.ts`, ...args, ...(manifest ? ['--manifest', manifest] : [])];
 }
 

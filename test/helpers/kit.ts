@@ -10,6 +10,35 @@ import { makeAppRepo, tempDir, type AppRepo } from './gitrepo.ts';
 export const kitDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tsx = path.join(kitDir, 'node_modules', '.bin', 'tsx');
 
+/**
+ * Whether dist/ (the verbs compiled ahead of time, which the `cutover` executable runs) is at least as
+ * new as what it is compiled from: the same check as bin/cutover's, which otherwise falls back to tsx
+ * and says so on stderr. test/run.mjs compiles before the fs and system tiers, so this holds there.
+ */
+function compiledKitIsFresh(): boolean {
+  const stamp = fs.statSync(path.join(kitDir, 'dist', 'compiled.json'), { throwIfNoEntry: false });
+  if (!stamp) return false;
+  const sources = ['config/manifest.schema.json', 'node_modules/.package-lock.json'];
+  const walk = (rel: string) => {
+    for (const e of fs.readdirSync(path.join(kitDir, rel), { withFileTypes: true })) {
+      if (e.isDirectory()) walk(`${rel}/${e.name}`);
+      else if (e.name.endsWith('.ts') || e.name.endsWith('.mjs')) sources.push(`${rel}/${e.name}`);
+    }
+  };
+  walk('scripts');
+  return sources.every((rel) => (fs.statSync(path.join(kitDir, rel), { throwIfNoEntry: false })?.mtimeMs ?? 0) <= stamp.mtimeMs);
+}
+export const compiledKitFresh = compiledKitIsFresh();
+
+/**
+ * The argv that runs `<verb> args` from the kit at `kit` (the test host binds this checkout at
+ * /opt/cutover): the compiled verb through bin/cutover, as operators run it (a third of tsx's start-up
+ * time, which the system tier pays hundreds of times), or tsx on scripts/<verb>.ts while dist/ is stale.
+ */
+export function verbArgv(verb: string, args: string[], kit: string = kitDir): string[] {
+  return compiledKitFresh ? [path.join(kit, 'bin', 'cutover'), verb, ...args] : [path.join(kit, 'node_modules', '.bin', 'tsx'), path.join(kit, 'scripts', `${verb}.ts`), ...args];
+}
+
 /** The unprivileged user builds run as in the fs tier: a system user the tests make when root. */
 export const TEST_USER = process.getuid?.() === 0 ? 'cutover-fs' : os.userInfo().username;
 
@@ -32,7 +61,7 @@ export interface Fixture {
   root: string;
   manifest: string;
   repo: AppRepo;
-  /** Runs `npx tsx scripts/<verb>.ts args --manifest <manifest>` with service control off. */
+  /** Runs `<verb> args --manifest <manifest>` (verbArgv: compiled, or through tsx) with service control off. */
   run(verb: string, args?: string[], env?: Record<string, string>): Promise<RunResult>;
   /** Starts a script without waiting for it. */
   start(verb: string, args?: string[], env?: Record<string, string>): import('node:child_process').ChildProcess;
@@ -70,14 +99,17 @@ export async function makeFixture(overrides: Record<string, unknown> = {}): Prom
   const repo = await makeAppRepo(path.join(dir, 'src'));
   const manifest = path.join(dir, 'app.yaml');
   fs.writeFileSync(manifest, stringify({ ...baseManifest({ root, repo: repo.dir }), ...overrides }));
-  const argvFor = (verb: string, args: string[]) => [path.join(kitDir, 'scripts', `${verb}.ts`), ...args, '--manifest', manifest];
+  const argvFor = (verb: string, args: string[]) => verbArgv(verb, [...args, '--manifest', manifest]);
   const f: Fixture = {
     dir,
     root,
     manifest,
     repo,
-    run: (verb, args = [], env = {}) => runScript(argvFor(verb, args), scriptEnv(env)),
-    start: (verb, args = [], env = {}) => spawn(tsx, argvFor(verb, args), { env: scriptEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }),
+    run: (verb, args = [], env = {}) => runArgv(argvFor(verb, args), scriptEnv(env)),
+    start: (verb, args = [], env = {}) => {
+      const [command, ...rest] = argvFor(verb, args);
+      return spawn(command!, rest, { env: scriptEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    },
     history: () =>
       fs.existsSync(path.join(root, 'history.jsonl'))
         ? fs.readFileSync(path.join(root, 'history.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l))
@@ -94,9 +126,15 @@ export async function makeFixture(overrides: Record<string, unknown> = {}): Prom
   return f;
 }
 
+/** Runs `tsx <argv>` (argv[0] a scripts/<verb>.ts file): the verb from its TypeScript source. */
 export function runScript(argv: string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
+  return runArgv([tsx, ...argv], env);
+}
+
+/** Runs a command to its end and collects its output. */
+function runArgv([command, ...args]: string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn(tsx, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command!, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
