@@ -152,9 +152,9 @@ function acceptUpgrades(server, release) {
     socket.on('close', () => state.upgraded.delete(socket));
     socket.on('error', () => {});
     let buffered = '';
-    socket.setEncoding('utf8');
+    // Bytes, not setEncoding: Node refuses a new encoding on a socket the HTTP server handed over.
     socket.on('data', (chunk) => {
-      buffered += chunk;
+      buffered += chunk.toString('utf8');
       for (let i = buffered.indexOf('\n'); i >= 0; i = buffered.indexOf('\n')) {
         socket.write(`${release} ${buffered.slice(0, i)}\n`);
         buffered = buffered.slice(i + 1);
