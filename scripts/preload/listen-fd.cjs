@@ -137,6 +137,34 @@ function drainOnSigterm(getServer) {
   });
 }
 
+/**
+ * The adopted server closes once, for everyone: the first close() stops it taking connections (the
+ * warm-up's front on the inherited socket too); a later close(callback), such as the app's own
+ * graceful stop after the drain closed the server, gets its callback once the server has closed, as
+ * if it had closed it itself. Without this, Node answers a second close() with ERR_SERVER_NOT_RUNNING,
+ * and an app that waits for its close callback (adapter-node does, with a SHUTDOWN_TIMEOUT timer
+ * keeping the process alive) stays up until that timer ends.
+ */
+function closeOnce(server, adoption) {
+  const close = server.close;
+  let closed = false;
+  server.once('close', () => {
+    closed = true;
+  });
+  server.close = function closeAdopted(callback) {
+    if (adoption.closing) {
+      if (typeof callback === 'function') {
+        if (closed) process.nextTick(callback);
+        else server.once('close', () => callback());
+      }
+      return this;
+    }
+    adoption.closing = true;
+    if (adoption.front) adoption.front.close();
+    return close.call(this, callback);
+  };
+}
+
 /** Counts the adopted server's requests in flight; while stopping, each answer closes its connection. */
 function trackInFlight(server) {
   const d = { inFlight: 0, lastActivity: Date.now(), stopping: false };
@@ -196,24 +224,17 @@ function install() {
    * The warm-up: the app's server listens on a private loopback port (its listen callback and
    * 'listening' event come from that); once it has answered warmupPath there, a front server takes
    * the inherited socket and hands every connection to the app's server. Closing the app's server
-   * closes the front too, so a draining process stops taking connections from the shared queue.
+   * closes the front too (closeOnce), so a draining process stops taking connections from the queue.
    */
-  function listenAfterWarmUp(server, options, callback) {
-    let front;
-    let closing = false;
-    const closeApp = server.close;
-    server.close = function close(...args) {
-      closing = true;
-      if (front) front.close();
-      return closeApp.apply(this, args);
-    };
+  function listenAfterWarmUp(server, adoption, options, callback) {
     server.once('listening', () => {
       const privatePort = server.address().port;
       warmUp(privatePort, `127.0.0.1:${port}`, warmupPath, Date.now() + warmupMs, () => {
-        if (closing) return;
-        front = new net.Server({ pauseOnConnect: false });
+        if (adoption.closing) return;
+        const front = new net.Server({ pauseOnConnect: false });
         front.on('connection', (socket) => server.emit('connection', socket));
         front.on('error', (e) => server.emit('error', e));
+        adoption.front = front;
         listenOnInherited(front, options);
       });
     });
@@ -225,6 +246,9 @@ function install() {
     if (adopted || (requestedPort(args) !== port && !asksForInheritedFd(args))) return originalListen.apply(this, args);
     adopted = true;
     adoptedServer = this;
+    /** The warm-up's front server on the inherited socket, once there is one; whether the server is closing. */
+    const adoption = { front: undefined, closing: false };
+    closeOnce(this, adoption);
     trackInFlight(this);
     // The socket belongs to this process now: children must not try to adopt it again.
     delete process.env.LISTEN_FDS;
@@ -242,7 +266,7 @@ function install() {
       const backlog = [args[1], args[2]].map(Number).find((n) => Number.isInteger(n) && n > 0);
       if (backlog !== undefined) options.backlog = backlog;
     }
-    return warmupPath ? listenAfterWarmUp(this, options, callback) : listenOnInherited(this, options, callback);
+    return warmupPath ? listenAfterWarmUp(this, adoption, options, callback) : listenOnInherited(this, options, callback);
   };
 }
 

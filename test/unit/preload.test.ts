@@ -35,6 +35,16 @@ switch (process.env.APP_MODE) {
   case 'two': serve('main', PORT); serve('other', 0, '127.0.0.1'); break;
   case 'twice': serve('main', PORT); serve('again', Number(PORT), '127.0.0.1'); break;
   case 'zero': serve('other', 0, '127.0.0.1'); break;
+  case 'close-wait': {
+    // Like adapter-node: on SIGTERM it closes the server and leaves only when close's callback says it
+    // closed without error; a 20 s timer (its SHUTDOWN_TIMEOUT) keeps the process alive until then.
+    serve('main', PORT);
+    process.on('SIGTERM', () => {
+      const timer = setTimeout(() => servers.main.closeAllConnections(), 20_000);
+      servers.main.close((error) => { if (error) return; clearTimeout(timer); });
+    });
+    break;
+  }
   case 'slow': case 'slow-fd3': {
     // Listens at once but answers only from readyAt on (Next.js listens before its handler is ready).
     const readyAt = Date.now() + Number(process.env.READY_MS);
@@ -269,6 +279,20 @@ for (const mode of ['slow', 'slow-fd3']) {
     child.kill();
   });
 }
+
+test("an app that waits for its own server.close() callback on SIGTERM exits once the drain is over (the preload's close does not make the app's fail)", async () => {
+  const sock = await socketUnit();
+  const port = await freePort();
+  const { child } = await start({ script: SELF, env: { LISTEN_FDS: '1', PORT: String(port), APP_MODE: 'close-wait', CUTOVER_WARMUP_PATH: '/' }, fd: sock.fd });
+  sock.close();
+  await get(sock.port);
+  const t0 = Date.now();
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  const code = await Promise.race([exited, new Promise<'alive'>((r) => setTimeout(() => r('alive'), 10_000))]);
+  assert.is.not(code, 'alive', 'still running 10 s after SIGTERM: its close() callback got ERR_SERVER_NOT_RUNNING and its 20 s timer kept it up');
+  assert.ok(Date.now() - t0 < 10_000);
+});
 
 test.after(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
