@@ -238,12 +238,14 @@ function upgradedConnection(port: number): Promise<{ send(line: string): void; l
         if (!/^HTTP\/1\.1 101 /.test(head)) return reject(new Error(`not upgraded: ${head}`));
         upgraded = true;
         chunk = head.slice(end + 4);
-        resolve({ send: (line) => socket.write(`${line}\n`), lines, closed });
+        resolve({ send: (line) => socket.writableEnded || socket.write(`${line}\n`), lines, closed });
       }
       rest += chunk;
       for (let i = rest.indexOf('\n'); i >= 0; i = rest.indexOf('\n')) {
         lines.push(rest.slice(0, i));
         rest = rest.slice(i + 1);
+        // The goodbye: end our side too and send nothing more, as a WebSocket client answers a close frame.
+        if (lines.at(-1) === 'bye: reconnect') socket.end();
       }
     });
     socket.once('connect', () => socket.write(`GET /lines HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: line-echo\r\n\r\n`));
@@ -345,7 +347,7 @@ it('kill -9 of the kit mid-handover: two processes at most, status shows both sl
   try {
     const activation = kit(a, 'activate', [v5]);
     await eventually('both slots run', async () => (await slotsInside(h, a.app)).filter((s) => s.state === 'active').length === 2, 20_000);
-    await inside(h, `kill -9 $(pgrep -f '[s]cripts/activate.ts ${v5}')`);
+    await inside(h, `kill -9 $(pgrep -f '([s]cripts/activate[.]ts|[b]in/cutover activate) ${v5}')`);
     await activation;
     const running = (await slotsInside(h, a.app)).filter((s) => s.state === 'active');
     assert.is(running.length, 2, 'the kill left both slots');
@@ -380,7 +382,7 @@ it('kill -9 during preflight: status lists the preflight unit left running, the 
   const run = kit(a, 'release', ['main']);
   const unit = `cutover-preflight-${a.app}-${v6}.service`;
   await eventually('the preflight unit runs', async () => (await h.host.exec(['systemctl', 'is-active', unit])).stdout.trim() === 'active', 60_000);
-  await inside(h, `kill -9 $(pgrep -f '[s]cripts/release.ts main')`);
+  await inside(h, `kill -9 $(pgrep -f '([s]cripts/release[.]ts|[b]in/cutover release) main')`);
   await run;
   assert.is((await h.host.exec(['systemctl', 'is-active', unit])).stdout.trim(), 'active', 'the killed run left its preflight unit running');
   const s = await statusJson(h, manifests[a.app]!);

@@ -328,7 +328,7 @@ const { it, ready } = systemTier(import.meta.url);
     manifest = writeManifest({ keep: 1, env: { UNIT_GENERATION: 'two' } });
     const p = await kit('provision');
     expectExit(p, 0, 'provision with a new environment variable');
-    assert.match(p.stdout, `to apply the change now: npx tsx scripts/activate.ts ${live}`);
+    assert.match(p.stdout, `to apply the change now: cutover activate ${live} --restart`);
     assert.not.match(await environ(before), 'UNIT_GENERATION=two', 'the running process still has the old environment');
     const a = await kit('activate', [live]);
     expectExit(a, 0, 'activate the live release');

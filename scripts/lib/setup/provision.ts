@@ -249,7 +249,7 @@ export async function ensureUnits(ctx: Context, changes: Changes): Promise<void>
   const serving = liveSlot(await slotStates(ctx.paths));
   if (unitChanged && !ctx.dryRun && serving) {
     const live = liveRelease(ctx.paths);
-    ctx.log.info(`    ${serving.unit} is running under its old unit until the next cutover${live ? `; to apply the change now: npx tsx scripts/activate.ts ${live} --restart` : ''}`);
+    ctx.log.info(`    ${serving.unit} is running under its old unit until the next cutover${live ? `; to apply the change now: cutover activate ${live} --restart` : ''}`);
   }
   const units = [ctx.paths.slotUnit(BOOT_SLOT), ...(ctx.m.socket ? [ctx.paths.socketUnitName] : [])];
   for (const unit of units) {
