@@ -67,6 +67,10 @@ async function acceptorsOf(sockets: net.Socket[], port: number, app: string, wan
       const inode = units[i] ? undefined : inodes.get(s.localPort!);
       if (inode) units[i] = unitHoldingSocket(inode, `/${app}@`);
       if (units[i]) afterMs = Date.now() - began;
+      // Taken by another process (the old slot): close it now, not when the probe ends. A server with a
+      // few single-threaded workers (gunicorn's sync workers) blocks a whole worker on a connection
+      // that sends nothing: with 2 workers, 2 such probes froze the live slot until the new one booted.
+      if (units[i] && units[i] !== wantUnit && !s.destroyed) s.destroy();
     });
     if (units.includes(wantUnit)) break;
     await sleep(pause);
@@ -80,7 +84,7 @@ async function acceptorsOf(sockets: net.Socket[], port: number, app: string, wan
  * queue: the live slot, warm and idle, wins a single connection nearly every time, while with several
  * waiting each slot takes some. When one was accepted by `wantUnit` and a path is given, the health GET
  * goes on that one and its answer is reported; every other connection is closed unanswered (a request
- * never sent is never lost). Never throws.
+ * never sent is never lost), one taken by another process as soon as it is seen. Never throws.
  */
 export async function probeSlot(opts: { port: number; app: string; wantUnit: string; path?: string; acceptMs?: number; answerMs?: number; connections?: number }): Promise<SlotProbe> {
   const acceptMs = opts.acceptMs ?? 1000;

@@ -29,6 +29,14 @@ const ACCEPT_WAIT_MS = 3000;
 /** Between two health answers from the new slot, as the health gate polls. */
 const POLL_MS = 250;
 
+/**
+ * After a probe whose connections the old slot took: a pause before the next one. Each probe holds the
+ * connections the old slot accepted until /proc says whose they are, and a worker that serves one
+ * connection at a time (gunicorn's sync workers) waits on such a connection meanwhile: probing back
+ * to back kept the live slot's workers on probes while the new slot booted (a 0.5–1.6 s stall).
+ */
+const OLD_SLOT_PAUSE_MS = 250;
+
 /** Starts a slot; systemd refusing it (a unit that does not load, a socket that cannot bind) is a failed check, not a crash. */
 export async function startSlot(ctx: Context, slot: Slot): Promise<CheckResult> {
   const unit = ctx.paths.slotUnit(slot);
@@ -68,9 +76,10 @@ export async function waitUntilSlotServes(ctx: Context, slot: Slot, port = ctx.m
     if (s.state === 'active') {
       const probe = await probeSlot({ port, app: ctx.m.app, wantUnit: unit, path: 'path' in ctx.m.health ? ctx.m.health.path : undefined, acceptMs: Math.max(500, Math.min(ACCEPT_WAIT_MS, deadline - Date.now())) });
       tally.slowestMs = Math.max(tally.slowestMs, probe.acceptedAfterMs ?? 0);
-      // Accepted by the old slot: try again at once; the next connection may go to the new one.
+      // Accepted by the old slot: try again shortly; the next connection may go to the new one.
       if (probe.acceptedBy && probe.acceptedBy !== unit) {
         tally.old++;
+        await sleep(OLD_SLOT_PAUSE_MS);
         continue;
       }
       if (!probe.acceptedBy && !probe.detail.startsWith('connect')) tally.none++;
