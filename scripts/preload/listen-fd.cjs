@@ -227,8 +227,12 @@ function install() {
    * closes the front too (closeOnce), so a draining process stops taking connections from the queue.
    */
   function listenAfterWarmUp(server, adoption, options, callback) {
+    // The app asked for PORT, and that is where its clients reach it: its address() says so (the
+    // socket unit's 127.0.0.1:PORT, or the front's own address once it listens), not the private port.
+    const privateAddress = server.address.bind(server);
+    server.address = () => (adoption.front && adoption.front.listening ? adoption.front.address() : { address: '127.0.0.1', family: 'IPv4', port });
     server.once('listening', () => {
-      const privatePort = server.address().port;
+      const privatePort = privateAddress().port;
       warmUp(privatePort, `127.0.0.1:${port}`, warmupPath, Date.now() + warmupMs, () => {
         if (adoption.closing) return;
         const front = new net.Server({ pauseOnConnect: false });

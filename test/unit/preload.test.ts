@@ -254,11 +254,12 @@ for (const mode of ['slow', 'slow-fd3']) {
     const old = await oldSlot();
     const port = await freePort();
     const sent: { at: number; body: Record<string, unknown> }[] = [];
-    const { child } = await start({
+    const { child, addresses } = await start({
       script: SELF,
       env: { LISTEN_FDS: '1', PORT: String(port), APP_MODE: mode, READY_MS: '1500', CUTOVER_WARMUP_PATH: '/health' },
       fd: old.fd,
     });
+    assert.is(addresses.main?.port, port, "the app's server.address() says PORT (where the socket unit listens), not the private warm-up port");
     // Both the old slot (this process) and the new app hold the socket now, as in a handover.
     const until = Date.now() + 15_000;
     let main: Record<string, unknown> | undefined;
