@@ -41,7 +41,7 @@ export interface FleetHost {
   /** http://<its private address>:FRONT_PORT */
   url: string;
   /** The kit's status --json inside it. */
-  status(): Promise<{ live: string | null; serving: string | null; unfinished: string | null; releases: { id: string; commit: string; state: string }[] }>;
+  status(): Promise<{ live: string | null; serving: string | null; unfinished: string | null; releases: { id: string; commit: string; state: string; source?: { kind: string; sha256?: string; treeDigest?: string } }[] }>;
 }
 
 export interface Fleet {
