@@ -34,6 +34,7 @@ await runCommand(spec, async (args) => {
   const { planFromRef } = await import('./lib/assemble/fetch.ts');
   const { remoteAccessFor } = await import('./lib/assemble/deploykey.ts');
   const { packBuiltRelease } = await import('./lib/assemble/pack.ts');
+  const { record } = await import('./lib/state/context.ts');
   const outArg = args.values.out as string | undefined;
   if (!outArg) throw new UsageError('Say where to write the archive: --out FILE.', 'Example: cutover build v1.4.2 --out /tmp/shop.tar.gz');
   const out = path.resolve(outArg);
@@ -55,6 +56,8 @@ await runCommand(spec, async (args) => {
     else await buildRelease(ctx, plan, { fresh: Boolean(args.values.rebuild), noMigrate: true });
     const packed = await ctx.log.step(`write ${out}`, () => packBuiltRelease(ctx, plan, out));
     const r = packed.record;
+    // This machine's release is the archive's tree: recorded, so `release --archive` of it here (a fleet's build host) reuses it.
+    await record(ctx, { event: 'archived', release: plan.id, commit: r.commit, source: { kind: 'git', sha256: packed.sha256, treeDigest: r.treeDigest, builtBy: r.builtBy, builtAt: r.builtAt } });
     if (args.values.json) {
       console.log(JSON.stringify({ archive: out, sha256: packed.sha256, app: r.app, release: r.release, commit: r.commit, ref: r.ref, treeDigest: r.treeDigest, runtime: r.runtime, runtimeVersion: r.runtimeVersion, arch: r.arch, os: r.os, builtBy: r.builtBy, builtAt: r.builtAt }));
     } else {
