@@ -136,7 +136,11 @@ test.before(async () => {
   timings.push(`boot 3 hosts: ${((Date.now() - booted) / 1000).toFixed(1)} s`);
   const v1 = await f.repo.head();
   const r = await play('site.yml v1 (kit, provision, first release)', 'site.yml', { cutover_ref: v1 });
-  if (r.code !== 0) throw new Error(`the first site.yml run failed: ${show(r)}`);
+  if (r.code !== 0) {
+    // uvu does not print a before hook's error: print the run's output, then fail every test.
+    console.error(`the first site.yml run failed: ${show(r)}`);
+    throw new Error('the first site.yml run failed (its output is above)');
+  }
   ids.v1 = (await f.hosts[0]!.status()).live!;
 });
 
