@@ -26,7 +26,7 @@ Example (in CI, or on one host of the fleet):
 };
 
 await runCommand(spec, async (args) => {
-  const { createContext, ensureLayout } = await import('./lib/state/context.ts');
+  const { createContext, ensureLayout, record } = await import('./lib/state/context.ts');
   const { withLock } = await import('./lib/golive/locked.ts');
   const { assertRefSyntax } = await import('./lib/assemble/git.ts');
   const { buildRelease, cleanInterrupted } = await import('./lib/assemble/build.ts');
@@ -34,7 +34,6 @@ await runCommand(spec, async (args) => {
   const { planFromRef } = await import('./lib/assemble/fetch.ts');
   const { remoteAccessFor } = await import('./lib/assemble/deploykey.ts');
   const { packBuiltRelease } = await import('./lib/assemble/pack.ts');
-  const { record } = await import('./lib/state/context.ts');
   const outArg = args.values.out as string | undefined;
   if (!outArg) throw new UsageError('Say where to write the archive: --out FILE.', 'Example: cutover build v1.4.2 --out /tmp/shop.tar.gz');
   const out = path.resolve(outArg);
