@@ -53,7 +53,10 @@ await runCommand(spec, async (args) => {
     const plan = await planFromRef(ctx, state, ref, access, { rebuild: Boolean(args.values.rebuild) });
     if (plan.reuse) ctx.log.info(`Release ${plan.id} of this commit is already built and ready here: archiving it as it is (use --rebuild to build afresh).`);
     else await buildRelease(ctx, plan, { fresh: Boolean(args.values.rebuild), noMigrate: true });
-    const packed = await ctx.log.step(`write ${out}`, () => packBuiltRelease(ctx, plan, out));
+    // The record says when the release was built (its build-finished time, read back after a fresh build), not when it
+    // was packed: archiving one release again gives the same bytes.
+    const builtAt = (plan.reuse ? state : readReleaseState(ctx)).records.get(plan.id)?.builtAt;
+    const packed = await ctx.log.step(`write ${out}`, () => packBuiltRelease(ctx, plan, out, { builtAt }));
     const r = packed.record;
     // This machine's release is the archive's tree: recorded, so `release --archive` of it here (a fleet's build host) reuses it.
     await record(ctx, { event: 'archived', release: plan.id, commit: r.commit, source: { kind: 'git', sha256: packed.sha256, treeDigest: r.treeDigest, builtBy: r.builtBy, builtAt: r.builtAt } });

@@ -66,9 +66,13 @@ it('build writes one archive with its record first and its sha256 beside it; the
   assert.is(own.code, 0, own.out);
   assert.match(own.out, /of this archive is already built and ready: reusing it/);
   assert.is(builder.active(), undefined, 'still nothing live on the build machine');
-  const again = await builder.run('build', ['main', '--out', path.join(work, 'again.tar.gz')]);
+  const againFile = path.join(work, 'again.tar.gz');
+  const again = await builder.run('build', ['main', '--out', againFile]);
   assert.is(again.code, 0, again.out);
   assert.match(again.out, /already built and ready here: archiving it as it is/);
+  // The same release archived again is the same bytes (its build time, not the packing's): a fleet host that took the
+  // first archive takes this one as already built, so a rollout re-run after a kill converges.
+  assert.is(sha256Of(againFile), goodSha, 'archiving the same release again gives the same bytes');
 });
 
 it('release --archive on another root: verified, unpacked with its own shared links, live; the history and status say where it came from', async () => {
