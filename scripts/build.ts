@@ -26,7 +26,7 @@ Example (in CI, or on one host of the fleet):
 };
 
 await runCommand(spec, async (args) => {
-  const { createContext, ensureLayout } = await import('./lib/state/context.ts');
+  const { createContext, ensureLayout, record } = await import('./lib/state/context.ts');
   const { withLock } = await import('./lib/golive/locked.ts');
   const { assertRefSyntax } = await import('./lib/assemble/git.ts');
   const { buildRelease, cleanInterrupted } = await import('./lib/assemble/build.ts');
@@ -53,8 +53,13 @@ await runCommand(spec, async (args) => {
     const plan = await planFromRef(ctx, state, ref, access, { rebuild: Boolean(args.values.rebuild) });
     if (plan.reuse) ctx.log.info(`Release ${plan.id} of this commit is already built and ready here: archiving it as it is (use --rebuild to build afresh).`);
     else await buildRelease(ctx, plan, { fresh: Boolean(args.values.rebuild), noMigrate: true });
-    const packed = await ctx.log.step(`write ${out}`, () => packBuiltRelease(ctx, plan, out));
+    // The record says when the release was built (its build-finished time, read back after a fresh build), not when it
+    // was packed: archiving one release again gives the same bytes.
+    const builtAt = (plan.reuse ? state : readReleaseState(ctx)).records.get(plan.id)?.builtAt;
+    const packed = await ctx.log.step(`write ${out}`, () => packBuiltRelease(ctx, plan, out, { builtAt }));
     const r = packed.record;
+    // This machine's release is the archive's tree: recorded, so `release --archive` of it here (a fleet's build host) reuses it.
+    await record(ctx, { event: 'archived', release: plan.id, commit: r.commit, source: { kind: 'git', sha256: packed.sha256, treeDigest: r.treeDigest, builtBy: r.builtBy, builtAt: r.builtAt } });
     if (args.values.json) {
       console.log(JSON.stringify({ archive: out, sha256: packed.sha256, app: r.app, release: r.release, commit: r.commit, ref: r.ref, treeDigest: r.treeDigest, runtime: r.runtime, runtimeVersion: r.runtimeVersion, arch: r.arch, os: r.os, builtBy: r.builtBy, builtAt: r.builtAt }));
     } else {

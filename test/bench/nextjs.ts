@@ -1,4 +1,4 @@
-// `npm run bench:nextjs`: cold vs warm releases of examples/nextjs-app (config/examples/nextjs.yaml) in the test host, with and without the build cache carried.
+// `npm run bench:nextjs`: cold vs warm releases of examples/nextjs-app (config/examples/nextjs.yaml) in the test host, with and without the build cache carried, and a release from an archive built elsewhere.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
@@ -12,6 +12,8 @@ const PORT = 4190;
 interface Run {
   label: string;
   wallMs: number;
+  /** CPU seconds the whole test host spent meanwhile (its cgroup's cpu.stat: the kit, npm, next build, the app). */
+  cpuSeconds: number;
   /** Seconds of each step, as the kit printed them ("==> title" … "done in N s"). */
   steps: Record<string, number>;
 }
@@ -27,6 +29,20 @@ function stepTimes(stdout: string): Record<string, number> {
     if (done && title) steps[title] = Number(done[1]) / (done[2] === 'ms' ? 1000 : 1);
   }
   return steps;
+}
+
+/** CPU seconds used so far by everything in the test host (its cgroup in the unified hierarchy). */
+function hostCpuSeconds(k: KitHost): number {
+  const stat = fs.readFileSync(path.join('/sys/fs/cgroup/unified', k.host.name, 'cpu.stat'), 'utf8');
+  return Number(/^usage_usec (\d+)$/m.exec(stat)?.[1] ?? NaN) / 1e6;
+}
+
+/** Runs `what` and measures the wall time and the host's CPU seconds it took. */
+async function measured<T>(k: KitHost, what: () => Promise<T>): Promise<{ value: T; wallMs: number; cpuSeconds: number }> {
+  const cpu0 = hostCpuSeconds(k);
+  const t0 = performance.now();
+  const value = await what();
+  return { value, wallMs: performance.now() - t0, cpuSeconds: hostCpuSeconds(k) - cpu0 };
 }
 
 async function trustCa(k: KitHost): Promise<void> {
@@ -47,16 +63,32 @@ async function deployer(k: KitHost, app: string, withCache: boolean) {
   const r = await k.kit('provision', [], { manifest });
   if (r.code !== 0) throw new Error(`provision ${app}: ${r.stdout}${r.stderr}`);
   let n = 0;
-  return async (label: string): Promise<Run> => {
+  const release = async (label: string): Promise<Run> => {
     const sha = await repo.commit({ 'lib/version.js': `export const version = 'v${++n}';\n` }, `v${n}`);
-    const t0 = performance.now();
-    const rel = await k.kit('release', [sha], { manifest, timeoutMs: 900_000 });
-    const wallMs = performance.now() - t0;
+    const { value: rel, wallMs, cpuSeconds } = await measured(k, () => k.kit('release', [sha], { manifest, timeoutMs: 900_000 }));
     if (rel.code !== 0) throw new Error(`release ${label}: ${rel.stdout}${rel.stderr}`);
-    const run = { label, wallMs, steps: stepTimes(rel.stdout) };
-    say(`${label}: ${(wallMs / 1000).toFixed(1)} s — ${Object.entries(run.steps).map(([s, t]) => `${s} ${t.toFixed(1)} s`).join(', ')}`);
+    const run = { label, wallMs, cpuSeconds, steps: stepTimes(rel.stdout) };
+    say(`${label}: ${(wallMs / 1000).toFixed(1)} s, ${cpuSeconds.toFixed(1)} CPU s — ${Object.entries(run.steps).map(([s, t]) => `${s} ${t.toFixed(1)} s`).join(', ')}`);
     return run;
   };
+  /**
+   * The next commit built by `cutover build` on `builder` (another test host over the same repos: a CI runner or
+   * build box), its archive carried over, then `release --archive` on this host: measured here, the build is not.
+   */
+  const fromArchive = async (label: string, builder: KitHost): Promise<Run> => {
+    const sha = await repo.commit({ 'lib/version.js': `export const version = 'v${++n}';\n` }, `v${n}`);
+    const file = `/var/tmp/${app}-${sha.slice(0, 12)}.tar.gz`;
+    builder.manifest(m);
+    const built = await builder.kit('build', [sha, '--out', file], { manifest, timeoutMs: 900_000 });
+    if (built.code !== 0) throw new Error(`build ${label}: ${built.stdout}${built.stderr}`);
+    for (const f of [file, `${file}.sha256`]) fs.copyFileSync(path.join(builder.host.root, f), path.join(k.host.root, f));
+    const { value: rel, wallMs, cpuSeconds } = await measured(k, () => k.kit('release', ['--archive', file], { manifest, timeoutMs: 900_000 }));
+    if (rel.code !== 0) throw new Error(`release --archive ${label}: ${rel.stdout}${rel.stderr}`);
+    const run = { label, wallMs, cpuSeconds, steps: stepTimes(rel.stdout) };
+    say(`${label}: ${(wallMs / 1000).toFixed(1)} s, ${cpuSeconds.toFixed(1)} CPU s (archive ${(fs.statSync(path.join(k.host.root, file)).size / 1e6).toFixed(1)} MB) — ${Object.entries(run.steps).map(([s, t]) => `${s} ${t.toFixed(1)} s`).join(', ')}`);
+    return run;
+  };
+  return Object.assign(release, { fromArchive });
 }
 
 async function main(): Promise<void> {
@@ -75,6 +107,16 @@ async function main(): Promise<void> {
     const warm = [await withCache('warm 1 (code-only commit: deps reused, .next/cache carried)'), await withCache('warm 2')];
     await noCache('cold, app without cache:');
     const warmNc = [await noCache('warm 1 without cache: (deps reused, next build from scratch)'), await noCache('warm 2 without cache:')];
+    // Built elsewhere: a second host over the same repositories is the build box; this host only releases the archive.
+    const builder = await bootKitHost({ srcDir: k.srcDir });
+    let archived: Run[];
+    try {
+      await trustCa(builder);
+      archived = [await withCache.fromArchive('release --archive 1 (built on another host)', builder),
+        await withCache.fromArchive('release --archive 2', builder)];
+    } finally {
+      await builder.stop();
+    }
     const median = (runs: Run[]) => runs.map((r) => r.wallMs).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
     const ratio = median(warm) / cold.wallMs;
     const buildOf = (runs: Run[]) => runs.map((r) => r.steps.build ?? 0).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
@@ -85,6 +127,14 @@ async function main(): Promise<void> {
     say(`| warm, code-only commit, \`cache: [.next/cache]\` (median of ${warm.length}) | ${(median(warm) / 1000).toFixed(1)} s | ${buildOf(warm).toFixed(1)} s |`);
     say(`| warm, code-only commit, no \`cache:\` (median of ${warmNc.length}) | ${(median(warmNc) / 1000).toFixed(1)} s | ${buildOf(warmNc).toFixed(1)} s |`);
     say(`| warm / cold | **${ratio.toFixed(2)}** (goal ≤ 0.5) | |`);
+    const cpuOf = (runs: Run[]) => runs.map((r) => r.cpuSeconds).sort((a, b) => a - b)[Math.floor(runs.length / 2)]!;
+    const hostBuild = [...warm, ...warmNc].sort((a, b) => a.cpuSeconds - b.cpuSeconds)[0]!;
+    say('');
+    say(`| on the host (its CPU seconds: the test host's cgroup) | wall | CPU s |`);
+    say(`| --- | --- | --- |`);
+    say(`| \`release <ref>\`, built on the host, warm (${hostBuild.label}; the cheapest host build of this run) | ${(hostBuild.wallMs / 1000).toFixed(1)} s | ${hostBuild.cpuSeconds.toFixed(1)} |`);
+    say(`| \`release --archive\`, built elsewhere (median of ${archived.length}) | ${(median(archived) / 1000).toFixed(1)} s | ${cpuOf(archived).toFixed(1)} |`);
+    say(`| archive / host build, CPU | **${(cpuOf(archived) / hostBuild.cpuSeconds).toFixed(2)}** (goal ≤ 0.1) | |`);
   } finally {
     await k.stop();
     await cleanupTempDirs();

@@ -57,11 +57,22 @@ it('build writes one archive with its record first and its sha256 beside it; the
   assert.is(list[0], '.cutover-archive.json', 'the record is the first entry');
   assert.ok(list.includes('dist/version.json'), 'the build output is in it');
   assert.not.ok(list.some((p) => p === '.env' || p === 'uploads' || p.startsWith('uploads/')), 'the shared links are not');
-  assert.is(builder.history().map((e) => e.event).join(' '), 'build-started build-finished', 'built, not activated');
+  assert.is(builder.history().map((e) => e.event).join(' '), 'build-started build-finished archived', 'built, archived, not activated');
+  const archived = builder.history().at(-1);
+  assert.equal([archived.release, archived.source?.sha256, archived.source?.treeDigest], [out.release, goodSha, out.treeDigest], 'the archived event names the archive');
   assert.is(builder.active(), undefined, 'nothing went live on the build machine');
-  const again = await builder.run('build', ['main', '--out', path.join(work, 'again.tar.gz')]);
+  // The build machine's release is that archive's tree: releasing the archive there (a fleet's build host) reuses it.
+  const own = await builder.run('release', ['--archive', good, '--no-activate']);
+  assert.is(own.code, 0, own.out);
+  assert.match(own.out, /of this archive is already built and ready: reusing it/);
+  assert.is(builder.active(), undefined, 'still nothing live on the build machine');
+  const againFile = path.join(work, 'again.tar.gz');
+  const again = await builder.run('build', ['main', '--out', againFile]);
   assert.is(again.code, 0, again.out);
   assert.match(again.out, /already built and ready here: archiving it as it is/);
+  // The same release archived again is the same bytes (its build time, not the packing's): a fleet host that took the
+  // first archive takes this one as already built, so a rollout re-run after a kill converges.
+  assert.is(sha256Of(againFile), goodSha, 'archiving the same release again gives the same bytes');
 });
 
 it('release --archive on another root: verified, unpacked with its own shared links, live; the history and status say where it came from', async () => {

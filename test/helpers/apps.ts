@@ -106,6 +106,9 @@ export interface LoadOptions {
   requestTimeoutMs?: number;
   /** A worker whose request failed waits this long before its next one (default 10 ms), so a refusing port is not hammered in a tight loop. */
   pauseAfterFailureMs?: number;
+  /** A worker waits this long after every request (default 0: back to back). A paced load keeps requests arriving all the
+   * time without taking a small machine's CPU from the deploy it measures. */
+  paceMs?: number;
   /** Stops the load early (e.g. when the deploy being measured finishes). */
   signal?: AbortSignal;
   /** GET (the default), or POST with a small body: a request a proxy must not retry on its own. */
@@ -217,7 +220,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       started++;
       const sample = await timedRequest(opts.url, timeoutMs, agent, opts.method);
       samples.push(sample);
-      if (!sample.ok && pauseMs > 0) await sleep(Math.min(pauseMs, Math.max(stopAt - performance.now(), 0)));
+      const wait = Math.max(opts.paceMs ?? 0, sample.ok ? 0 : pauseMs);
+      if (wait > 0) await sleep(Math.min(wait, Math.max(stopAt - performance.now(), 0)));
     }
   };
   await Promise.all(Array.from({ length: opts.workers }, worker));

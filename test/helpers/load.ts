@@ -47,13 +47,14 @@ async function sampleVersions(base: string, began: number, intervalMs: number, s
 export async function loadDuring<T>(
   base: string,
   action: () => Promise<T>,
-  opts: { workers?: number; path?: string; method?: 'GET' | 'POST'; leadMs?: number; tailMs?: number; minMs?: number; maxMs?: number; sampleEveryMs?: number } = {},
+  opts: { workers?: number; paceMs?: number; path?: string; method?: 'GET' | 'POST'; leadMs?: number; tailMs?: number; minMs?: number; maxMs?: number; sampleEveryMs?: number } = {},
 ): Promise<LoadDuring<T>> {
   const stop = new AbortController();
   const began = performance.now();
   const loadP = runLoad({
     url: `${base}${opts.path ?? '/health'}`,
     workers: opts.workers ?? 8,
+    paceMs: opts.paceMs,
     durationMs: opts.maxMs ?? 120_000,
     newConnectionPerRequest: true,
     signal: stop.signal,

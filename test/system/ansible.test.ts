@@ -1,4 +1,4 @@
-// System tier: three test hosts on private networks, released with the real ansible-playbook (ansible/): under load, a failed build, a failed gate, a killed run.
+// System tier: three test hosts on private networks, released with the real ansible-playbook (ansible/): built once by default, under load, a failed build, a failed gate, a killed run, random build ids.
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -12,7 +12,7 @@ import { commandMissing, requiring, systemTierMissing } from '../helpers/prereq.
 const missing = systemTierMissing() ?? commandMissing('ansible-playbook', ['--version'], 'apt-get install ansible; test/setup.sh does');
 const it = requiring(missing, test);
 const APP = 'fleet';
-/** Inside each host: markers that the app's build (from v3 on) reads, so one host of three can fail. */
+/** Inside each host: markers that the app's build (from v2 on) and its server (from v4 on) read, so one host of three can fail. */
 const MARKERS = '/etc/cutover-test';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -21,16 +21,36 @@ const ids: Record<string, string> = {};
 const timings: string[] = [];
 const t0 = Date.now();
 
-/** The app's build from v3 on: fails where MARKERS/fail-build exists, makes an unhealthy app where MARKERS/unhealthy does. */
-const BUILD_WRAPPER = `// Test build: host-dependent failures (markers under ${MARKERS}), then the example's own build.
-import { existsSync, writeFileSync } from 'node:fs';
+/**
+ * The app's build from v2 on: fails where MARKERS/fail-build exists (so one host of three can fail), then the
+ * example's own build, then, as Next.js does, it names its asset with a random build id: two builds of one commit
+ * serve different asset URLs. The page (GET /) links the asset; the server serves only its own build's asset.
+ */
+const TEST_BUILD = `// Test build: a host-dependent failure (${MARKERS}/fail-build), the example's build, its asset renamed with a random build id.
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 if (existsSync('${MARKERS}/fail-build')) {
   console.error('build failed on purpose on this host (${MARKERS}/fail-build)');
   process.exit(1);
 }
-if (existsSync('${MARKERS}/unhealthy')) writeFileSync(new URL('./BEHAVIOUR', import.meta.url), 'unhealthy\\n');
 await import('./build-example.js');
+const dist = new URL('./dist/', import.meta.url);
+const info = JSON.parse(readFileSync(new URL('version.json', dist), 'utf8'));
+const asset = \`app.\${randomBytes(8).toString('hex')}.js\`;
+renameSync(new URL(info.asset, dist), new URL(asset, dist));
+writeFileSync(new URL('version.json', dist), JSON.stringify({ ...info, asset }) + '\\n');
+console.log(\`build id: \${asset}\`);
 `;
+/** The asset name TEST_BUILD gives. */
+const RANDOM_ASSET = /^app\.[0-9a-f]{16}\.js$/;
+
+/** The example server, made to read the unhealthy marker at start (a host-dependent failure of one shared build). */
+function serverReadingMarker(server: string): string {
+  const from = "parseBehaviour(readAppFile('BEHAVIOUR'))";
+  if (!server.includes(from)) throw new Error('the example server no longer reads BEHAVIOUR as this test expects');
+  return `import { existsSync } from 'node:fs';\n${server.replace(from,
+    `parseBehaviour((readAppFile('BEHAVIOUR') ?? '') + (existsSync('${MARKERS}/unhealthy') ? ' unhealthy' : ''))`)}`;
+}
 
 function show(r: PlayResult): string {
   return `exit ${r.code} after ${(r.ms / 1000).toFixed(1)} s\n--- stdout (last 6000)\n${r.stdout.slice(-6000)}\n--- stderr\n${r.stderr.slice(-3000)}`;
@@ -63,6 +83,16 @@ function marker(h: FleetHost, name: string, present: boolean): void {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, '');
   } else fs.rmSync(file, { force: true });
+}
+
+/** GET / of a host: the page, which links the build's asset. */
+async function page(h: FleetHost): Promise<{ version: string; asset: string }> {
+  return getJson<{ version: string; asset: string }>(`${h.url}/`);
+}
+
+/** The HTTP status of a GET. */
+async function statusOf(url: string): Promise<number> {
+  return (await fetch(url)).status;
 }
 
 function hookLog(h: FleetHost): string[] {
@@ -112,7 +142,11 @@ test.before(async () => {
   timings.push(`boot 3 hosts: ${((Date.now() - booted) / 1000).toFixed(1)} s`);
   const v1 = await f.repo.head();
   const r = await play('site.yml v1 (kit, provision, first release)', 'site.yml', { cutover_ref: v1 });
-  if (r.code !== 0) throw new Error(`the first site.yml run failed: ${show(r)}`);
+  if (r.code !== 0) {
+    // uvu does not print a before hook's error: print the run's output, then fail every test.
+    console.error(`the first site.yml run failed: ${show(r)}`);
+    throw new Error('the first site.yml run failed (its output is above)');
+  }
   ids.v1 = (await f.hosts[0]!.status()).live!;
 });
 
@@ -122,12 +156,15 @@ test.after(async () => {
   console.log(`\n  timings (${((Date.now() - t0) / 1000).toFixed(0)} s in all):\n    ${timings.join('\n    ')}`);
 });
 
-it('a good release under load on three hosts: 0 failed requests, all serve v2, a second run changes nothing', async () => {
+it('a good release under load on three hosts, built once: 0 failed requests, all serve v2 with the same asset URLs, a second run changes nothing', async () => {
   assert.equal(await versions(), ['1', '1', '1'], 'every host serves v1 after the first run');
-  const v2 = await commitVersion('2');
+  const example = fs.readFileSync(path.join(f.repo.dir, 'build.js'), 'utf8');
+  const v2 = await commitVersion('2', { 'build-example.js': example, 'build.js': TEST_BUILD });
   let rollout: Promise<PlayResult> | undefined;
   const action = () => (rollout ??= play('rollout.yml v2 under load', 'rollout.yml', { cutover_ref: v2 }));
-  const loads = await Promise.all(f.hosts.map((h) => loadDuring(h.url, action, { workers: 2, leadMs: 500, tailMs: 700, maxMs: 300_000 })));
+  // Paced (a request every ≈ 10 ms per worker, on a new connection): requests arrive all through every handover
+  // without the load generator taking this 2-core machine's CPU from the rollout it measures.
+  const loads = await Promise.all(f.hosts.map((h) => loadDuring(h.url, action, { workers: 2, paceMs: 10, leadMs: 500, tailMs: 700, maxMs: 300_000 })));
   const r = await rollout!;
   assert.equal(r.code, 0, show(r));
   loads.forEach((l, i) => console.log(`  ${describeLoad(f.hosts[i]!.name, l.load, l.samples)}`));
@@ -143,6 +180,19 @@ it('a good release under load on three hosts: 0 failed requests, all serve v2, a
   // Each host was drained on v1 and put back on v2, one host at a time (the batches: 1, then 50 % = 1 of 3).
   for (const h of f.hosts) assert.equal(hookLog(h).slice(-2), [`drain releases/${ids.v1}`, `undrain releases/${ids.v2}`], h.name);
   assert.match(summary(r), /host1: built \S+; switched from /);
+  assert.match(summary(r), /\(one release everywhere\)/, show(r));
+  // Built once (the default): host1 built it from git and archived it, host2 and host3 released that archive: one
+  // sha256 and one tree digest everywhere.
+  const sources = (await Promise.all(f.hosts.map((h) => h.status()))).map((st) => st.releases.find((x) => x.id === ids.v2)?.source);
+  assert.equal(sources.map((x) => x?.kind), ['git', 'archive', 'archive'], `host1 built, the others received: ${JSON.stringify(sources)}`);
+  assert.ok(sources.every((x) => x?.sha256 && x.sha256 === sources[0]!.sha256 && x.treeDigest && x.treeDigest === sources[0]!.treeDigest),
+    `one archive everywhere: ${JSON.stringify(sources)}`);
+  // Its build names the asset with a random id, yet every host serves the same asset URLs (one build), and behind a
+  // load balancer every asset of a page from host1 answers 200 from host2 and host3.
+  const pages = await Promise.all(f.hosts.map(page));
+  assert.match(path.basename(pages[0]!.asset), RANDOM_ASSET, `the build named its asset with a random id: ${pages[0]!.asset}`);
+  assert.equal(pages.map((p) => p.asset), [pages[0]!.asset, pages[0]!.asset, pages[0]!.asset], 'one build: one set of asset URLs');
+  for (const h of f.hosts) assert.is(await statusOf(`${h.url}${pages[0]!.asset}`), 200, `${h.name} serves host1's ${pages[0]!.asset}`);
 
   const again = await play('site.yml v2 again (nothing to do)', 'site.yml', { cutover_ref: v2 });
   assert.equal(again.code, 0, show(again));
@@ -164,13 +214,13 @@ it('a good release under load on three hosts: 0 failed requests, all serve v2, a
   }
 });
 
-it('a release whose build fails on one host: no host switched, the run fails naming it', async () => {
+it('cutover_build: each, a release whose build fails on one host: no host switched, the run fails naming it', async () => {
   const h2 = f.hosts[1]!;
   marker(h2, 'fail-build', true);
-  const build = fs.readFileSync(path.join(f.repo.dir, 'build.js'), 'utf8');
-  const v3 = await commitVersion('3', { 'build-example.js': build, 'build.js': BUILD_WRAPPER });
+  const v3 = await commitVersion('3');
   const hooksBefore = f.hosts.map(hookLog);
-  const r = await play('rollout.yml v3, build fails on host2', 'rollout.yml', { cutover_ref: v3 }).finally(() => marker(h2, 'fail-build', false));
+  const r = await play('rollout.yml v3 (each), build fails on host2', 'rollout.yml', { cutover_ref: v3, cutover_build: 'each' })
+    .finally(() => marker(h2, 'fail-build', false));
   assert.is.not(r.code, 0, show(r));
   assert.match(summary(r), /host2: build of \S+ FAILED \(exit 1/, show(r));
   assert.match(r.stdout, /stopped before any host switched: the build failed on host2/, show(r));
@@ -183,20 +233,55 @@ it('a release whose build fails on one host: no host switched, the run fails nam
   for (const h of [f.hosts[0]!, f.hosts[2]!]) {
     const inside = (p: string) => path.join(h.host.root, `usr/local/src/${APP}`, p);
     const built = JSON.parse(fs.readFileSync(inside(`releases/${v3id}/.cutover-assets.json`), 'utf8')) as { dirs: { dist: string[] } };
-    const asset = built.dirs.dist.find((n) => /^app\.[0-9a-f]{12}\.js$/.test(n));
+    const asset = built.dirs.dist.find((n) => RANDOM_ASSET.test(n));
     assert.ok(asset, `${h.name}: v3 built an asset: ${JSON.stringify(built)}`);
     assert.is(fs.statSync(inside(`releases/${ids.v2}/dist/${asset}`)).ino, fs.statSync(inside(`releases/${v3id}/dist/${asset}`)).ino, `${h.name}: the live v2 has v3's ${asset} (hard link)`);
   }
 });
 
+it('built once, the build fails on the build host: nothing to release anywhere, no host switched', async () => {
+  const h1 = f.hosts[0]!;
+  marker(h1, 'fail-build', true);
+  const v3b = await commitVersion('3b');
+  const hooksBefore = f.hosts.map(hookLog);
+  const r = await play('rollout.yml v3b, the one build fails on host1', 'rollout.yml', { cutover_ref: v3b }).finally(() => marker(h1, 'fail-build', false));
+  assert.is.not(r.code, 0, show(r));
+  assert.match(summary(r), /host1: build of \S+ \(the one build\) FAILED \(exit 1/, show(r));
+  assert.match(summary(r), /host2: nothing to release \(no archive to release: exit 1/, show(r));
+  assert.match(r.stdout, /stopped before any host switched: the build failed on host1\./, show(r));
+  assert.equal(await lives(), [ids.v2, ids.v2, ids.v2], 'no host switched');
+  assert.equal(f.hosts.map(hookLog), hooksBefore, 'no host was even drained');
+  for (const h of f.hosts.slice(1)) assert.not.ok((await h.status()).releases.some((x) => x.commit === v3b), `${h.name} has no release of v3b`);
+});
+
+it('built once, one host cannot receive the archive: no host switched, the run fails naming it', async () => {
+  const h2 = f.hosts[1]!;
+  // host2's archive directory is taken by a file: the copy cannot land, as with a full or broken disk.
+  const taken = path.join(h2.host.root, 'var/lib/cutover/archives');
+  fs.rmSync(taken, { recursive: true, force: true });
+  fs.mkdirSync(path.dirname(taken), { recursive: true });
+  fs.writeFileSync(taken, 'not a directory\n');
+  const v3c = await commitVersion('3c');
+  const hooksBefore = f.hosts.map(hookLog);
+  const r = await play('rollout.yml v3c, host2 cannot receive', 'rollout.yml', { cutover_ref: v3c }).finally(() => fs.rmSync(taken, { force: true }));
+  assert.is.not(r.code, 0, show(r));
+  assert.match(summary(r), /host2: release of the archive of \S+ FAILED \(/, show(r));
+  assert.match(summary(r), /host1: built \S+; not switched/, show(r));
+  assert.match(r.stdout, /stopped before any host switched: releasing the archive failed on host2\./, show(r));
+  assert.equal(await lives(), [ids.v2, ids.v2, ids.v2], 'no host switched');
+  assert.equal(await versions(), ['2', '2', '2']);
+  assert.equal(f.hosts.map(hookLog), hooksBefore, 'no host was even drained');
+});
+
 it('a release that fails its health gate on the second host: the first is rolled back, the third never switched', async () => {
   const [h1, h2, h3] = f.hosts as [FleetHost, FleetHost, FleetHost];
   marker(h2, 'unhealthy', true);
-  const v4 = await commitVersion('4');
+  // Built once, so the failure is the host's, at start: the server reads the marker (the build no longer can).
+  const v4 = await commitVersion('4', { 'server.js': serverReadingMarker(fs.readFileSync(path.join(f.repo.dir, 'server.js'), 'utf8')) });
   const hooks3 = hookLog(h3);
   let rollout: Promise<PlayResult> | undefined;
   const action = () => (rollout ??= play('rollout.yml v4, unhealthy on host2', 'rollout.yml', { cutover_ref: v4 }));
-  const loads = await Promise.all(f.hosts.map((h) => loadDuring(h.url, action, { workers: 1, leadMs: 300, tailMs: 500, maxMs: 300_000 })))
+  const loads = await Promise.all(f.hosts.map((h) => loadDuring(h.url, action, { workers: 2, paceMs: 10, leadMs: 300, tailMs: 500, maxMs: 300_000 })))
     .finally(() => marker(h2, 'unhealthy', false));
   const r = await rollout!;
   loads.forEach((l, i) => console.log(`  ${describeLoad(f.hosts[i]!.name, l.load, l.samples)}`));
@@ -257,7 +342,7 @@ it('the status play prints every host\'s live release; the rollback play takes e
   const st = await play('status.yml', 'status.yml', {});
   assert.equal(st.code, 0, show(st));
   for (const h of f.hosts) assert.match(st.stdout, new RegExp(`${h.name}: live ${live} \\(commit `), show(st));
-  assert.match(st.stdout, new RegExp(`every host is on ${live}`), show(st));
+  assert.match(st.stdout, new RegExp(`every host is on ${live}: one release everywhere, the same bytes \\(archive `), show(st));
   const rb = await play('rollback.yml (to the release before v5)', 'rollback.yml', {});
   assert.equal(rb.code, 0, show(rb));
   assert.equal(await versions(), ['2', '2', '2']);
@@ -303,6 +388,27 @@ it('a frozen host (cutover freeze) stops the rollout before any host builds, nam
     const lifted = await kit(['unfreeze']);
     assert.is(lifted.code, 0, lifted.stderr);
   }
+});
+
+it('cutover_build: each: three builds of one commit serve three asset URLs (a page from host1 breaks on host and host3), and status.yml names the hosts', async () => {
+  // The test build names its asset with a random id (as Next.js does): built on each host, three build ids. This is why `once` is the default.
+  const v8 = await commitVersion('8');
+  const r = await play('rollout.yml v8 (each), random build id', 'rollout.yml', { cutover_ref: v8, cutover_build: 'each' });
+  assert.equal(r.code, 0, show(r));
+  assert.match(summary(r), /built on each host: the bytes may differ per build/, show(r));
+  const pages = await Promise.all(f.hosts.map(page));
+  assert.equal(pages.map((p) => p.version), ['8', '8', '8']);
+  assert.is(new Set(pages.map((p) => p.asset)).size, 3, `three builds, three asset URLs: ${pages.map((p) => p.asset)}`);
+  console.log(`  each: ${pages.map((p, i) => `${f.hosts[i]!.name} ${p.asset}`).join(', ')}`);
+  for (const h of f.hosts.slice(1)) assert.is(await statusOf(`${h.url}${pages[0]!.asset}`), 404, `${h.name} never built host1's ${pages[0]!.asset}`);
+  const live = (await lives())[0]!;
+  assert.equal(await lives(), [live, live, live], 'one release id everywhere (the commit), yet different bytes');
+  const st = await play('status.yml after v8 (each)', 'status.yml', {});
+  assert.equal(st.code, 0, show(st));
+  const verdict = /NOT one release everywhere: .*/.exec(st.stdout)?.[0] ?? '';
+  assert.ok(verdict, `status.yml does not say one release: ${show(st)}`);
+  assert.not.match(st.stdout, /one release everywhere, the same bytes/, show(st));
+  for (const h of f.hosts) assert.ok(verdict.includes(h.name), `the verdict names ${h.name}: ${verdict}`);
 });
 
 test.run();

@@ -55,6 +55,16 @@ test('each release folds to its state: ready, failed, bad, removed', () => {
   assert.is(r.size, 4);
 });
 
+test('archived: the build machine\'s own release gains the archive\'s sha256 and tree digest, keeps its state and kind', () => {
+  const src = { kind: 'git' as const, sha256: 'e'.repeat(64), treeDigest: 'd'.repeat(64), builtBy: 'box' };
+  const records = releaseStates([...built(A), ev('archived', A, { source: src }), ev('archived', B, { source: src })], dead);
+  assert.equal(records.get(A)?.state, 'ready');
+  assert.equal(records.get(A)?.source, { ...src, kind: 'git' });
+  assert.not.ok(records.has(B), 'an archived event for a release never built is ignored');
+  const failed = releaseStates([ev('build-started', C), ev('build-failed', C), ev('archived', C, { source: src })], dead);
+  assert.equal(failed.get(C)?.state, 'failed', 'archived never makes a release ready');
+});
+
 test('a build still running is building; one whose writer is gone is interrupted', () => {
   const events = [ev('build-started', A, { pid: 1, started: 2 })];
   assert.is(releaseStates(events, alive).get(A)!.state, 'building');

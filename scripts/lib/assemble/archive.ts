@@ -51,7 +51,11 @@ export function treeDigest(dir: string, skip: Set<string>): { digest: string; na
  * `out.sha256` in sha256sum's format.
  */
 export async function packRelease(dir: string, out: string, record: ArchiveRecord, skip: Set<string>): Promise<string> {
-  fs.writeFileSync(path.join(dir, RECORD_NAME), JSON.stringify(record, null, 2) + '\n', { mode: 0o644 });
+  const recordFile = path.join(dir, RECORD_NAME);
+  fs.writeFileSync(recordFile, JSON.stringify(record, null, 2) + '\n', { mode: 0o644 });
+  // Its mtime is the build's time, not this write's: the same release and record pack to the same bytes.
+  const built = new Date(record.builtAt);
+  if (!Number.isNaN(built.getTime())) fs.utimesSync(recordFile, built, built);
   const tmp = `${out}.partial-${process.pid}`;
   const top = fs.readdirSync(dir).filter((n) => n !== RECORD_NAME && !skip.has(n)).sort();
   try {

@@ -20,8 +20,12 @@ export function hostOwnPaths(ctx: Context): Set<string> {
   return new Set([RECORD_NAME, ...ctx.m.shared.map((rel) => rel.replace(/\/+$/, ''))]);
 }
 
-/** Writes the plan's (built, ready) release into `out` with its record; returns the archive's sha256. */
-export async function packBuiltRelease(ctx: Context, plan: ReleasePlan, out: string): Promise<PackResult> {
+/**
+ * Writes the plan's (built, ready) release into `out` with its record; returns the archive's sha256. `builtAt`: when
+ * the release was built (default now). Packing one release twice with the same ref then gives the same bytes, so a
+ * host that already took the first archive takes the second as "already built".
+ */
+export async function packBuiltRelease(ctx: Context, plan: ReleasePlan, out: string, opts: { builtAt?: string } = {}): Promise<PackResult> {
   const dir = ctx.paths.release(plan.id);
   const skip = hostOwnPaths(ctx);
   const { digest, native } = treeDigest(dir, skip);
@@ -38,7 +42,7 @@ export async function packBuiltRelease(ctx: Context, plan: ReleasePlan, out: str
     os: osRelease(),
     ...(native && facts.libc ? { libc: facts.libc } : {}),
     ...(ctx.m.install ? { depsKey: depsKey(dir, ctx.m.runtime, ctx.m.install) } : {}),
-    builtAt: new Date().toISOString(),
+    builtAt: opts.builtAt ?? new Date().toISOString(),
     builtBy: os.hostname(),
     treeDigest: digest,
     native,

@@ -5,6 +5,8 @@ import { processStartTicks } from './procfs.ts';
 export type EventName =
   | 'build-started'
   | 'build-finished'
+  /** cutover build wrote this ready release into an archive: its source gains the archive's sha256 and tree digest. */
+  | 'archived'
   | 'build-failed'
   | 'build-interrupted'
   | 'activated'
@@ -127,6 +129,10 @@ export function releaseStates(
         return;
       case 'build-finished':
         if (r) Object.assign(r, { state: 'ready', buildMs: e.duration_ms, builtAt: e.at, reason: undefined, ...(e.source ? { source: { ...r.source, ...e.source } } : {}) });
+        return;
+      case 'archived':
+        // The tree is the archive's: releasing that archive here is "already built", and the fleet's status sees the same bytes.
+        if (r && e.source) r.source = { ...r.source, ...e.source, kind: r.source?.kind ?? 'git' };
         return;
       case 'build-failed':
         if (r) Object.assign(r, { state: 'failed', buildMs: e.duration_ms, reason: e.reason });
