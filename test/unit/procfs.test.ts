@@ -1,10 +1,11 @@
-// Tests scripts/lib/state/procfs.ts's handover readers on a made-up /proc: who accepted a loopback connection.
+// Tests scripts/lib/state/procfs.ts's handover readers on a made-up /proc, and the kernel's answer through ss against /proc/net/tcp: who accepted a loopback connection.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { acceptedInode, unitHoldingSocket } from '../../scripts/lib/state/procfs.ts';
+import net from 'node:net';
+import { acceptedInode, acceptedInodes, acceptedInodesBySs, unitHoldingSocket } from '../../scripts/lib/state/procfs.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cutover-procfs-'));
 const HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
@@ -36,6 +37,24 @@ test('acceptedInode: a closed connection of another client with the same client 
     row(4, '0100007F:10CD', '0100007F:C739', '222'), // the probe, accepted
   ].join('\n'));
   assert.is(acceptedInode(4301, 51001, table), '222');
+});
+
+test('acceptedInodesBySs: on real sockets, the same inode as /proc/net/tcp for an accepted connection', async () => {
+  const server = net.createServer();
+  server.on('connection', () => {});
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', 1, r));
+  const port = (server.address() as net.AddressInfo).port;
+  const connect = () => new Promise<net.Socket>((r) => { const c = net.connect(port, '127.0.0.1', () => r(c)); });
+  const first = await connect();
+  await new Promise((r) => setTimeout(r, 100)); // accepted by this process's server
+  server.close();
+  const ports = [first.localPort!];
+  const fromSs = acceptedInodesBySs(port, ports);
+  assert.ok(fromSs, 'ss is there and answered');
+  const fromProc = acceptedInodes(port, ports);
+  assert.ok(fromProc.get(first.localPort!), 'the connection is accepted');
+  assert.is(fromSs!.get(first.localPort!), fromProc.get(first.localPort!), 'the same inode both ways');
+  first.destroy();
 });
 
 test("unitHoldingSocket: the unit of the process that holds the socket, among the app's processes only", () => {

@@ -1,7 +1,7 @@
 // A health probe through the app's shared socket that knows which slot answered it (two slots accept from one queue).
 import net from 'node:net';
 import type { CheckResult } from './health.ts';
-import { acceptedInodes, unitHoldingSocket } from '../state/procfs.ts';
+import { acceptedInodes, acceptedInodesBySs, unitHoldingSocket } from '../state/procfs.ts';
 
 export interface SlotProbe extends CheckResult {
   /** The unit whose process accepted the connection; undefined when none did in time. */
@@ -51,8 +51,9 @@ function get(socket: net.Socket, port: number, urlPath: string, timeoutMs: numbe
 }
 
 /**
- * Which unit's process accepted each open connection, polled from /proc (one read of the TCP table per
- * look for all of them) until `wantUnit` took one, every connection is placed, or `deadline`.
+ * Which unit's process accepted each open connection, polled (one kernel query per look for all of them:
+ * `ss` with a port filter, else one read of /proc/net/tcp) until `wantUnit` took one, every connection
+ * is placed, or `deadline`.
  */
 async function acceptorsOf(sockets: net.Socket[], port: number, app: string, wantUnit: string, deadline: number): Promise<{ units: (string | undefined)[]; afterMs?: number }> {
   const began = Date.now();
@@ -62,7 +63,7 @@ async function acceptorsOf(sockets: net.Socket[], port: number, app: string, wan
   for (let pause = 2; Date.now() < deadline; pause = Math.min(pause * 2, 50)) {
     const open = sockets.map((s, i) => (units[i] || s.destroyed ? undefined : s.localPort)).filter((p): p is number => p !== undefined);
     if (open.length === 0) break;
-    const inodes = acceptedInodes(port, open);
+    const inodes = acceptedInodesBySs(port, open) ?? acceptedInodes(port, open);
     sockets.forEach((s, i) => {
       const inode = units[i] ? undefined : inodes.get(s.localPort!);
       if (inode) units[i] = unitHoldingSocket(inode, `/${app}@`);

@@ -1,4 +1,5 @@
 // Readers of /proc: a process's start time and working directory, the releases in use, who accepted a TCP connection.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { RELEASE_ID } from '../manifest/paths.ts';
@@ -89,6 +90,29 @@ export function acceptedInodes(serverPort: number, clientPorts: number[], tcpTab
     const port = f.length >= 10 && f[1] === local ? wanted.get(f[2]!) : undefined;
     if (port === undefined || f[3] === TIME_WAIT || found.has(port)) continue;
     if (f[9] !== '0') found.set(port, f[9]!);
+  }
+  return found;
+}
+
+/**
+ * acceptedInodes asked of the kernel with a filter, through iproute2's `ss` (sock_diag): only the
+ * connections to serverPort, however many TIME_WAIT entries the namespace holds. Under a load that
+ * opens a connection per request, /proc/net/tcp grows to tens of thousands of lines, and one read took
+ * 250–320 ms: a gunicorn sync worker that had accepted a probe waited that long, and so did the live
+ * slot's queue. undefined when `ss` is missing or fails (the caller reads /proc/net/tcp then).
+ */
+export function acceptedInodesBySs(serverPort: number, clientPorts: number[]): Map<number, string> | undefined {
+  const r = spawnSync('ss', ['-tnHe', 'state', 'established', '(', 'sport', '=', `:${serverPort}`, ')'], { encoding: 'utf8', timeout: 2000 });
+  if (r.status !== 0 || typeof r.stdout !== 'string') return undefined;
+  const wanted = new Set(clientPorts);
+  const found = new Map<number, string>();
+  for (const line of r.stdout.split('\n')) {
+    // Recv-Q Send-Q 127.0.0.1:<server> 127.0.0.1:<client> … ino:<inode> … (no state column: one state asked)
+    const f = line.trim().split(/\s+/);
+    if (f.length < 5 || f[2] !== `127.0.0.1:${serverPort}` || !f[3]!.startsWith('127.0.0.1:')) continue;
+    const port = Number(f[3]!.slice('127.0.0.1:'.length));
+    const inode = f.find((x) => x.startsWith('ino:'))?.slice(4);
+    if (wanted.has(port) && inode && inode !== '0') found.set(port, inode);
   }
   return found;
 }
