@@ -1,4 +1,5 @@
 // build <ref> --out FILE: build a release exactly as `release` does, without making it live, and write it as one verified archive that `release --archive` takes on any host.
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { runCommand } from './lib/run/cli.ts';
 import { UsageError } from './lib/run/errors.ts';
@@ -44,6 +45,12 @@ await runCommand(spec, async (args) => {
   const ctx = await createContext(args.manifestFile, { out: args.values.json ? process.stderr : undefined });
   if (out === ctx.paths.root || out.startsWith(ctx.paths.root + path.sep)) {
     throw new UsageError(`--out ${out} is inside the app's root ${ctx.paths.root}.`, 'Write the archive elsewhere, e.g. /tmp or a CI workspace.');
+  }
+  if (spawnSync('id', ['-u', ctx.m.user]).status !== 0) {
+    throw new UsageError(
+      `The app's user ${ctx.m.user} does not exist on this machine: cutover build runs the install and the build as that user, as a host does.`,
+      `Run \`cutover provision --manifest ${args.manifestFile}\` here first (it makes the user and the app's directories), as on a host.`,
+    );
   }
   const access = remoteAccessFor(ctx.m, ctx.paths);
   await ensureLayout(ctx);

@@ -34,8 +34,12 @@ test.before(async () => {
   builder = await makeFixture();
   host = await makeFixture();
   work = await tempDir('cutover-archives');
-  // A commit the host has never built from git (the two example repositories start out the same).
+  // The two repositories start out the same: the builder's main is the host's (two repos made a second
+  // apart would differ by their commit dates, and the test of an id taken by a git build with them).
+  await builder.repo.git('fetch', '--quiet', host.repo.dir, 'main');
+  await builder.repo.git('reset', '--quiet', '--hard', 'FETCH_HEAD');
   firstCommit = await builder.repo.head();
+  // A commit the host has never built from git.
   commit = await builder.repo.commit({ 'CHANGELOG.md': 'v2: built once\n' }, 'v2');
   const r = await host.run('release', ['main']);
   assert.is(r.code, 0, `the host's own first release: ${r.out}`);
@@ -238,6 +242,17 @@ it('refused: an archive of a commit this host already built from git (an archive
   assert.is(inside.code, 2, inside.out);
   assert.match(inside.stderr, /--out \S+ is inside the app's root/);
   assert.not.ok(fs.existsSync(path.join(builder.root, 'x.tar.gz')));
+});
+
+it("refused: build on a machine without the app's user names provision as the fix, and makes nothing", async () => {
+  const root = path.join(work, 'unprovisioned-root');
+  const out = path.join(work, 'never.tar.gz');
+  const r = await withManifest((m) => Object.assign(m, { user: 'cutover-nosuchuser', root }), 'build', ['main', '--out', out]);
+  assert.is(r.code, 2, r.out);
+  assert.match(r.stderr, /The app's user cutover-nosuchuser does not exist on this machine/);
+  assert.match(r.stderr, /cutover provision --manifest/);
+  assert.not.ok(fs.existsSync(root), 'no app root was made');
+  assert.not.ok(fs.existsSync(out));
 });
 
 test.run();
