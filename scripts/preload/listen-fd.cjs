@@ -191,7 +191,7 @@ function warmUp(privatePort, hostHeader, urlPath, deadline, done) {
   const attempt = () => {
     if (Date.now() >= deadline) return done(`no answer within CUTOVER_WARMUP_TIMEOUT_MS`);
     const req = http.get(
-      { host: '127.0.0.1', port: privatePort, path: urlPath, agent: false, timeout: WARMUP_REQUEST_MS, headers: { host: hostHeader, 'user-agent': 'cutover-warmup', connection: 'close' } },
+      { host: '127.0.0.1', port: privatePort, path: urlPath, agent: false, timeout: Math.max(1, Math.min(WARMUP_REQUEST_MS, deadline - Date.now())), headers: { host: hostHeader, 'user-agent': 'cutover-warmup', connection: 'close' } },
       (res) => {
         res.resume();
         done(`answered ${res.statusCode}`);

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { makeAppRepo, tempDir, type AppRepo } from './gitrepo.ts';
@@ -12,23 +13,11 @@ const tsx = path.join(kitDir, 'node_modules', '.bin', 'tsx');
 
 /**
  * Whether dist/ (the verbs compiled ahead of time, which the `cutover` executable runs) is at least as
- * new as what it is compiled from: the same check as bin/cutover's, which otherwise falls back to tsx
- * and says so on stderr. test/run.mjs compiles before the fs and system tiers, so this holds there.
+ * new as what it is compiled from: bin/cutover's own check (bin/staleness.cjs), which otherwise falls
+ * back to tsx and says so on stderr. test/run.mjs compiles before the fs and system tiers, so this holds there.
  */
-function compiledKitIsFresh(): boolean {
-  const stamp = fs.statSync(path.join(kitDir, 'dist', 'compiled.json'), { throwIfNoEntry: false });
-  if (!stamp) return false;
-  const sources = ['config/manifest.schema.json', 'node_modules/.package-lock.json'];
-  const walk = (rel: string) => {
-    for (const e of fs.readdirSync(path.join(kitDir, rel), { withFileTypes: true })) {
-      if (e.isDirectory()) walk(`${rel}/${e.name}`);
-      else if (e.name.endsWith('.ts') || e.name.endsWith('.mjs')) sources.push(`${rel}/${e.name}`);
-    }
-  };
-  walk('scripts');
-  return sources.every((rel) => (fs.statSync(path.join(kitDir, rel), { throwIfNoEntry: false })?.mtimeMs ?? 0) <= stamp.mtimeMs);
-}
-export const compiledKitFresh = compiledKitIsFresh();
+const { staleness } = createRequire(import.meta.url)('../../bin/staleness.cjs') as { staleness(kit: string): string };
+export const compiledKitFresh = staleness(kitDir) === '';
 
 /**
  * The argv that runs `<verb> args` from the kit at `kit` (the test host binds this checkout at

@@ -1,6 +1,7 @@
 // A handover's timeline: the app's unit events from the host's journal (preflight, new slot, old slot) lined up with each request of a load.
 import type { Sample } from './apps.ts';
 import type { TestHost } from '../host/host.ts';
+import { handoverBound } from '../bench/load.ts';
 
 export interface UnitEvent {
   /** Epoch ms (the journal's realtime clock: the same clock as the load's samples). */
@@ -32,8 +33,6 @@ export async function unitEvents(host: TestHost, app: string, sinceMs: number): 
   return events.sort((a, b) => a.t - b.t);
 }
 
-/** The handover goal: the window's max latency at most max(1.5 × steady max, steady max + 50 ms). */
-export const noStallBound = (steadyMax: number): number => Math.max(1.5 * steadyMax, steadyMax + 50);
 
 export interface CutoverWindow {
   /** Slowest answer to a request that started before the window (the steady state of the same run). */
@@ -61,7 +60,7 @@ export function cutoverWindow(samples: Sample[], events: UnitEvent[]): CutoverWi
   return {
     steadyMax: r(steadyMax),
     windowMax: r(inside[0]?.ms ?? 0),
-    bound: r(noStallBound(steadyMax)),
+    bound: r(handoverBound(steadyMax)),
     slowest: inside.slice(0, 3).map((s) => {
       const before = events.filter((e) => e.t <= s.start).at(-1);
       return { atMs: r(s.start - start), ms: r(s.ms), after: before ? label(before) : 'before the first event' };

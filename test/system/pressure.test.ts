@@ -7,6 +7,7 @@ import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { describeLoad, loadDuring } from '../helpers/load.ts';
 import { inside, loopback, slotsInside } from '../helpers/system.ts';
 import { systemTier } from '../helpers/prereq.ts';
+import { nodeApp } from '../helpers/fixtures.ts';
 
 const { it, ready } = systemTier(import.meta.url);
 
@@ -45,19 +46,14 @@ test.before(async () => {
   h = await bootKitHost();
   const made = await h.repo(APP.app, 'node');
   repo = made.repo;
-  manifest = h.manifest({
-    app: APP.app,
-    repo: made.url,
-    runtime: 'node',
-    build: 'node build.js',
-    start: 'node server.js',
-    port: APP.port,
-    env: { STARTUP_DELAY_MS: '300' },
-    // The timeout of the Ansible suite's fleet, where a good release was refused on a busy machine.
-    health: { path: '/health', timeout: 8 },
-    socket: true,
-    stop_timeout: 10,
-  });
+  manifest = h.manifest(
+    nodeApp(APP.app, made.url, APP.port, {
+      env: { STARTUP_DELAY_MS: '300' },
+      // The timeout of the Ansible suite's fleet, where a good release was refused on a busy machine.
+      health: { path: '/health', timeout: 8 },
+      stop_timeout: 10,
+    }),
+  );
   expectExit(await kit('provision'), 0, 'provision');
   expectExit(await kit('release', ['main']), 0, 'release v1');
 });

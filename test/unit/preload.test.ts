@@ -35,6 +35,11 @@ switch (process.env.APP_MODE) {
   case 'two': serve('main', PORT); serve('other', 0, '127.0.0.1'); break;
   case 'twice': serve('main', PORT); serve('again', Number(PORT), '127.0.0.1'); break;
   case 'zero': serve('other', 0, '127.0.0.1'); break;
+  case 'no-health':
+    // Answers every path but /health, which it never answers: a release whose warm-up gets no answer.
+    servers.main = http.createServer((req, res) => { if (req.url !== '/health') res.end(JSON.stringify({ server: 'main', pid: process.pid })); });
+    listening.push(new Promise((resolve) => servers.main.listen(PORT, resolve)));
+    break;
   case 'close-wait': {
     // Like adapter-node: on SIGTERM it closes the server and leaves only when close's callback says it
     // closed without error; a 20 s timer (its SHUTDOWN_TIMEOUT) keeps the process alive until then.
@@ -280,6 +285,18 @@ for (const mode of ['slow', 'slow-fd3']) {
     child.kill();
   });
 }
+
+test('a warm-up that gets no answer adopts the socket anyway after CUTOVER_WARMUP_TIMEOUT_MS (the health gate judges the release)', async () => {
+  const sock = await socketUnit();
+  const port = await freePort();
+  const { child } = await start({ script: SELF, env: { LISTEN_FDS: '1', PORT: String(port), APP_MODE: 'no-health', CUTOVER_WARMUP_PATH: '/health', CUTOVER_WARMUP_TIMEOUT_MS: '1500' }, fd: sock.fd });
+  sock.close(); // only the app holds the socket: a connection waits in the queue until the app adopts it
+  const t0 = Date.now();
+  const body = await get(sock.port);
+  assert.is(body.server, 'main', 'the app answers on the socket once the warm-up gave up');
+  assert.ok(Date.now() - t0 >= 1000, `not before the warm-up's time limit (${Date.now() - t0} ms)`);
+  child.kill();
+});
 
 test("an app that waits for its own server.close() callback on SIGTERM exits once the drain is over (the preload's close does not make the app's fail)", async () => {
   const sock = await socketUnit();

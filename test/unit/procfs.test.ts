@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import net from 'node:net';
-import { acceptedInode, acceptedInodes, acceptedInodesBySs, unitHoldingSocket } from '../../scripts/lib/state/procfs.ts';
+import { acceptedInodes, acceptedInodesBySs, unitHoldingSocket } from '../../scripts/lib/state/procfs.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cutover-procfs-'));
 const HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
@@ -13,7 +13,7 @@ const HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->wh
 const row = (sl: number, local: string, remote: string, inode: string, st = '01') =>
   `   ${sl}: ${local} ${remote} ${st} 00000000:00000000 00:00000000 00000000   998        0 ${inode} 1 0000000000000000 20 4 30 10 -1`;
 
-test('acceptedInode: the server side of the connection once accepted; nothing while it waits in the queue', () => {
+test('acceptedInodes: the server side of the connection once accepted; nothing while it waits in the queue', () => {
   const table = path.join(dir, 'tcp');
   fs.writeFileSync(table, [
     HEADER,
@@ -22,12 +22,12 @@ test('acceptedInode: the server side of the connection once accepted; nothing wh
     row(2, '0100007F:10CD', '0100007F:C739', '222'), // accepted
     row(3, '0100007F:C739', '0100007F:10CD', '333'), // the client's own side
   ].join('\n'));
-  assert.is(acceptedInode(4301, 51000, table), undefined);
-  assert.is(acceptedInode(4301, 51001, table), '222');
-  assert.is(acceptedInode(4301, 51002, table), undefined);
+  assert.is(acceptedInodes(4301, [51000], table).get(51000), undefined);
+  assert.is(acceptedInodes(4301, [51001], table).get(51001), '222');
+  assert.is(acceptedInodes(4301, [51002], table).get(51002), undefined);
 });
 
-test('acceptedInode: a closed connection of another client with the same client port (TIME_WAIT, another address) does not hide the probe', () => {
+test('acceptedInodes: a closed connection of another client with the same client port (TIME_WAIT, another address) does not hide the probe', () => {
   const table = path.join(dir, 'tcp-tw');
   fs.writeFileSync(table, [
     HEADER,
@@ -36,7 +36,7 @@ test('acceptedInode: a closed connection of another client with the same client 
     row(3, '0A000002:10CD', '0A000001:C739', '444'), // another client's live connection on another address
     row(4, '0100007F:10CD', '0100007F:C739', '222'), // the probe, accepted
   ].join('\n'));
-  assert.is(acceptedInode(4301, 51001, table), '222');
+  assert.is(acceptedInodes(4301, [51001], table).get(51001), '222');
 });
 
 test('acceptedInodesBySs: on real sockets, the same inode as /proc/net/tcp for an accepted connection', async () => {
@@ -55,6 +55,16 @@ test('acceptedInodesBySs: on real sockets, the same inode as /proc/net/tcp for a
   assert.ok(fromProc.get(first.localPort!), 'the connection is accepted');
   assert.is(fromSs!.get(first.localPort!), fromProc.get(first.localPort!), 'the same inode both ways');
   first.destroy();
+});
+
+test('acceptedInodesBySs: without ss it says so (undefined), so the prober reads /proc/net/tcp instead', () => {
+  const saved = process.env.PATH;
+  process.env.PATH = '/nonexistent';
+  try {
+    assert.is(acceptedInodesBySs(4301, [51000]), undefined);
+  } finally {
+    process.env.PATH = saved;
+  }
 });
 
 test("unitHoldingSocket: the unit of the process that holds the socket, among the app's processes only", () => {

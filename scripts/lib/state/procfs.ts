@@ -60,20 +60,13 @@ export function releasesInUse(releasesDir: string, proc = '/proc'): Map<string, 
 }
 
 /**
- * The inode of the server side of the loopback TCP connection 127.0.0.1:clientPort → 127.0.0.1:serverPort,
- * once a process has accepted it (a connection still in the listen queue has inode 0), else undefined.
+ * The inode of the server side of each loopback TCP connection 127.0.0.1:clientPort → 127.0.0.1:serverPort
+ * that a process has accepted (a connection still in the listen queue has inode 0: absent from the map).
  * The whole four-tuple is matched and TIME_WAIT entries are skipped: the table also holds the closed
  * connections of the app's other clients (a proxy's, or a load balancer's on another address), and one
  * of them may have used the same client port; it has inode 0 and would hide the probe's own entry.
- */
-export function acceptedInode(serverPort: number, clientPort: number, tcpTable = '/proc/net/tcp'): string | undefined {
-  return acceptedInodes(serverPort, [clientPort], tcpTable).get(clientPort);
-}
-
-/**
- * acceptedInode for several client ports with ONE read of the table: under load it holds every
- * TIME_WAIT connection of the namespace (one read of 14 000 lines took 85 ms, measured), so a prober
- * reads it once per look, whatever the number of its connections. Ports not accepted yet are absent.
+ * ONE read of the table for all the ports: under load it holds every TIME_WAIT connection of the
+ * namespace (one read of 14 000 lines took 85 ms, measured), so a prober reads it once per look.
  */
 export function acceptedInodes(serverPort: number, clientPorts: number[], tcpTable = '/proc/net/tcp'): Map<number, string> {
   const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, '0');
