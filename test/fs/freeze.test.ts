@@ -11,7 +11,8 @@ let v1: string;
 let v2: string;
 
 test.before(async () => {
-  f = await makeFixture();
+  // The build sleeps when the commit has a SLOW file: a release that can be killed mid-build.
+  f = await makeFixture({ build: 'test ! -f SLOW || sleep 300; npm run build' });
   v1 = (await f.repo.head()).slice(0, 12);
   const r1 = await f.run('release', ['main']);
   assert.is(r1.code, 0, r1.out);
@@ -78,12 +79,22 @@ test('unfreeze lifts it: release works again; unfreeze when not frozen says so',
 });
 
 test('a verb killed with SIGKILL never leaves a freeze behind (a freeze is explicit state, not a lock)', async () => {
-  const commit = await f.repo.commit({ 'CHANGELOG.md': 'v5\n' }, 'v5');
-  const child = f.start('release', [commit]);
-  await new Promise((r) => setTimeout(r, 1500));
+  const slow = await f.repo.commit({ 'CHANGELOG.md': 'v5\n', SLOW: '' }, 'v5 slow');
+  const child = f.start('release', [slow]);
+  const exited = new Promise((r) => child.once('exit', r));
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const deadline = Date.now() + 90_000;
+  while (!/==> build: /.test(out)) {
+    assert.is(child.exitCode, null, `the slow release ended before its build step:\n${out}`);
+    assert.ok(Date.now() < deadline, `the slow release did not reach its build step:\n${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
   child.kill('SIGKILL');
-  await new Promise((r) => child.on('close', r));
+  await exited;
   assert.not.ok(fs.existsSync(path.join(f.root, 'freeze.json')), 'no freeze file');
+  const commit = await f.repo.commit({ SLOW: null }, 'v6');
   const r = await f.run('release', [commit]);
   assert.is(r.code, 0, `the next release is not refused:\n${r.out}`);
 });
