@@ -140,6 +140,8 @@ export interface Sample {
   ms: number;
   ok: boolean;
   error?: string;
+  /** The answer's X-Version header, when the app sends one: which release answered. */
+  version?: string;
 }
 
 export function errorKey(err: unknown): string {
@@ -152,7 +154,8 @@ async function timedRequest(url: string, timeoutMs: number, agent: http.Agent | 
   try {
     const res = await httpRequest(url, { timeoutMs, agent, method, body: method === 'POST' ? 'a form a user sent\n' : undefined });
     const ok = res.status >= 200 && res.status < 300;
-    return { start, ms: performance.now() - start, ok, error: ok ? undefined : `HTTP ${res.status}` };
+    const version = typeof res.headers['x-version'] === 'string' ? res.headers['x-version'] : undefined;
+    return { start, ms: performance.now() - start, ok, error: ok ? undefined : `HTTP ${res.status}`, version };
   } catch (err) {
     return { start, ms: performance.now() - start, ok: false, error: errorKey(err) };
   }

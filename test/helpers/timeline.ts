@@ -41,7 +41,7 @@ export interface CutoverWindow {
   windowMax: number;
   bound: number;
   /** The window's slowest requests: when they started (ms after the window began), how long they took, and the last unit event before they started. */
-  slowest: { atMs: number; ms: number; after: string }[];
+  slowest: { atMs: number; ms: number; after: string; version?: string }[];
   /** The unit events, ms after the window began. */
   events: string[];
 }
@@ -61,9 +61,9 @@ export function cutoverWindow(samples: Sample[], events: UnitEvent[]): CutoverWi
     steadyMax: r(steadyMax),
     windowMax: r(inside[0]?.ms ?? 0),
     bound: r(handoverBound(steadyMax)),
-    slowest: inside.slice(0, 3).map((s) => {
+    slowest: inside.slice(0, 5).map((s) => {
       const before = events.filter((e) => e.t <= s.start).at(-1);
-      return { atMs: r(s.start - start), ms: r(s.ms), after: before ? label(before) : 'before the first event' };
+      return { atMs: r(s.start - start), ms: r(s.ms), after: before ? label(before) : 'before the first event', version: s.version };
     }),
     events: events.map((e) => `+${r(e.t - start)} ${label(e)}`),
   };
@@ -72,6 +72,6 @@ export function cutoverWindow(samples: Sample[], events: UnitEvent[]): CutoverWi
 /** One paragraph for a test's output. */
 export function describeWindow(w: CutoverWindow | undefined): string {
   if (!w) return 'cut-over window: no unit events found';
-  const slow = w.slowest.map((s) => `${s.ms} ms at +${s.atMs} (after: ${s.after})`).join('; ');
+  const slow = w.slowest.map((s) => `${s.ms} ms at +${s.atMs} (after: ${s.after}${s.version ? `; answered by ${s.version}` : ''})`).join('; ');
   return `cut-over window: steady max ${w.steadyMax} ms, window max ${w.windowMax} ms (no-stall limit ${w.bound} ms: ${w.windowMax <= w.bound ? 'within' : 'OVER'}); slowest ${slow}\n    events: ${w.events.join(', ')}`;
 }

@@ -15,7 +15,9 @@ def index(request):
 
 
 def health(request):
-    return HttpResponse('ok\n' if HEALTHY else 'sick\n', status=200 if HEALTHY else 500)
+    response = HttpResponse('ok\n' if HEALTHY else 'sick\n', status=200 if HEALTHY else 500)
+    response['X-Version'] = VERSION  # which release answered (the tests line requests up with the handover's steps)
+    return response
 
 
 def whoami(request):
