@@ -13,7 +13,7 @@ const spec = {
   details: `With a socket (socket: true or preload) the cut-over is a handover: the new release starts beside the
 old one on the same socket, and the old one stops (finishing its requests) only once the new one serves.
 With socket: false the old process stops first, then the new one starts (a short outage).
-Example: ssh root@host 'cd /opt/cutover && npx tsx scripts/activate.ts 3f2a9c1b0d4e'`,
+Example: ssh root@host 'cutover activate 3f2a9c1b0d4e'`,
 };
 
 await runCommand(spec, async (args) => {

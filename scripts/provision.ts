@@ -11,8 +11,10 @@ const spec = {
   },
   details: `Run it as root, again whenever the manifest changes. With deploy_key in the manifest, it contacts the
 repository's server once when its host key is not pinned yet, records it (known_hosts) and prints its fingerprint;
-it never replaces a pinned key (remove the old line with ssh-keygen -R to re-pin on purpose). Example:
-  ssh root@host 'cd /opt/cutover && npx tsx scripts/provision.ts --manifest /etc/cutover/shop.yaml'`,
+it never replaces a pinned key (remove the old line with ssh-keygen -R to re-pin on purpose). The first time,
+scripts/bootstrap.sh installs Node and runs it (it also puts the cutover command on the PATH). Examples:
+  ssh root@host 'sh /opt/cutover/scripts/bootstrap.sh --manifest /etc/cutover/shop.yaml'
+  ssh root@host 'cutover provision --manifest /etc/cutover/shop.yaml --dry-run'`,
 };
 
 await runCommand(spec, async (args) => {

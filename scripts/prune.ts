@@ -10,7 +10,7 @@ const spec = {
     'dry-run': { type: 'boolean' as const, help: 'print what it would delete and why, and change nothing' },
     cron: { type: 'boolean' as const, help: 'for the cron entry: when a deploy holds the lock, say so and exit 0' },
   },
-  details: `Example: ssh root@host 'cd /opt/cutover && npx tsx scripts/prune.ts --keep 3 --dry-run'`,
+  details: `Example: ssh root@host 'cutover prune --keep 3 --dry-run'`,
 };
 
 function parseKeep(v: unknown, fallback: number): number {

@@ -9,7 +9,7 @@ const spec = {
     to: { type: 'string' as const, arg: 'RELEASE', help: 'roll back to this release instead of the previous good one' },
     'dry-run': dryRunOption,
   },
-  details: `Example: ssh root@host 'cd /opt/cutover && npx tsx scripts/rollback.ts'`,
+  details: `Example: ssh root@host 'cutover rollback'`,
 };
 
 await runCommand(spec, async (args) => {
@@ -33,12 +33,12 @@ await runCommand(spec, async (args) => {
     if (!to && live && live !== recorded) {
       throw new OperationError(
         `The activation of ${live} did not finish: active points at it, but the last recorded activation is of ${recorded ?? 'none'}.`,
-        `Finish it with \`npx tsx scripts/activate.ts ${live}\`${recorded ? `, or go back with \`npx tsx scripts/rollback.ts --to ${recorded}\`` : ''}.`,
+        `Finish it with \`cutover activate ${live}\`${recorded ? `, or go back with \`cutover rollback --to ${recorded}\`` : ''}.`,
       );
     }
     const target = to ?? rollbackTarget(events, live, records, (id) => releaseOnDisk(ctx, id));
     if (!target) {
-      throw new OperationError('There is no earlier good release to roll back to.', '`npx tsx scripts/status.ts` shows the releases and their states.');
+      throw new OperationError('There is no earlier good release to roll back to.', '`cutover status` shows the releases and their states.');
     }
     if (target === live) throw new OperationError(`Release ${target} is already live.`);
     ctx.log.info(`Rolling back from ${live ?? 'nothing'} to ${target}.`);

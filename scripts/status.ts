@@ -7,7 +7,7 @@ const spec = {
   options: {
     json: { type: 'boolean' as const, help: 'print the same as JSON, for scripts' },
   },
-  details: `Example: ssh root@host 'cd /opt/cutover && npx tsx scripts/status.ts --json'`,
+  details: `Example: ssh root@host 'cutover status --json'`,
 };
 
 await runCommand(spec, async (args) => {

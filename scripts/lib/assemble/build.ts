@@ -294,7 +294,7 @@ export function diskFullNote(dir: string): string {
     const free = st.bavail * st.bsize;
     if (free >= 16 << 20) return '';
     const mb = (n: number) => `${(n / (1 << 20)).toFixed(1)} MB`;
-    return `\nThe filesystem holding ${dir} is full (${mb(free)} free of ${mb(st.blocks * st.bsize)}): free some space (\`npx tsx scripts/prune.ts\` deletes old releases) and release again.`;
+    return `\nThe filesystem holding ${dir} is full (${mb(free)} free of ${mb(st.blocks * st.bsize)}): free some space (\`cutover prune\` deletes old releases) and release again.`;
   } catch {
     return '';
   }

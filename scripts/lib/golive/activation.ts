@@ -25,12 +25,12 @@ const notReady: Record<string, string> = {
 /** Refuses any release that is not a complete, good build still on disk. */
 export function assertActivatable(id: string, rec: ReleaseRecord | undefined, onDisk: boolean): ReleaseRecord {
   if (!rec) {
-    throw new UsageError(`There is no release ${id}.`, '`npx tsx scripts/status.ts` lists the releases.');
+    throw new UsageError(`There is no release ${id}.`, '`cutover status` lists the releases.');
   }
   if (rec.state !== 'ready') {
     throw new OperationError(
       `Release ${id} cannot be activated: it ${notReady[rec.state]}${rec.reason ? ` (${rec.reason})` : ''}.`,
-      `Build it afresh with \`npx tsx scripts/release.ts ${rec.commit.slice(0, 12)} --rebuild\`.`,
+      `Build it afresh with \`cutover release ${rec.commit.slice(0, 12)} --rebuild\`.`,
     );
   }
   if (!onDisk) {

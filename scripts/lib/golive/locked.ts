@@ -16,7 +16,7 @@ export async function withLock<T>(ctx: Context, operation: string, fn: () => Pro
   if (opts.frozen) assertNotFrozen(ctx.paths, opts.frozen);
   if (ctx.dryRun) return fn();
   if (!fs.existsSync(ctx.paths.root)) {
-    throw new OperationError(`The app's root ${ctx.paths.root} does not exist.`, 'Run `npx tsx scripts/provision.ts` first (or `release`, which creates it).');
+    throw new OperationError(`The app's root ${ctx.paths.root} does not exist.`, 'Run `cutover provision` first (or `release`, which creates it).');
   }
   const lock = acquireLock(ctx.paths.lock, operation);
   // While the lock is held, SIGTERM/SIGINT/SIGHUP stop the running step's processes and end the verb

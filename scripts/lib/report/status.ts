@@ -181,7 +181,7 @@ export function formatStatus(r: StatusReport): string {
     ...(r.alsoServing ? [`also serving: ${r.alsoServing} (a second slot: a cutover was cut short and both answer; the next cutover verb stops it)`] : []),
     ...(r.serving && r.serving !== r.live ? [`serving: ${r.serving} (the service still runs it: the switch to ${r.live ?? 'none'} was not followed by a restart)`] : []),
     ...(r.unfinished
-      ? [`unfinished: the activation of ${r.unfinished} did not finish (the last recorded one is of ${r.recordedLive ?? 'none'}); \`npx tsx scripts/activate.ts ${r.unfinished}\` finishes it${r.recordedLive ? `, \`npx tsx scripts/rollback.ts --to ${r.recordedLive}\` goes back` : ''}`]
+      ? [`unfinished: the activation of ${r.unfinished} did not finish (the last recorded one is of ${r.recordedLive ?? 'none'}); \`cutover activate ${r.unfinished}\` finishes it${r.recordedLive ? `, \`cutover rollback --to ${r.recordedLive}\` goes back` : ''}`]
       : []),
     `rollback target: ${r.rollbackTarget ?? 'none'}`,
   ];

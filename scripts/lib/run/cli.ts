@@ -59,8 +59,8 @@ const common: Record<string, OptionSpec> = {
 export function helpText(spec: CommandSpec): string {
   const opts = { ...spec.options, ...common };
   const lines = [
-    `Usage: npx tsx scripts/${spec.name}.ts${spec.positionals ? ' ' + spec.positionals : ''} [options]`,
-    `   or: cutover ${spec.name}${spec.positionals ? ' ' + spec.positionals : ''} [options]   (the same, compiled ahead of time: faster)`,
+    `Usage: cutover ${spec.name}${spec.positionals ? ' ' + spec.positionals : ''} [options]`,
+    `   or: npx tsx scripts/${spec.name}.ts${spec.positionals ? ' ' + spec.positionals : ''} [options]   (the same, from the TypeScript source, in the kit's directory)`,
     '',
     spec.summary,
     '',
@@ -87,7 +87,7 @@ export function parseCommandLine(spec: CommandSpec, argv: string[], env = proces
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new UsageError(String((e as Error).message), `Run \`npx tsx scripts/${spec.name}.ts --help\` for the options.`);
+    throw new UsageError(String((e as Error).message), `Run \`cutover ${spec.name} --help\` for the options.`);
   }
   if (parsed.values.help) return 'help';
   const [min, max] = spec.arity ?? [0, 0];
@@ -96,7 +96,7 @@ export function parseCommandLine(spec: CommandSpec, argv: string[], env = proces
     const want = min === max ? `${min}` : `${min} to ${max}`;
     throw new UsageError(
       `${spec.name} takes ${want} argument${max === 1 ? '' : 's'}${spec.positionals ? ` (${spec.positionals})` : ''}, got ${n}.`,
-      `Run \`npx tsx scripts/${spec.name}.ts --help\` for the usage.`,
+      `Run \`cutover ${spec.name} --help\` for the usage.`,
     );
   }
   const manifestFile = path.resolve(

@@ -61,7 +61,7 @@ export function throwIfStopped(next: string): void {
   throw new StoppedError(
     `Stopped by ${requested} before the step "${next}".`,
     requested,
-    'The steps before it are done and kept (`npx tsx scripts/status.ts` shows the releases); run the command again to do the rest.',
+    'The steps before it are done and kept (`cutover status` shows the releases); run the command again to do the rest.',
   );
 }
 
