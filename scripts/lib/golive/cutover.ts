@@ -3,6 +3,7 @@ import type { Context } from '../state/context.ts';
 import type { CheckResult } from './health.ts';
 import { commandCheck, DEFAULT_HEALTH_FAILURES, healthGate } from './health.ts';
 import { probeSlot } from './acceptor.ts';
+import { untilBooted } from './settle.ts';
 import { formatDuration } from '../run/log.ts';
 import type { Slot } from '../manifest/paths.ts';
 import { idleSlot, isRunning, liveSlot, slotStates, type SlotState } from '../host/slots.ts';
@@ -37,6 +38,9 @@ const POLL_MS = 250;
  */
 const OLD_SLOT_PAUSE_MS = 250;
 
+/** The longest the gate waits for the new slot's processes to wait for work before it probes anyway. */
+const BOOT_WAIT_MAX_MS = 5000;
+
 /** Starts a slot; systemd refusing it (a unit that does not load, a socket that cannot bind) is a failed check, not a crash. */
 export async function startSlot(ctx: Context, slot: Slot): Promise<CheckResult> {
   const unit = ctx.paths.slotUnit(slot);
@@ -68,7 +72,9 @@ export async function waitUntilSlotServes(ctx: Context, slot: Slot, port = ctx.m
   let definite = 0;
   // What became of the probes: the old slot took them, none took them in time, the new slot took them.
   const tally = { old: 0, none: 0, mine: 0, slowestMs: 0 };
-  const counted = () => `probes: ${tally.mine} taken by ${unit}, ${tally.old} by the old slot, ${tally.none} by none in time; slowest accept ${tally.slowestMs} ms`;
+  // No probe while the new slot boots (it takes none; the old slot takes them, and a sync worker waits on one).
+  const boot = await untilBooted(unit, { maxMs: Math.min(BOOT_WAIT_MAX_MS, (deadline - Date.now()) / 2) });
+  const counted = () => `boot: ${boot.detail}; probes: ${tally.mine} taken by ${unit}, ${tally.old} by the old slot, ${tally.none} by none in time; slowest accept ${tally.slowestMs} ms`;
   let last: CheckResult = { ok: false, detail: `${unit} has not accepted a connection yet` };
   while (Date.now() < deadline) {
     const s = await slotState(ctx, slot);

@@ -115,3 +115,10 @@ export function invocationStart(invocation: string): Promise<number | undefined>
   });
 }
 
+
+/** The unit's control group (systemctl show ControlGroup, e.g. /system.slice/system-app.slice/app@b.service); undefined when it has none (not running). */
+export async function controlGroup(unit: string): Promise<string | undefined> {
+  if (!serviceControlEnabled()) return undefined;
+  const cg = (await systemdQuery('systemctl', ['show', '--property=ControlGroup', '--value', unit])).trim();
+  return cg.startsWith('/') ? cg : undefined;
+}
