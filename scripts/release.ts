@@ -59,7 +59,7 @@ async function fromArchive(ctx: Context, state: ReleaseState, got: Received, fil
   }
   const plan = planRelease(state, record.commit, record.ref, { id, assetsKeep: ctx.m.assets_keep });
   logPlan(ctx, plan);
-  await unpackRelease(ctx, plan, got.staged, { kind: 'archive', sha256, treeDigest: record.treeDigest, builtBy: record.builtBy, builtAt: record.builtAt });
+  await unpackRelease(ctx, plan, got, { kind: 'archive', sha256, treeDigest: record.treeDigest, builtBy: record.builtBy, builtAt: record.builtAt });
   return { id, summary, plannedCommit: ctx.dryRun ? record.commit : undefined };
 }
 

@@ -89,7 +89,13 @@ it('release --archive on another root: verified, unpacked with its own shared li
   const dir = path.join(host.root, 'releases', id);
   assert.is(fs.readlinkSync(path.join(dir, '.env')), path.join(host.root, 'shared', '.env'), "the host's own shared links");
   assert.ok(fs.existsSync(path.join(dir, 'dist', 'version.json')));
-  assert.not.ok(fs.readdirSync('/var/tmp').some((n) => n.startsWith('cutover-incoming-fsapp-')), 'the staged copy is gone');
+  assert.not.ok(fs.readdirSync(path.join(host.root, 'releases')).some((n) => n.startsWith('.incoming-')), 'the staging directory (the copy, the unpacked tree) is gone');
+  // Unpacked sealed (root's, no group or other write), and the files identical to the live release's are that release's files.
+  const pkg = fs.statSync(path.join(dir, 'package.json'));
+  assert.is(pkg.uid, 0, 'sealed: owned by root');
+  assert.is(pkg.mode & 0o022, 0, 'sealed: not writable by group or others');
+  assert.is(pkg.ino, fs.statSync(path.join(host.root, before!, 'package.json')).ino, 'an identical file is shared with the release that was live (one inode)');
+  assert.match(r.out, /shared with [0-9a-f]{12} \(hard links between sealed releases\)/);
   const started = host.history().find((e) => e.event === 'build-started' && e.release === id);
   assert.is(started.source.kind, 'archive');
   assert.is(started.source.sha256, goodSha);

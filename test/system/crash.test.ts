@@ -423,8 +423,8 @@ it('release --archive: SIGKILL at every step boundary of a release from an archi
     }),
   );
   assertAllSafe(mine);
-  const staged = fs.readdirSync(inHost(h, '/var/tmp')).filter((n) => n.startsWith('cutover-incoming-'));
-  assert.equal(staged, [], 'no staged archive is left behind: a killed run\'s copy is removed by the next one');
+  const staged = lanes.flatMap((l) => fs.readdirSync(inHost(h, `${l.root}/releases`)).filter((n) => n.startsWith('.incoming-')));
+  assert.equal(staged, [], 'no staged archive is left behind: a killed run\'s copy and unpacked tree are removed by the next one');
 });
 
 /** A ready release that is not live (the rollback target): what activate and rollback go to. */
