@@ -407,10 +407,10 @@ async function newArchive(l: Lane): Promise<{ sha: string; file: string }> {
   return { sha, file };
 }
 
-it('release --archive: SIGKILL at every step boundary of a release from an archive (staging, unpack, shared links, seal, ready)', async () => {
+it('release --archive: SIGKILL at every step boundary of a release from an archive (staging and unpack, the move into place, shared links, seal, ready)', async () => {
   const points: Point[] = [
     { name: 'at ==> verify (nothing staged yet)', pause: 'verify:start' },
-    { name: 'after verify, before the unpack is recorded', pause: 'verify:end' },
+    { name: 'after verify and the unpack into the staging directory, before the release is recorded', pause: 'verify:end' },
     { name: 'at ==> unpack', pause: 'unpack the archive:start' },
     { name: 'after the unpack, at ==> link shared paths', pause: 'link shared paths:start' },
     { name: 'at ==> seal', pause: 'seal:start' },
