@@ -119,6 +119,14 @@ test('a path twice, or a path below a file, is refused', async () => {
   assert.is(fs.readFileSync(path.join(twice.dir, 'a'), 'utf8'), '1', 'the first stays as it was');
   const below = await unpack(archive([{ path: 'f', data: '1' }, { path: 'f/g', data: '2' }]));
   assert.match(below.error?.message ?? '', /"f\/g" (lies below a file|appears twice)/);
+  // The second copy of a path is refused even when it would be linked to the neighbour's file (created only at its end).
+  const nb = path.join(work, 'nb-twice');
+  fs.mkdirSync(nb);
+  fs.writeFileSync(path.join(nb, 'a'), '2');
+  fs.chmodSync(path.join(nb, 'a'), 0o644);
+  const shared = await unpack(archive([{ path: 'a', data: '1' }, { path: 'a', data: '2' }]), { share: nb });
+  assert.match(shared.error?.message ?? '', /"a" appears twice in the archive/);
+  assert.is(fs.readFileSync(path.join(shared.dir, 'a'), 'utf8'), '1');
 });
 
 test('a host mismatch is refused before any entry is written', async () => {

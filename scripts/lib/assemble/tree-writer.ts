@@ -39,6 +39,8 @@ export function treeWriter(dir: string, opts: TreeWriterOptions): TreeWriter {
   let failed: Error | undefined;
   let openFds: number[] = [];
   let shared = 0;
+  /** Every path other than a directory taken so far. */
+  const placed = new Set<string>();
   const abs = (rel: string) => path.join(dir, rel);
   const shown = (rel: string) => JSON.stringify(rel.length > 120 ? rel.slice(0, 117) + '...' : rel);
 
@@ -148,6 +150,12 @@ export function treeWriter(dir: string, opts: TreeWriterOptions): TreeWriter {
           return [];
         }
         ensureParent(rel);
+        // Checked here, not left to EEXIST: a file that would be linked to the neighbour's is not created until its end.
+        if (e.type !== 'Directory' && placed.has(rel)) {
+          e.resume();
+          return [`${shown(rel)} appears twice in the archive`];
+        }
+        if (e.type !== 'Directory') placed.add(rel);
         if (e.type === 'Directory') {
           e.resume();
           const known = dirs.get(rel);
@@ -172,6 +180,7 @@ export function treeWriter(dir: string, opts: TreeWriterOptions): TreeWriter {
     whole(rel, data, m, mtime) {
       try {
         ensureParent(rel);
+        placed.add(rel);
         const fd = create(rel);
         fs.writeSync(fd, data);
         settle(fd, mode(m, 0o644), mtime);
