@@ -1,5 +1,6 @@
 // One pass over a release archive: the record, the host's match, every entry checked against the rules, and each accepted entry handed to a writer while nothing is wrong yet.
 import fs from 'node:fs';
+import zlib from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import { archiveRefused } from './archive.ts';
 import { entryPath, entryProblems, RECORD_NAME, recordProblems, type ArchiveEntry, type ArchiveRecord } from './archive-rules.ts';
@@ -56,6 +57,9 @@ export async function readArchive(file: string, opts: ReadOptions): Promise<Insp
   const seenFiles = new Set<string>();
   const seenSymlinks = new Set<string>();
   const input = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+  // Node's gunzip in 1 MiB chunks, not node-tar's own (16 KiB chunks, a buffer each): measured 10-20 % less CPU for a 413 MB
+  // tree, and it inflates on another thread while this one parses and writes. An archive must be gzip (cutover build's).
+  const gunzip = zlib.createGunzip({ chunkSize: 1 << 20 });
   await new Promise<void>((resolve, reject) => {
     let stopped = false;
     const stop = (why?: string) => {
@@ -63,6 +67,7 @@ export async function readArchive(file: string, opts: ReadOptions): Promise<Insp
       stopped = true;
       if (why) problems.push(why);
       input.destroy();
+      gunzip.destroy();
       resolve();
     };
     const takeRecord = (text: string) => {
@@ -116,7 +121,9 @@ export async function readArchive(file: string, opts: ReadOptions): Promise<Insp
         e.resume();
       },
     });
-    parser.on('error', (e: Error) => stop(`it is not a whole, readable tar.gz stream (${e.message.replace(/^TAR_[A-Z_]+: /, '')}): truncated or corrupt`));
+    const unreadable = (e: Error) => stop(`it is not a whole, readable tar.gz stream (${e.message.replace(/^TAR_[A-Z_]+: /, '')}): truncated or corrupt`);
+    parser.on('error', unreadable);
+    gunzip.on('error', unreadable);
     parser.on('warn', (_code: string, message: string | Error) => {
       problems.push(`it is not a clean tar stream: ${typeof message === 'string' ? message : message.message}`);
     });
@@ -124,12 +131,12 @@ export async function readArchive(file: string, opts: ReadOptions): Promise<Insp
       if (!stopped) resolve();
     });
     input.on('error', (e) => (stopped ? undefined : reject(e)));
-    input.pipe(parser);
+    input.pipe(gunzip).pipe(parser);
   }).catch((e) => {
     sink?.abort();
     throw e;
   });
-  if (entries === 0) problems.push('it is empty (no entries at all)');
+  if (entries === 0 && problems.length === 0) problems.push('it is empty (no entries at all)');
   else if (!record && problems.length === 0) problems.push(`it has no record ${RECORD_NAME}`);
   const failed = sink?.failure();
   if (failed && problems.length === 0) {
