@@ -98,7 +98,7 @@ export async function receiveArchive(ctx: Context, file: string, givenSha?: stri
       hostMismatch: (r) => hostProblems(r, host),
       sink: (r) => {
         if (ctx.dryRun || !worthUnpacking(state, r)) return undefined;
-        ({ writer, sharedWith } = writerFor(ctx, state, r, tree, dir));
+        ({ writer, sharedWith } = writerFor(ctx, state, r, tree));
         return writer;
       },
     });
@@ -116,11 +116,11 @@ export async function receiveArchive(ctx: Context, file: string, givenSha?: stri
  * The tree's writer. Root writes it sealed (root's, no group or other write), and, when nothing will run as
  * the app's user in it before the seal (no migrate), links the neighbour release's identical files.
  */
-function writerFor(ctx: Context, state: ReleaseState, r: ArchiveRecord, tree: string, staging: string): { writer: TreeWriter; sharedWith?: string } {
+function writerFor(ctx: Context, state: ReleaseState, r: ArchiveRecord, tree: string): { writer: TreeWriter; sharedWith?: string } {
   const root = process.getuid?.() === 0;
   const neighbour = root && !ctx.m.migrate ? neighbourOf(state, r.release) : undefined;
   const share = neighbour
-    ? shareSource(ctx.paths.release(neighbour), { uid: 0, gid: process.getgid?.() ?? 0, dev: fs.statSync(staging).dev }, ctx.m.writable)
+    ? shareSource(ctx.paths.release(neighbour), { uid: 0, gid: process.getgid?.() ?? 0 }, ctx.m.writable)
     : undefined;
   return { writer: treeWriter(tree, { seal: root, share }), sharedWith: neighbour };
 }

@@ -6,7 +6,6 @@ import path from 'node:path';
 export interface SharedCandidate {
   fd: number;
   path: string;
-  ino: number;
   blocks: number;
 }
 
@@ -18,12 +17,13 @@ export interface ShareSource {
 const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
 /**
- * Files of the sealed release `dir` (root's, read-only, never changed again) owned by uid:gid on device `dev`.
+ * Files of the sealed release `dir` (root's, read-only, never changed again) owned by uid:gid (on device `dev`, when
+ * given: overlayfs reports a directory's device, not its files', so the writer falls back on EXDEV instead).
  * Paths below `skip` (the app's writable directories, relative) are never offered. Every directory on the
  * way to a file must be a real directory in `dir`, not a link (a release built from git may hold links
  * anywhere), and the file itself is opened without following a link (and without blocking on a fifo).
  */
-export function shareSource(dir: string, owner: { uid: number; gid: number; dev: number }, skip: string[] = []): ShareSource {
+export function shareSource(dir: string, owner: { uid: number; gid: number; dev?: number }, skip: string[] = []): ShareSource {
   const skipped = skip.map((s) => s.replace(/\/+$/, '')).filter((s) => s !== '');
   const realDirs = new Map<string, boolean>([['', true]]);
   const isRealDir = (rel: string): boolean => {
@@ -47,8 +47,8 @@ export function shareSource(dir: string, owner: { uid: number; gid: number; dev:
         return undefined;
       }
       const st = fs.fstatSync(fd);
-      if (st.isFile() && st.size === size && st.mode === mode && st.uid === owner.uid && st.gid === owner.gid && st.dev === owner.dev) {
-        return { fd, path: file, ino: st.ino, blocks: st.blocks };
+      if (st.isFile() && st.size === size && st.mode === mode && st.uid === owner.uid && st.gid === owner.gid && (owner.dev === undefined || st.dev === owner.dev)) {
+        return { fd, path: file, blocks: st.blocks };
       }
       fs.closeSync(fd);
       return undefined;

@@ -29,6 +29,18 @@ export function landedMode(mode: number, fallback: number, umask: number, seal: 
   return (mode || fallback) & 0o7777 & ~umask & ~(seal ? 0o022 : 0);
 }
 
+/** Hard-links `from` to `to`; false when they are on two filesystems (EXDEV), after copying it there instead (never replacing a file). */
+function linkOrCopy(from: string, to: string): boolean {
+  try {
+    fs.linkSync(from, to);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+    fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
+    return false;
+  }
+}
+
 /** The writer of one tree at `dir`, which must not exist yet (made 0700 here; its final mode is set by finish). */
 export function treeWriter(dir: string, opts: TreeWriterOptions): TreeWriter {
   const umask = opts.umask ?? process.umask();
@@ -127,9 +139,14 @@ export function treeWriter(dir: string, opts: TreeWriterOptions): TreeWriter {
         if (same) {
           const from = same;
           release(from.fd);
-          fs.linkSync(from.path, abs(rel));
-          if (fs.lstatSync(abs(rel)).ino !== from.ino) throw new Error(`${from.path} changed while it was shared`);
-          shared += from.blocks * 512;
+          // The path was checked when the file was opened (real directories, the file not a link), and only root can change a sealed release.
+          if (linkOrCopy(from.path, abs(rel))) shared += from.blocks * 512;
+          else {
+            // Another filesystem: the same bytes, copied.
+            const fd = fs.openSync(abs(rel), O_WRONLY | O_NOFOLLOW);
+            openFds.push(fd);
+            settle(fd, m, e.mtime);
+          }
         } else settle(out!, m, e.mtime);
       } catch (err) {
         fail(rel, err);
