@@ -79,6 +79,16 @@ it('build writes one archive with its record first and its sha256 beside it; the
   assert.is(sha256Of(againFile), goodSha, 'archiving the same release again gives the same bytes');
 });
 
+it('release --archive --dry-run: checks the whole archive, says what it would do, changes nothing (no staging left in releases/ or /var/tmp)', async () => {
+  const before = snapshot(host.root);
+  const r = await host.run('release', ['--archive', good, '--dry-run']);
+  assert.is(r.code, 0, r.out);
+  assert.match(r.out, /entries, [0-9.]+ MB: checked in /, 'checked, not unpacked');
+  assert.match(r.out, /move the unpacked tree/);
+  assert.equal(snapshot(host.root), before, 'nothing under the root changed');
+  assert.not.ok(fs.readdirSync('/var/tmp').some((n) => n.startsWith('cutover-dry-run-fsapp-')), 'the dry run\'s staging is gone');
+});
+
 it('release --archive on another root: verified, unpacked with its own shared links, live; the history and status say where it came from', async () => {
   const before = host.active();
   const r = await host.run('release', ['--archive', good]);

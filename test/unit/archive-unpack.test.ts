@@ -185,6 +185,19 @@ test('sharing: a file identical to the neighbour\'s is that file; a different on
   assert.ok(writer.sharedBytes() >= big.length, `the shared bytes are counted (${writer.sharedBytes()})`);
 });
 
+test('an empty archive (zero blocks only), a stream that is not gzip, and a truncated one are refused as such', async () => {
+  const empty = path.join(work, 'empty.tar.gz');
+  fs.writeFileSync(empty, zlib.gzipSync(Buffer.alloc(10240)));
+  assert.match((await readArchive(empty, opts).catch((e: Error) => e) as Error).message, /it is empty \(no entries at all\)/);
+  const raw = path.join(work, 'raw.tar');
+  fs.writeFileSync(raw, zlib.gunzipSync(fs.readFileSync(archive([{ path: 'x', data: 'x' }]))));
+  assert.match((await readArchive(raw, opts).catch((e: Error) => e) as Error).message, /not a whole, readable tar\.gz stream/);
+  const whole = fs.readFileSync(archive([{ path: 'big', data: Buffer.alloc(200_000, 1) }]));
+  const cut = path.join(work, 'cut.tar.gz');
+  fs.writeFileSync(cut, whole.subarray(0, whole.length - 20));
+  assert.match((await readArchive(cut, opts).catch((e: Error) => e) as Error).message, /not a whole, readable tar\.gz stream .*truncated or corrupt/);
+});
+
 test('worthUnpacking: not when the release id is taken on this host', () => {
   const state = (taken: string[]) => ({ taken: (id: string) => taken.includes(id) }) as unknown as ReleaseState;
   assert.ok(worthUnpacking(state([]), record as never));

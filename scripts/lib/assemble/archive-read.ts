@@ -54,6 +54,7 @@ export async function readArchive(file: string, opts: ReadOptions): Promise<Insp
   let releaseDir = '';
   let entries = 0;
   let bytes = 0;
+  let inflated: 'zeros' | 'data' | 'failed' = 'zeros';
   const seenFiles = new Set<string>();
   const seenSymlinks = new Set<string>();
   const input = fs.createReadStream(file, { highWaterMark: 1 << 20 });
@@ -123,7 +124,14 @@ export async function readArchive(file: string, opts: ReadOptions): Promise<Insp
     });
     const unreadable = (e: Error) => stop(`it is not a whole, readable tar.gz stream (${e.message.replace(/^TAR_[A-Z_]+: /, '')}): truncated or corrupt`);
     parser.on('error', unreadable);
-    gunzip.on('error', unreadable);
+    gunzip.on('error', (e: Error) => {
+      inflated = 'failed';
+      unreadable(e);
+    });
+    // node-tar calls a stream of zero blocks alone (an empty tar) an unrecognized format: told apart here, before the first entry.
+    gunzip.on('data', (chunk: Buffer) => {
+      if (inflated === 'zeros' && entries === 0 && chunk.some((b) => b !== 0)) inflated = 'data';
+    });
     parser.on('warn', (_code: string, message: string | Error) => {
       problems.push(`it is not a clean tar stream: ${typeof message === 'string' ? message : message.message}`);
     });
@@ -136,7 +144,7 @@ export async function readArchive(file: string, opts: ReadOptions): Promise<Insp
     sink?.abort();
     throw e;
   });
-  if (entries === 0 && problems.length === 0) problems.push('it is empty (no entries at all)');
+  if (entries === 0 && (problems.length === 0 || inflated === 'zeros')) problems.splice(0, problems.length, 'it is empty (no entries at all)');
   else if (!record && problems.length === 0) problems.push(`it has no record ${RECORD_NAME}`);
   const failed = sink?.failure();
   if (failed && problems.length === 0) {
