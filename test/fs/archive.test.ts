@@ -271,4 +271,21 @@ it("refused: build on a machine without the app's user names provision as the fi
   assert.not.ok(fs.existsSync(out));
 });
 
+it('a .tar.zst archive: build compresses it with zstd, the host tells it by its first bytes and releases it', async () => {
+  if (spawnSync('zstd', ['--version']).status !== 0) return console.log('SKIP: no zstd program here');
+  const v3 = await builder.repo.commit({ 'CHANGELOG.md': 'v3: zstd\n' }, 'v3');
+  const file = path.join(work, 'fsapp-v3.tar.zst');
+  const b = await builder.run('build', [v3, '--out', file]);
+  assert.is(b.code, 0, b.out);
+  assert.equal([...fs.readFileSync(file).subarray(0, 4)], [0x28, 0xb5, 0x2f, 0xfd], "zstd's magic");
+  assert.is(spawnSync('tar', ['-I', 'zstd', '-tf', file], { encoding: 'utf8' }).stdout.split('\n')[0], '.cutover-archive.json', 'the record is the first entry');
+  const r = await host.run('release', ['--archive', file]);
+  assert.is(r.code, 0, r.out);
+  assert.is(host.active(), `releases/${v3.slice(0, 12)}`);
+  assert.is(fs.readFileSync(path.join(host.root, 'releases', v3.slice(0, 12), 'CHANGELOG.md'), 'utf8'), 'v3: zstd\n');
+  const again = path.join(work, 'fsapp-v3-again.tar.zst');
+  assert.is((await builder.run('build', [v3, '--out', again])).code, 0);
+  assert.is(sha256Of(again), sha256Of(file), 'archiving the same release again gives the same bytes with zstd too');
+});
+
 test.run();

@@ -5,7 +5,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { spawnSync } from 'node:child_process';
 import { Header } from 'tar';
+import { compressionFor, compressionOf } from '../../scripts/lib/assemble/compression.ts';
 import { readArchive } from '../../scripts/lib/assemble/archive-read.ts';
 import { landedMode, treeWriter, type TreeWriter } from '../../scripts/lib/assemble/tree-writer.ts';
 import { shareSource } from '../../scripts/lib/assemble/share-source.ts';
@@ -196,6 +198,41 @@ test('an empty archive (zero blocks only), a stream that is not gzip, and a trun
   const cut = path.join(work, 'cut.tar.gz');
   fs.writeFileSync(cut, whole.subarray(0, whole.length - 20));
   assert.match((await readArchive(cut, opts).catch((e: Error) => e) as Error).message, /not a whole, readable tar\.gz stream .*truncated or corrupt/);
+});
+
+const hasZstd = spawnSync('zstd', ['--version']).status === 0;
+/** The same archive as .tar.zst (its tar recompressed by the zstd program). */
+function asZstd(gz: string): string {
+  const out = gz.replace(/\.tar\.gz$/, '.tar.zst');
+  const r = spawnSync('zstd', ['-q', '-3', '-f', '-o', out], { input: zlib.gunzipSync(fs.readFileSync(gz)) });
+  assert.is(r.status, 0, String(r.stderr));
+  return out;
+}
+
+test('zstd: an archive compressed with zstd is read by the zstd program, told by its first bytes; truncated, or without zstd on the host, it is refused', async () => {
+  if (!hasZstd) return console.log('SKIP: no zstd program here');
+  const file = asZstd(archive([{ path: 'app/index.js', data: 'hello\n' }, { path: 'big', data: Buffer.alloc(300_000, 3) }]));
+  assert.is(compressionOf(file), 'zstd');
+  const { dir, error } = await unpack(file);
+  assert.is(error, undefined);
+  assert.is(fs.readFileSync(path.join(dir, 'app/index.js'), 'utf8'), 'hello\n');
+  assert.is(fs.statSync(path.join(dir, 'big')).size, 300_000);
+  const whole = fs.readFileSync(file);
+  const cut = path.join(work, 'cut.tar.zst');
+  fs.writeFileSync(cut, whole.subarray(0, Math.floor(whole.length / 2)));
+  assert.match((await readArchive(cut, opts).catch((e: Error) => e) as Error).message, /not a whole, readable tar\.zst stream .*truncated or corrupt/);
+  const pathBefore = process.env.PATH;
+  process.env.PATH = '/nonexistent';
+  try {
+    const e = (await readArchive(file, opts).catch((x: Error) => x)) as Error & { hint?: string };
+    assert.match(e.message, /it is compressed with zstd, and this host has no zstd program/);
+    assert.match(String(e.hint), /apt-get install zstd/);
+  } finally {
+    process.env.PATH = pathBefore;
+  }
+  assert.is(compressionFor('x.tar.zst'), 'zstd');
+  assert.is(compressionFor('x.tzst'), 'zstd');
+  assert.is(compressionFor('x.tar.gz'), 'gzip');
 });
 
 test('worthUnpacking: not when the release id is taken on this host', () => {

@@ -1,8 +1,10 @@
-// Release archives (tar + gzip, written by node-tar): a tree's digest, a built release packed with its record, the archive's sha256, a refusal's message.
+// Release archives (tar by node-tar, gzip or zstd): a tree's digest, a built release packed with its record, the archive's sha256, a refusal's message.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { c as createTar } from 'tar';
+import { compressionFor, zstdInto } from './compression.ts';
 import { UsageError } from '../run/errors.ts';
 import { entryPath, RECORD_NAME, type ArchiveRecord } from './archive-rules.ts';
 
@@ -47,7 +49,7 @@ export function treeDigest(dir: string, skip: Set<string>): { digest: string; na
 
 /**
  * Writes `out` (through a temporary file beside it, renamed into place): the record first, then the
- * release tree below `dir` without the `skip` paths. Returns the archive's sha256 and writes
+ * release tree below `dir` without the `skip` paths; gzip, or zstd when `out` is named .tar.zst. Returns the archive's sha256 and writes
  * `out.sha256` in sha256sum's format.
  */
 export async function packRelease(dir: string, out: string, record: ArchiveRecord, skip: Set<string>): Promise<string> {
@@ -58,22 +60,23 @@ export async function packRelease(dir: string, out: string, record: ArchiveRecor
   if (!Number.isNaN(built.getTime())) fs.utimesSync(recordFile, built, built);
   const tmp = `${out}.partial-${process.pid}`;
   const top = fs.readdirSync(dir).filter((n) => n !== RECORD_NAME && !skip.has(n)).sort();
+  const options = {
+    cwd: dir,
+    portable: true,
+    // One entry at a time: the record must be the first entry.
+    jobs: 1,
+    filter: (p: string) => {
+      const rel = entryPath(p);
+      return rel !== undefined && (rel === RECORD_NAME || !skip.has(rel));
+    },
+  };
   try {
-    await createTar(
-      {
-        gzip: true,
-        file: tmp,
-        cwd: dir,
-        portable: true,
-        // One entry at a time: the record must be the first entry.
-        jobs: 1,
-        filter: (p: string) => {
-          const rel = entryPath(p);
-          return rel !== undefined && (rel === RECORD_NAME || !skip.has(rel));
-        },
-      },
-      [RECORD_NAME, ...top],
-    );
+    if (compressionFor(out) === 'zstd') {
+      // node-tar writes the tar, the zstd program compresses it (Node 18 and 20 have no zstd).
+      const zstd = zstdInto(tmp);
+      const tar = createTar(options, [RECORD_NAME, ...top]) as unknown as NodeJS.ReadableStream;
+      await Promise.all([pipeline(tar, zstd.stdin), zstd.done]);
+    } else await createTar({ ...options, gzip: true, file: tmp }, [RECORD_NAME, ...top]);
     fs.renameSync(tmp, out);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
