@@ -152,8 +152,7 @@ export async function readArchive(file: string, opts: ReadOptions): Promise<Insp
     const late = await source?.closed;
     if (late) problems.splice(0, problems.length, `it is not a whole, readable ${format} stream (${late}): truncated or corrupt`);
     else if (problems.length === 0 || inflated === 'zeros') problems.splice(0, problems.length, 'it is empty (no entries at all)');
-  }
-  else if (!record && problems.length === 0) problems.push(`it has no record ${RECORD_NAME}`);
+  } else if (!record && problems.length === 0) problems.push(`it has no record ${RECORD_NAME}`);
   const failed = sink?.failure();
   if (failed && problems.length === 0) {
     sink!.abort();
