@@ -10,7 +10,7 @@ const spec = {
   positionals: '<ref>',
   arity: [1, 1] as [number, number],
   options: {
-    out: { type: 'string' as const, arg: 'FILE', help: 'where to write the archive (tar.gz); FILE.sha256 is written beside it' },
+    out: { type: 'string' as const, arg: 'FILE', help: 'where to write the archive: gzip, or zstd when FILE ends in .tar.zst (less CPU on the hosts; they need the zstd program); FILE.sha256 is written beside it' },
     rebuild: { type: 'boolean' as const, help: 'build afresh even if a ready release of this commit exists here' },
     json: { type: 'boolean' as const, help: 'print one JSON line: archive, sha256, app, release, commit, treeDigest, runtime, arch, builtBy' },
   },

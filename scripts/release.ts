@@ -59,7 +59,7 @@ async function fromArchive(ctx: Context, state: ReleaseState, got: Received, fil
   }
   const plan = planRelease(state, record.commit, record.ref, { id, assetsKeep: ctx.m.assets_keep });
   logPlan(ctx, plan);
-  await unpackRelease(ctx, plan, got.staged, { kind: 'archive', sha256, treeDigest: record.treeDigest, builtBy: record.builtBy, builtAt: record.builtAt });
+  await unpackRelease(ctx, plan, got, { kind: 'archive', sha256, treeDigest: record.treeDigest, builtBy: record.builtBy, builtAt: record.builtAt });
   return { id, summary, plannedCommit: ctx.dryRun ? record.commit : undefined };
 }
 
@@ -88,11 +88,11 @@ await runCommand(spec, async (args) => {
   // An archive needs no repository, so neither.
   const access = ref !== undefined ? remoteAccessFor(ctx.m, ctx.paths) : undefined;
   await ensureLayout(ctx);
-  // An archive is checked whole before the lock is even taken: a refused one changes nothing at all.
+  // An archive is checked whole (and unpacked into its staging directory) before the lock is even taken: a refused one changes nothing at all.
   const got =
     archive === undefined
       ? undefined
-      : await ctx.log.step(`verify ${archive}`, async () => (await import('./lib/assemble/receive.ts')).receiveArchive(ctx, archive, args.values.sha256 as string | undefined));
+      : await ctx.log.step(`verify and unpack ${archive}`, async () => (await import('./lib/assemble/receive.ts')).receiveArchive(ctx, archive, args.values.sha256 as string | undefined));
   try {
     await withLock(ctx, args.operation, async () => {
       // The state is read once: interrupted builds are cleared from it, then the plan is made from it.

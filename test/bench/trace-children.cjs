@@ -1,10 +1,15 @@
-// Bench-only preload (NODE_OPTIONS=--require): records, on the process's own clock, when Node was up, each child process (systemctl, systemd-run …) and each step the kit printed, and writes them as JSON to $CUTOVER_BENCH_TRACE at exit.
+// Bench-only preload (NODE_OPTIONS=--require): records, on the process's own clock, when Node was up, each child process (systemctl, systemd-run …) and each step the kit printed (with the process's own CPU time at its ends), and writes them as JSON to $CUTOVER_BENCH_TRACE at exit.
 'use strict';
 const fs = require('node:fs');
 const cp = require('node:child_process');
 
 const file = process.env.CUTOVER_BENCH_TRACE;
 const now = () => Math.round(performance.now() * 10) / 10;
+/** CPU ms of this process so far (every thread: the main one, libuv's pool, zlib), not its children's. */
+const cpu = () => {
+  const u = process.cpuUsage();
+  return Math.round((u.user + u.system) / 100) / 10;
+};
 const trace = { bootMs: now(), children: [], steps: [], exitMs: 0 };
 
 const spawn = cp.spawn;
@@ -41,13 +46,14 @@ const write = process.stdout.write;
 process.stdout.write = function tracedWrite(chunk) {
   const text = String(chunk);
   for (const line of text.split('\n')) {
-    if (line.startsWith('==> ')) trace.steps.push({ title: line.slice(4), startMs: now(), endMs: 0 });
-    else if (/^\s+(done in|failed after) /.test(line) && trace.steps.length) trace.steps[trace.steps.length - 1].endMs = now();
+    if (line.startsWith('==> ')) trace.steps.push({ title: line.slice(4), startMs: now(), endMs: 0, startCpuMs: cpu(), endCpuMs: 0 });
+    else if (/^\s+(done in|failed after) /.test(line) && trace.steps.length) Object.assign(trace.steps[trace.steps.length - 1], { endMs: now(), endCpuMs: cpu() });
   }
   return write.apply(this, arguments);
 };
 
 process.once('exit', () => {
   trace.exitMs = now();
+  trace.exitCpuMs = cpu();
   if (file) fs.writeFileSync(file, JSON.stringify(trace) + '\n');
 });

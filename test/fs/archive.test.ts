@@ -79,6 +79,16 @@ it('build writes one archive with its record first and its sha256 beside it; the
   assert.is(sha256Of(againFile), goodSha, 'archiving the same release again gives the same bytes');
 });
 
+it('release --archive --dry-run: checks the whole archive, says what it would do, changes nothing (no staging left in releases/ or /var/tmp)', async () => {
+  const before = snapshot(host.root);
+  const r = await host.run('release', ['--archive', good, '--dry-run']);
+  assert.is(r.code, 0, r.out);
+  assert.match(r.out, /entries, [0-9.]+ MB: checked in /, 'checked, not unpacked');
+  assert.match(r.out, /move the unpacked tree/);
+  assert.equal(snapshot(host.root), before, 'nothing under the root changed');
+  assert.not.ok(fs.readdirSync('/var/tmp').some((n) => n.startsWith('cutover-dry-run-fsapp-')), 'the dry run\'s staging is gone');
+});
+
 it('release --archive on another root: verified, unpacked with its own shared links, live; the history and status say where it came from', async () => {
   const before = host.active();
   const r = await host.run('release', ['--archive', good]);
@@ -89,7 +99,13 @@ it('release --archive on another root: verified, unpacked with its own shared li
   const dir = path.join(host.root, 'releases', id);
   assert.is(fs.readlinkSync(path.join(dir, '.env')), path.join(host.root, 'shared', '.env'), "the host's own shared links");
   assert.ok(fs.existsSync(path.join(dir, 'dist', 'version.json')));
-  assert.not.ok(fs.readdirSync('/var/tmp').some((n) => n.startsWith('cutover-incoming-fsapp-')), 'the staged copy is gone');
+  assert.not.ok(fs.readdirSync(path.join(host.root, 'releases')).some((n) => n.startsWith('.incoming-')), 'the staging directory (the copy, the unpacked tree) is gone');
+  // Unpacked sealed (root's, no group or other write), and the files identical to the live release's are that release's files.
+  const pkg = fs.statSync(path.join(dir, 'package.json'));
+  assert.is(pkg.uid, 0, 'sealed: owned by root');
+  assert.is(pkg.mode & 0o022, 0, 'sealed: not writable by group or others');
+  assert.is(pkg.ino, fs.statSync(path.join(host.root, before!, 'package.json')).ino, 'an identical file is shared with the release that was live (one inode)');
+  assert.match(r.out, /shared with [0-9a-f]{12} \(hard links between sealed releases\)/);
   const started = host.history().find((e) => e.event === 'build-started' && e.release === id);
   assert.is(started.source.kind, 'archive');
   assert.is(started.source.sha256, goodSha);
@@ -253,6 +269,23 @@ it("refused: build on a machine without the app's user names provision as the fi
   assert.match(r.stderr, /cutover provision --manifest/);
   assert.not.ok(fs.existsSync(root), 'no app root was made');
   assert.not.ok(fs.existsSync(out));
+});
+
+it('a .tar.zst archive: build compresses it with zstd, the host tells it by its first bytes and releases it', async () => {
+  if (spawnSync('zstd', ['--version']).status !== 0) return console.log('SKIP: no zstd program here');
+  const v3 = await builder.repo.commit({ 'CHANGELOG.md': 'v3: zstd\n' }, 'v3');
+  const file = path.join(work, 'fsapp-v3.tar.zst');
+  const b = await builder.run('build', [v3, '--out', file]);
+  assert.is(b.code, 0, b.out);
+  assert.equal([...fs.readFileSync(file).subarray(0, 4)], [0x28, 0xb5, 0x2f, 0xfd], "zstd's magic");
+  assert.is(spawnSync('tar', ['-I', 'zstd', '-tf', file], { encoding: 'utf8' }).stdout.split('\n')[0], '.cutover-archive.json', 'the record is the first entry');
+  const r = await host.run('release', ['--archive', file]);
+  assert.is(r.code, 0, r.out);
+  assert.is(host.active(), `releases/${v3.slice(0, 12)}`);
+  assert.is(fs.readFileSync(path.join(host.root, 'releases', v3.slice(0, 12), 'CHANGELOG.md'), 'utf8'), 'v3: zstd\n');
+  const again = path.join(work, 'fsapp-v3-again.tar.zst');
+  assert.is((await builder.run('build', [v3, '--out', again])).code, 0);
+  assert.is(sha256Of(again), sha256Of(file), 'archiving the same release again gives the same bytes with zstd too');
 });
 
 test.run();

@@ -407,10 +407,10 @@ async function newArchive(l: Lane): Promise<{ sha: string; file: string }> {
   return { sha, file };
 }
 
-it('release --archive: SIGKILL at every step boundary of a release from an archive (staging, unpack, shared links, seal, ready)', async () => {
+it('release --archive: SIGKILL at every step boundary of a release from an archive (staging and unpack, the move into place, shared links, seal, ready)', async () => {
   const points: Point[] = [
     { name: 'at ==> verify (nothing staged yet)', pause: 'verify:start' },
-    { name: 'after verify, before the unpack is recorded', pause: 'verify:end' },
+    { name: 'after verify and the unpack into the staging directory, before the release is recorded', pause: 'verify:end' },
     { name: 'at ==> unpack', pause: 'unpack the archive:start' },
     { name: 'after the unpack, at ==> link shared paths', pause: 'link shared paths:start' },
     { name: 'at ==> seal', pause: 'seal:start' },
@@ -423,8 +423,8 @@ it('release --archive: SIGKILL at every step boundary of a release from an archi
     }),
   );
   assertAllSafe(mine);
-  const staged = fs.readdirSync(inHost(h, '/var/tmp')).filter((n) => n.startsWith('cutover-incoming-'));
-  assert.equal(staged, [], 'no staged archive is left behind: a killed run\'s copy is removed by the next one');
+  const staged = lanes.flatMap((l) => fs.readdirSync(inHost(h, `${l.root}/releases`)).filter((n) => n.startsWith('.incoming-')));
+  assert.equal(staged, [], 'no staged archive is left behind: a killed run\'s copy and unpacked tree are removed by the next one');
 });
 
 /** A ready release that is not live (the rollback target): what activate and rollback go to. */

@@ -1,10 +1,12 @@
-// Release archives (tar + gzip, read and written by node-tar): pack a built release with its record, read one back checking every entry before anything is written, unpack it.
+// Release archives (tar by node-tar, gzip or zstd): a tree's digest, a built release packed with its record, the archive's sha256, a refusal's message.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Parser, c as createTar, x as extractTar, type ReadEntry } from 'tar';
+import { pipeline } from 'node:stream/promises';
+import { c as createTar } from 'tar';
+import { compressionFor, zstdInto } from './compression.ts';
 import { UsageError } from '../run/errors.ts';
-import { entryPath, entryProblems, RECORD_NAME, recordProblems, type ArchiveEntry, type ArchiveRecord } from './archive-rules.ts';
+import { entryPath, RECORD_NAME, type ArchiveRecord } from './archive-rules.ts';
 
 /** sha256 of a file, hex. */
 export async function fileSha256(file: string): Promise<string> {
@@ -47,7 +49,7 @@ export function treeDigest(dir: string, skip: Set<string>): { digest: string; na
 
 /**
  * Writes `out` (through a temporary file beside it, renamed into place): the record first, then the
- * release tree below `dir` without the `skip` paths. Returns the archive's sha256 and writes
+ * release tree below `dir` without the `skip` paths; gzip, or zstd when `out` is named .tar.zst. Returns the archive's sha256 and writes
  * `out.sha256` in sha256sum's format.
  */
 export async function packRelease(dir: string, out: string, record: ArchiveRecord, skip: Set<string>): Promise<string> {
@@ -58,22 +60,23 @@ export async function packRelease(dir: string, out: string, record: ArchiveRecor
   if (!Number.isNaN(built.getTime())) fs.utimesSync(recordFile, built, built);
   const tmp = `${out}.partial-${process.pid}`;
   const top = fs.readdirSync(dir).filter((n) => n !== RECORD_NAME && !skip.has(n)).sort();
+  const options = {
+    cwd: dir,
+    portable: true,
+    // One entry at a time: the record must be the first entry.
+    jobs: 1,
+    filter: (p: string) => {
+      const rel = entryPath(p);
+      return rel !== undefined && (rel === RECORD_NAME || !skip.has(rel));
+    },
+  };
   try {
-    await createTar(
-      {
-        gzip: true,
-        file: tmp,
-        cwd: dir,
-        portable: true,
-        // One entry at a time: the record must be the first entry.
-        jobs: 1,
-        filter: (p: string) => {
-          const rel = entryPath(p);
-          return rel !== undefined && (rel === RECORD_NAME || !skip.has(rel));
-        },
-      },
-      [RECORD_NAME, ...top],
-    );
+    if (compressionFor(out) === 'zstd') {
+      // node-tar writes the tar, the zstd program compresses it (Node 18 and 20 have no zstd).
+      const zstd = zstdInto(tmp);
+      const tar = createTar(options, [RECORD_NAME, ...top]) as unknown as NodeJS.ReadableStream;
+      await Promise.all([pipeline(tar, zstd.stdin), zstd.done]);
+    } else await createTar({ ...options, gzip: true, file: tmp }, [RECORD_NAME, ...top]);
     fs.renameSync(tmp, out);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
@@ -84,106 +87,9 @@ export async function packRelease(dir: string, out: string, record: ArchiveRecor
   return sha;
 }
 
-export interface Inspection {
-  record: ArchiveRecord;
-  entries: number;
-  bytes: number;
-}
-
 /** A refusal of an archive: exit 2, the archive named, every problem listed (at most 12), and the fix. */
 export function archiveRefused(file: string, problems: string[], hint: string): UsageError {
   const shown = problems.slice(0, 12).map((p) => `  - ${p}`);
   if (problems.length > 12) shown.push(`  - and ${problems.length - 12} more`);
   return new UsageError(`The archive ${file} is refused:\n${shown.join('\n')}\nNothing on this host was changed.`, hint);
-}
-
-const UNTRUSTED_HINT = 'Build the release again with `cutover build <ref> --out FILE` and copy that file here; do not edit an archive by hand.';
-
-/**
- * Reads the whole archive without writing anything: the record (its first entry), then every entry
- * checked against the release's final directory (`releaseDirOf(record)`) and the limits. Throws a
- * UsageError listing every problem; a bomb is cut short at the first limit it passes.
- */
-export async function inspectArchive(
-  file: string,
-  releaseDirOf: (r: ArchiveRecord) => string,
-  limits: { maxBytes: number; maxEntries: number },
-): Promise<Inspection> {
-  const problems: string[] = [];
-  let record: ArchiveRecord | undefined;
-  let releaseDir = '';
-  let entries = 0;
-  let bytes = 0;
-  const seenFiles = new Set<string>();
-  const seenSymlinks = new Set<string>();
-  const input = fs.createReadStream(file);
-  await new Promise<void>((resolve, reject) => {
-    let stopped = false;
-    const stop = (why: string) => {
-      if (stopped) return;
-      stopped = true;
-      problems.push(why);
-      input.destroy();
-      resolve();
-    };
-    const parser = new Parser({
-      strict: true,
-      onReadEntry: (e: ReadEntry) => {
-        entries++;
-        bytes += e.size ?? 0;
-        if (entries > limits.maxEntries) return stop(`it holds more than ${limits.maxEntries} entries (the limit: archive.max_entries in the manifest)`);
-        if (bytes > limits.maxBytes) return stop(`it unpacks to more than ${limits.maxBytes} bytes (the limit: archive.max_bytes in the manifest)`);
-        if (entries === 1) {
-          if (entryPath(e.path) !== RECORD_NAME || e.type !== 'File' || e.size > 65536) {
-            e.resume();
-            return stop(`its first entry is ${JSON.stringify(e.path)}, not the record ${RECORD_NAME} that cutover build writes`);
-          }
-          const chunks: Buffer[] = [];
-          e.on('data', (c: Buffer) => chunks.push(c));
-          e.on('end', () => {
-            try {
-              const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ArchiveRecord;
-              const bad = recordProblems(parsed);
-              if (bad.length > 0) return stop(bad.join('; '));
-              record = parsed;
-              releaseDir = releaseDirOf(parsed);
-            } catch {
-              stop(`its record ${RECORD_NAME} is not JSON`);
-            }
-          });
-          return;
-        }
-        const entry: ArchiveEntry = { path: e.path, type: e.type, mode: e.mode ?? 0, size: e.size ?? 0, linkpath: e.linkpath };
-        problems.push(...entryProblems(entry, releaseDir, seenFiles, seenSymlinks));
-        const rel = entryPath(e.path);
-        if (rel !== undefined && (e.type === 'File' || e.type === 'OldFile' || e.type === 'ContiguousFile')) seenFiles.add(rel);
-        if (rel !== undefined && e.type === 'SymbolicLink') seenSymlinks.add(rel);
-        e.resume();
-      },
-    });
-    parser.on('error', (e: Error) => stop(`it is not a whole, readable tar.gz stream (${e.message.replace(/^TAR_[A-Z_]+: /, '')}): truncated or corrupt`));
-    parser.on('warn', (_code: string, message: string | Error) => {
-      problems.push(`it is not a clean tar stream: ${typeof message === 'string' ? message : message.message}`);
-    });
-    parser.on('end', () => {
-      if (!stopped) resolve();
-    });
-    input.on('error', (e) => (stopped ? undefined : reject(e)));
-    input.pipe(parser);
-  });
-  if (entries === 0) problems.push('it is empty (no entries at all)');
-  else if (!record && problems.length === 0) problems.push(`it has no record ${RECORD_NAME}`);
-  if (problems.length > 0 || !record) throw archiveRefused(file, problems, UNTRUSTED_HINT);
-  return { record, entries, bytes };
-}
-
-/**
- * Unpacks an archive that inspectArchive accepted into `dir` (which must not exist yet): modes kept,
- * owners not (root owns it until the seal hands out the writable dirs). preservePaths keeps the absolute
- * symlink targets the inspection allowed (a venv's bin/python → /usr/bin/python3); every entry path was
- * checked relative, without '..', and never below a symlink, so nothing lands outside `dir`.
- */
-export async function unpackArchive(file: string, dir: string): Promise<void> {
-  fs.mkdirSync(dir, { mode: 0o755 });
-  await extractTar({ file, cwd: dir, strict: true, preserveOwner: false, preservePaths: true, unlink: false, noMtime: false });
 }

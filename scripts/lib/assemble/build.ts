@@ -192,22 +192,28 @@ export async function buildRelease(ctx: Context, plan: ReleasePlan, opts: BuildO
 }
 
 /**
- * Makes the plan's release from an archive that inspectArchive accepted (a root-only copy, `staged`): the
- * tree unpacked as built elsewhere, then what a release does on each host (shared paths, migrate, the
- * assets of recent releases, the seal, after_build), under the same history discipline as a build.
+ * Makes the plan's release from an archive that receiveArchive checked and unpacked (the tree in its staging
+ * directory, inside releases/): the tree moved into place by one rename, then what a release does on each host
+ * (shared paths, migrate, the assets of recent releases, the seal, after_build), under the same history
+ * discipline as a build. Without migrate nothing runs as the app's user before the seal, so the tree is not
+ * handed to that user first, and the identical files were shared while unpacking (`got.sharedWith`).
  */
-export async function unpackRelease(ctx: Context, plan: ReleasePlan, staged: string, source: ReleaseSource): Promise<void> {
+export async function unpackRelease(ctx: Context, plan: ReleasePlan, got: { tree?: string; sharedWith?: string }, source: ReleaseSource): Promise<void> {
   const dir = ctx.paths.release(plan.id);
-  const { unpackArchive } = await import('./archive.ts');
   await assemble(ctx, plan, {
     title: `unpack the archive into ${dir}`,
     fill: async () => {
       await ctx.ops.mkdir(ctx.paths.releases);
-      await ctx.ops.note(`unpack ${staged} into ${dir}`, () => unpackArchive(staged, dir));
+      await ctx.ops.note(`move the unpacked tree ${got.tree ?? '(unpacked when not a dry run)'} to ${dir}`, () => {
+        if (!got.tree) throw new OperationError(`The archive's tree was not unpacked: ${dir} cannot be made from it.`, 'Release the archive again.');
+        fs.renameSync(got.tree, dir);
+      });
     },
     steps: () => runMigrate(ctx, plan.id),
     source,
     listedByArchive: fs.existsSync(ctx.paths.builtAssetsFile(plan.id)),
+    userRunsBeforeSeal: Boolean(ctx.m.migrate),
+    sharedWith: got.sharedWith,
   });
 }
 
@@ -219,6 +225,10 @@ interface Filling {
   source?: ReleaseSource;
   /** The archive already lists the asset files its build wrote. */
   listedByArchive?: boolean;
+  /** Whether a command runs in the release as the app's user before the seal (install, build, migrate): then the tree is the user's until then. Default yes. */
+  userRunsBeforeSeal?: boolean;
+  /** The release the tree already shares identical files with (hard-linked while unpacking): no sharing walk at the seal. */
+  sharedWith?: string;
 }
 
 async function assemble(ctx: Context, plan: ReleasePlan, filling: Filling): Promise<void> {
@@ -236,7 +246,9 @@ async function assemble(ctx: Context, plan: ReleasePlan, filling: Filling): Prom
     await log.step('link shared paths', async () => {
       await linkShared(ctx, id);
       await prepareCache(ctx);
-      await ops.chown(dir, ctx.m.user, { recursive: true });
+      // Handed to the app's user for the commands that run as it; a tree no command runs in stays root's (and a
+      // tree that hard-links a sealed release's files must: a chown would change that release's files too).
+      if (filling.userRunsBeforeSeal !== false) await ops.chown(dir, ctx.m.user, { recursive: true });
     });
     await filling.steps();
     if (ctx.m.assets.length > 0) {
@@ -244,7 +256,8 @@ async function assemble(ctx: Context, plan: ReleasePlan, filling: Filling): Prom
     }
     await log.step('seal the release read-only', async () => {
       await seal(ctx, id);
-      await shareWithNeighbour(ctx, plan);
+      if (filling.sharedWith) log.info(`    identical files were shared with ${filling.sharedWith} while unpacking (hard links between sealed releases)`);
+      else await shareWithNeighbour(ctx, plan);
       if (ctx.m.writable.length > 0) {
         await openWritable(ctx, id);
         log.info(`    writable by ${ctx.m.user} while it runs: ${ctx.m.writable.join(', ')}`);

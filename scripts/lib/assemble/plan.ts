@@ -65,11 +65,7 @@ export function planRelease(
   const { records, live, onDisk } = state;
   const ready = opts.rebuild || opts.id ? undefined : readyReleaseOf(commit, records);
   const id = opts.id ?? ready?.id ?? nextReleaseId(commit, state.taken);
-  const newest = (usable: (r: ReleaseRecord) => boolean) =>
-    [...records.values()].filter((r) => r.state === 'ready' && r.id !== id && usable(r)).sort((a, b) => b.order - a.order)[0]?.id;
-  // The live release, else the newest ready one; none when that one is not on disk.
-  const near = live ?? newest(() => true);
-  const neighbour = near !== undefined && near !== id && onDisk(near) ? near : undefined;
+  const newest = (usable: (r: ReleaseRecord) => boolean) => newestReady(records, id, usable);
   return {
     commit,
     ref,
@@ -79,8 +75,18 @@ export function planRelease(
     liveCommit: live ? records.get(live)?.commit : undefined,
     cacheDonor: newest((r) => onDisk(r.id)),
     assetDonors: assetDonors(state.events, id, opts.assetsKeep, onDisk),
-    neighbour,
+    neighbour: neighbourOf(state, id),
   };
+}
+
+function newestReady(records: Map<string, ReleaseRecord>, id: string, usable: (r: ReleaseRecord) => boolean): string | undefined {
+  return [...records.values()].filter((r) => r.state === 'ready' && r.id !== id && usable(r)).sort((a, b) => b.order - a.order)[0]?.id;
+}
+
+/** The sealed release a new release `id` shares identical files with: the live one, else the newest ready one; none when that one is not on disk. */
+export function neighbourOf(state: ReleaseState, id: string): string | undefined {
+  const near = state.live ?? newestReady(state.records, id, () => true);
+  return near !== undefined && near !== id && state.onDisk(near) ? near : undefined;
 }
 
 /** The plan as sentences, for --dry-run. */

@@ -1,13 +1,18 @@
-// An archive received on a host, before anything changes: copied to a root-only staging directory, its sha256 and signature checked, every entry inspected, the host matched.
+// An archive received on a host, before anything changes: copied to a root-only staging directory, its sha256 and signature checked, the host matched, then every entry checked and unpacked there in one pass.
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { UsageError } from '../run/errors.ts';
 import type { Context } from '../state/context.ts';
 import { DEFAULT_LIMITS, hostProblems, SIGNATURE_NAMESPACE, type ArchiveRecord } from './archive-rules.ts';
-import { archiveRefused, fileSha256, inspectArchive } from './archive.ts';
+import { archiveRefused, fileSha256 } from './archive.ts';
+import { readArchive } from './archive-read.ts';
 import { hostFacts } from './host-facts.ts';
 import { clearDeadStaging } from './staging.ts';
+import { neighbourOf, readReleaseState, type ReleaseState } from './plan.ts';
+import { shareSource } from './share-source.ts';
+import { treeWriter, type TreeWriter } from './tree-writer.ts';
+import { formatDuration } from '../run/log.ts';
 
 export interface Received {
   /** The staged copy, the one that is checked and unpacked. */
@@ -16,6 +21,19 @@ export interface Received {
   record: ArchiveRecord;
   /** Who signed it (the allowed_signers principal), when the manifest asks for signatures. */
   signer?: string;
+  /** The checked tree, unpacked in the staging directory (sealed modes when root): absent in a dry run, or when this host has the release already. */
+  tree?: string;
+  /** The sealed release whose identical files the tree hard-links (then no seal-time sharing walk is needed). */
+  sharedWith?: string;
+}
+
+/**
+ * Whether to unpack an archive's tree now: not when this host already has its release (the same archive,
+ * ready: reused; anything else at that id: refused under the lock). A state read without the lock: the
+ * lock's own checks decide; this only saves the work.
+ */
+export function worthUnpacking(state: ReleaseState, r: ArchiveRecord): boolean {
+  return !state.taken(r.release);
 }
 
 /** The sha256 the operator vouches for: --sha256, else FILE.sha256 (sha256sum's format). */
@@ -39,17 +57,24 @@ export function expectedSha256(file: string, given?: string): string {
 }
 
 /**
- * Stages the archive (and its signature) in a fresh root-only directory under the app's root, so the
- * bytes that are checked are the bytes that are unpacked, then checks them. Throws a UsageError (exit 2)
- * for anything wrong, after removing the staging directory; on success the caller removes it (`dispose`).
+ * Stages the archive (and its signature) in a fresh root-only directory inside releases/, so the bytes that are
+ * checked are the bytes that are unpacked, then checks its sha256 and signature, then reads it once: the record
+ * matched against this host, every entry checked, and (unless a dry run) written into `tree` there, sealed modes and
+ * all, sharing the neighbour release's identical files. Nothing outside the staging directory is touched. Throws a
+ * UsageError (exit 2) for anything wrong, after removing the staging directory; on success the caller removes it
+ * (`dispose`) once the tree has been moved into place.
  */
 export async function receiveArchive(ctx: Context, file: string, givenSha?: string): Promise<Received & { dispose: () => void }> {
   const expected = expectedSha256(file, givenSha);
   if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) {
     throw new UsageError(`The archive ${file} is not a file.`, 'Name the file `cutover build --out` wrote.');
   }
-  clearDeadStaging(ctx.paths.incomingPrefix);
-  const dir = fs.mkdtempSync(`${ctx.paths.incomingPrefix}${process.pid}-`);
+  // A dry run changes nothing under the app's root (whose releases/ may not even exist yet): it checks the archive in /var/tmp.
+  const dryPrefix = path.join('/var/tmp', `cutover-dry-run-${ctx.m.app}-`);
+  const prefix = ctx.dryRun ? dryPrefix : ctx.paths.incomingPrefix;
+  clearDeadStaging(dryPrefix);
+  if (!ctx.dryRun) clearDeadStaging(ctx.paths.incomingPrefix);
+  const dir = fs.mkdtempSync(`${prefix}${process.pid}-`);
   fs.chmodSync(dir, 0o700);
   const dispose = () => fs.rmSync(dir, { recursive: true, force: true });
   try {
@@ -61,15 +86,43 @@ export async function receiveArchive(ctx: Context, file: string, givenSha?: stri
     }
     const signer = await checkSignature(ctx, file, staged, dir);
     const limits = { maxBytes: ctx.m.archive?.max_bytes ?? DEFAULT_LIMITS.maxBytes, maxEntries: ctx.m.archive?.max_entries ?? DEFAULT_LIMITS.maxEntries };
-    const { record } = await inspectArchive(staged, (r) => ctx.paths.release(r.release), limits);
     const host = await hostFacts(ctx.m.runtime, ctx.m.app);
-    const mismatch = hostProblems(record, host);
-    if (mismatch.length > 0) throw archiveRefused(file, mismatch.map(([p]) => p), mismatch.map(([, fix]) => fix).join(' '));
-    return { staged, sha256, record, signer, dispose };
+    const state = readReleaseState(ctx);
+    const tree = path.join(dir, 'tree');
+    let writer: TreeWriter | undefined;
+    let sharedWith: string | undefined;
+    const t0 = performance.now();
+    const read = await readArchive(staged, {
+      releaseDirOf: (r) => ctx.paths.release(r.release),
+      limits,
+      hostMismatch: (r) => hostProblems(r, host),
+      sink: (r) => {
+        if (ctx.dryRun || !worthUnpacking(state, r)) return undefined;
+        ({ writer, sharedWith } = writerFor(ctx, state, r, tree));
+        return writer;
+      },
+    });
+    const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+    const shared = writer && sharedWith ? `, ${mb(writer.sharedBytes())} of it shared with ${sharedWith} (hard links between sealed releases)` : '';
+    ctx.log.info(`    ${read.entries} entries, ${mb(read.bytes)}: ${read.written ? 'checked and unpacked' : 'checked'} in ${formatDuration(Math.round(performance.now() - t0))}${shared}`);
+    return { staged, sha256, record: read.record, signer, tree: read.written ? tree : undefined, sharedWith, dispose };
   } catch (e) {
     dispose();
     throw e;
   }
+}
+
+/**
+ * The tree's writer. Root writes it sealed (root's, no group or other write), and, when nothing will run as
+ * the app's user in it before the seal (no migrate), links the neighbour release's identical files.
+ */
+function writerFor(ctx: Context, state: ReleaseState, r: ArchiveRecord, tree: string): { writer: TreeWriter; sharedWith?: string } {
+  const root = process.getuid?.() === 0;
+  const neighbour = root && !ctx.m.migrate ? neighbourOf(state, r.release) : undefined;
+  const share = neighbour
+    ? shareSource(ctx.paths.release(neighbour), { uid: 0, gid: process.getgid?.() ?? 0 }, ctx.m.writable)
+    : undefined;
+  return { writer: treeWriter(tree, { seal: root, share }), sharedWith: neighbour };
 }
 
 /** With allowed_signers in the manifest: FILE.sig must be a valid ssh signature of the archive by one of them. */

@@ -1,4 +1,4 @@
-// The staging directories of received archives (root-only, one per run, named with its pid): what a killed run left is removed by the next.
+// The staging directories of received archives (root-only, one per run, named with its pid, holding the copy and the unpacked tree): what a killed run left is removed by the next.
 import fs from 'node:fs';
 import path from 'node:path';
 import { processStartTicks } from '../state/procfs.ts';
@@ -7,6 +7,7 @@ import { processStartTicks } from '../state/procfs.ts';
 export function clearDeadStaging(prefix: string): void {
   const dir = path.dirname(prefix);
   const base = path.basename(prefix);
+  if (!fs.existsSync(dir)) return;
   for (const name of fs.readdirSync(dir)) {
     const pid = name.startsWith(base) ? Number(/^(\d+)-/.exec(name.slice(base.length))?.[1]) : NaN;
     if (!Number.isInteger(pid) || pid <= 0 || processStartTicks(pid) !== undefined) continue;

@@ -35,7 +35,10 @@ export interface AppPaths {
   lock: string;
   history: string;
   cache: string;
-  /** Where a received archive is staged, outside the app root (a root-only directory made per run and removed after): the prefix of its name. */
+  /**
+   * Where a received archive is staged and unpacked (a root-only directory made per run and removed after): the prefix of its
+   * name, inside releases/ so the unpacked tree becomes a release by one rename. Release ids never start with a dot.
+   */
   incomingPrefix: string;
   /** The freeze (cutover freeze): present while deploys are frozen. */
   freeze: string;
@@ -107,7 +110,7 @@ export function appPaths(m: { app: string; root: string; env_file?: string; know
     lock: path.join(root, 'cutover.lock'),
     history: path.join(root, 'history.jsonl'),
     cache: path.join(root, 'cache'),
-    incomingPrefix: path.join('/var/tmp', `cutover-incoming-${m.app}-`),
+    incomingPrefix: path.join(releases, '.incoming-'),
     freeze: path.join(root, 'freeze.json'),
     knownHosts: m.known_hosts ?? path.join(root, 'known_hosts'),
     release,

@@ -59,7 +59,8 @@ export function planPrune(input: PruneInput): PruneDecision[] {
 
 function listReleaseDirs(dir: string): string[] {
   try {
-    return fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    // A name with a leading dot is no release: an archive staged by a release running now (paths.incomingPrefix).
+    return fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory() && !d.name.startsWith('.')).map((d) => d.name);
   } catch {
     return [];
   }
