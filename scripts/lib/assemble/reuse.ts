@@ -155,7 +155,9 @@ function sameContent(a: string, b: string, size: number): boolean {
  * Hard-links each file of a freshly sealed release to the identical file (same relative path, size,
  * mode, owner and content) of another sealed release. Safe only because nothing writes to a sealed
  * release: the app runs with it read-only, and it is owned by root. The app's writable dirs (`skip`)
- * are left out. Returns the bytes saved.
+ * are left out. In the other release only real directories are entered: a release built from git may
+ * hold a link to a directory anywhere (to /etc, say), and a host file must never become one inode with
+ * a release's file (a later chown of the release would change it). Returns the bytes saved.
  */
 export function shareIdenticalFiles(release: string, other: string, skip: string[] = []): number {
   let saved = 0;
@@ -166,7 +168,8 @@ export function shareIdenticalFiles(release: string, other: string, skip: string
       const relChild = path.join(rel, entry.name);
       if (entry.isDirectory() && skipped.has(relChild)) continue; // the app's writable dirs: never one inode in two releases
       if (entry.isDirectory()) {
-        walk(relChild);
+        // Entered in the other release only when it is a real directory there too (lstat: a link is not).
+        if (fs.lstatSync(path.join(other, relChild), { throwIfNoEntry: false })?.isDirectory()) walk(relChild);
         continue;
       }
       if (!entry.isFile()) continue;
