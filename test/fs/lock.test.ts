@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { kitDir, makeFixture, scriptEnv, snapshot, type Fixture } from '../helpers/kit.ts';
+import { kitDir, makeFixture, scriptEnv, snapshot, untilOutput, type Fixture } from '../helpers/kit.ts';
 import { cleanupTempDirs } from '../helpers/gitrepo.ts';
 
 const tsx = path.join(kitDir, 'node_modules', '.bin', 'tsx');
@@ -21,16 +21,7 @@ async function startSlowRelease(ref: string, user: string): Promise<{ child: Chi
     detached: true,
   });
   children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const deadline = Date.now() + 90_000;
-  while (!/==> build: /.test(out)) {
-    if (child.exitCode !== null) throw new Error(`the slow release ended early (${child.exitCode}): ${out}`);
-    if (Date.now() > deadline) throw new Error(`the slow release did not reach its build step: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, out: () => out };
+  return { child, out: await untilOutput(child, /==> build: /) };
 }
 
 /** kill -9 of the whole process group, then wait until the holder is really gone. */

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { kitDir, makeFixture, scriptEnv, snapshot, type Fixture } from '../helpers/kit.ts';
+import { kitDir, makeFixture, scriptEnv, snapshot, untilOutput, type Fixture } from '../helpers/kit.ts';
 import { cleanupTempDirs } from '../helpers/gitrepo.ts';
 
 const tsx = path.join(kitDir, 'node_modules', '.bin', 'tsx');
@@ -32,13 +32,7 @@ async function interruptedBuild(): Promise<string> {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  const deadline = Date.now() + 90_000;
-  while (!/==> build: /.test(out)) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the slow build did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await untilOutput(child, /==> build: /);
   const closed = new Promise((r) => child.once('close', r));
   process.kill(-child.pid!, 'SIGKILL');
   await closed;

@@ -148,3 +148,20 @@ export function snapshot(dir: string): Record<string, string> {
   walk(dir);
   return out;
 }
+
+/**
+ * Collects a started verb's output and waits until it matches `pattern` (a verb reaching a step: '==> build: ');
+ * throws, with the output, when the verb ends first or after timeoutMs. Returns a reader of the output so far.
+ */
+export async function untilOutput(child: import('node:child_process').ChildProcess, pattern: RegExp, timeoutMs = 90_000): Promise<() => string> {
+  let out = '';
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (out += d));
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(out)) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the verb ended (${child.exitCode ?? child.signalCode}) before ${pattern}:\n${out}`);
+    if (Date.now() > deadline) throw new Error(`the verb did not reach ${pattern} within ${timeoutMs} ms:\n${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return () => out;
+}

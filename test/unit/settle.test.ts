@@ -5,7 +5,8 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cgroupPids, untilBooted, waitsForWork } from '../../scripts/lib/golive/settle.ts';
+import { cgroupPids, untilBooted } from '../../scripts/lib/golive/settle.ts';
+import { waitsForWork } from '../../scripts/lib/state/procfs.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cutover-cgroup-'));
 const procs = (cg: string, pids: number[], under = '') => {

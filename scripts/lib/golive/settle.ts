@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { controlGroup } from '../host/systemd.ts';
+import { waitsForWork } from '../state/procfs.ts';
 
 /**
  * The processes of a control group, from cgroup.procs in systemd's v2 tree: at <root><cgroup> on a unified
@@ -16,27 +17,6 @@ export function cgroupPids(cgroup: string, cgroupRoot = '/sys/fs/cgroup'): numbe
     }
   }
   return undefined;
-}
-
-/**
- * Kernel functions a process sleeps in while it waits for work: an event loop (epoll), select or poll (gunicorn's
- * workers and arbiter), accept, a read on a socket, a supervisor's wait for its children, a timed sleep.
- * A booting app runs, or waits on its disk; a Node app's event loop may also wait while it boots (its file
- * reads run on other threads), so for Node this says little — there the warm-up holds connections back.
- */
-const WAITING_FOR_WORK = /^(do_epoll_wait|ep_poll|poll_schedule_timeout|do_select|core_sys_select|do_sys_poll|do_poll|inet_csk_accept|sk_wait_data|wait_woken|do_wait|hrtimer_nanosleep|do_nanosleep)$/;
-
-/** Whether a process sleeps waiting for work (state S, its wchan one of the above); undefined when it is gone. */
-export function waitsForWork(pid: number, proc = '/proc'): boolean | undefined {
-  try {
-    const stat = fs.readFileSync(path.join(proc, String(pid), 'stat'), 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    // The compiler's suffixes go (poll_schedule_timeout.constprop.0: select and poll on kernel 6.x).
-    const wchan = fs.readFileSync(path.join(proc, String(pid), 'wchan'), 'utf8').trim().split('.')[0]!;
-    return state === 'S' && WAITING_FOR_WORK.test(wchan);
-  } catch {
-    return undefined;
-  }
 }
 
 export interface BootWait {

@@ -1,18 +1,44 @@
-// Readers of /proc: a process's start time and working directory, the releases in use, who accepted a TCP connection.
+// Readers of /proc: a process's start time, whether it waits for work, its working directory, the releases in use, who accepted a TCP connection.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { RELEASE_ID } from '../manifest/paths.ts';
 
+/** The fields of /proc/<pid>/stat from field 3 (the state) on, or undefined when the process is gone. */
+function statFields(pid: number, proc = '/proc'): string[] | undefined {
+  try {
+    const stat = fs.readFileSync(path.join(proc, String(pid), 'stat'), 'utf8');
+    // The command name (field 2) may hold spaces and parens; fields resume after the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
 /** A process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or undefined when it is gone. */
 export function processStartTicks(pid: number): number | undefined {
+  const fields = statFields(pid);
+  // A zombie (killed, not yet reaped by its parent or init) runs no more and holds no lock: not alive.
+  if (!fields || fields[0] === 'Z' || fields[0] === 'X') return undefined;
+  return Number(fields[19]);
+}
+
+/**
+ * Kernel functions a process sleeps in while it waits for work: an event loop (epoll), select or poll (gunicorn's
+ * workers and arbiter), accept, a read on a socket, a supervisor's wait for its children, a timed sleep.
+ * A booting app runs, or waits on its disk; a Node app's event loop may also wait while it boots (its file
+ * reads run on other threads), so for Node this says little — there the warm-up holds connections back.
+ */
+const WAITING_FOR_WORK = /^(do_epoll_wait|ep_poll|poll_schedule_timeout|do_select|core_sys_select|do_sys_poll|do_poll|inet_csk_accept|sk_wait_data|wait_woken|do_wait|hrtimer_nanosleep|do_nanosleep)$/;
+
+/** Whether a process sleeps waiting for work (state S, its wchan one of the above); undefined when it is gone. */
+export function waitsForWork(pid: number, proc = '/proc'): boolean | undefined {
+  const fields = statFields(pid, proc);
+  if (!fields) return undefined;
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parens; fields resume after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // A zombie (killed, not yet reaped by its parent or init) runs no more and holds no lock: not alive.
-    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
-    return Number(fields[19]);
+    // The compiler's suffixes go (poll_schedule_timeout.constprop.0: select and poll on kernel 6.x).
+    const wchan = fs.readFileSync(path.join(proc, String(pid), 'wchan'), 'utf8').trim().split('.')[0]!;
+    return fields[0] === 'S' && WAITING_FOR_WORK.test(wchan);
   } catch {
     return undefined;
   }
