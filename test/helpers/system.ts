@@ -127,26 +127,6 @@ export async function slotsInside(k: KitHost, app: string): Promise<{ unit: stri
   });
 }
 
-/**
- * Each slot's CPU weight as systemd has it ('[not set]' unless a boot lowered it: 20) and the nice values
- * of every thread of every process in its control group (none when it does not run).
- */
-export async function slotPriorities(k: KitHost, app: string): Promise<{ unit: string; cpuWeight: string; nices: number[] }[]> {
-  const units = ['a', 'b'].map((s) => `${app}@${s}.service`);
-  const script = units.map((u) => `
-w=$(systemctl show -p CPUWeight --value '${u}'); cg=$(systemctl show -p ControlGroup --value '${u}'); n=''
-if [ -n "$cg" ]; then
-  f=/sys/fs/cgroup/unified$cg/cgroup.procs; [ -r "$f" ] || f=/sys/fs/cgroup$cg/cgroup.procs
-  for p in $(cat "$f" 2>/dev/null); do n="$n $(ps -L -o ni= -p "$p" | tr '\n' ' ')"; done
-fi
-echo "${u}|$w|$n"`).join('\n');
-  const lines = (await inside(k, script, `the priorities of ${app}'s slots`)).split('\n');
-  return lines.map((l) => {
-    const [unit, cpuWeight, nices] = l.split('|');
-    return { unit: unit!, cpuWeight: cpuWeight!, nices: (nices ?? '').trim().split(/\s+/).filter(Boolean).map(Number) };
-  });
-}
-
 /** The slot unit that serves the app now (the active one; fails when none or both are). */
 export async function servingUnit(k: KitHost, app: string): Promise<string> {
   const active = (await slotsInside(k, app)).filter((s) => s.state === 'active');

@@ -6,8 +6,7 @@ import { bootKitHost, expectExit, type KitHost } from '../helpers/hostkit.ts';
 import { getJson, httpGet } from '../helpers/apps.ts';
 import { cleanupTempDirs, type AppRepo } from '../helpers/gitrepo.ts';
 import { describeLoad, handoverProblems, loadDuring, versionSequence } from '../helpers/load.ts';
-import { activeInside, eventually, historyInside, inside, loopback, out, releaseIdOf, slotPriorities, slotsInside, statusJson } from '../helpers/system.ts';
-import { startKit } from '../helpers/crash.ts';
+import { activeInside, eventually, historyInside, inside, loopback, out, releaseIdOf, slotsInside, statusJson } from '../helpers/system.ts';
 import { systemTier } from '../helpers/prereq.ts';
 
 const { it, ready } = systemTier(import.meta.url);
@@ -398,38 +397,6 @@ it('kill -9 during preflight: status lists the preflight unit left running, the 
   // Nothing runs in it any more: prune judges it like any release (before, the in-use check kept it for good).
   const plan = await kit(a, 'prune', ['--keep', '1', '--dry-run']);
   assert.not.match(plan.stdout, `${v6}: a running process`);
-});
-
-it('the new slot boots at a lower CPU priority beside the live one (CPUWeight 20, nice 10) and serves at its normal one; a run killed meanwhile leaves nothing lowered after the next verb', async () => {
-  const a = NATIVE;
-  await repos[a.app]!.commit({ VERSION: '7\n' }, 'v7');
-  expectExit(await kit(a, 'release', ['main', '--no-activate']), 0, 'build v7');
-  const v7 = releaseIdOf(await repos[a.app]!.head());
-  const normal = (p: { cpuWeight: string; nices: number[] }) => p.cpuWeight === '[not set]' && p.nices.every((n) => n === 0);
-  // Paused where the gate begins: the new slot has started, and the kit has lowered it.
-  const run = startKit(h, 'activate', [v7], { manifest: manifests[a.app], env: { CUTOVER_TEST_PAUSE: 'health gate:start' } });
-  assert.ok(await run.waitFor(/\[cutover test pause\]/, 60_000), `the activation reaches its gate:\n${run.stdout()}${run.stderr()}`);
-  const during = await slotPriorities(h, a.app);
-  run.kill();
-  await run.done;
-  const live = during.find((p) => p.nices.length && normal(p));
-  const booting = during.find((p) => p !== live);
-  assert.ok(live, `the live slot runs at its normal priority: ${JSON.stringify(during)}`);
-  assert.is(booting?.cpuWeight, '20', `the booting slot's CPU weight: ${JSON.stringify(during)}`);
-  assert.ok(booting!.nices.length > 0 && booting!.nices.every((n) => n === 10), `every thread of the booting slot at nice 10: ${JSON.stringify(during)}`);
-  const p = await kit(a, 'prune');
-  expectExit(p, 0, 'the next verb');
-  assert.match(p.stdout, `${booting!.unit} still runs at the lower CPU priority of a boot`);
-  assert.ok((await slotPriorities(h, a.app)).every((x) => x.cpuWeight === '[not set]'), 'no slot is left lowered');
-  const act = await kit(a, 'activate', [v7]);
-  expectExit(act, 0, 'activate v7');
-  assert.match(act.stdout, 'at a lower CPU priority while it boots');
-  assert.is(await version(a), '7');
-  const after = await slotPriorities(h, a.app);
-  assert.ok(after.every((x) => x.cpuWeight === '[not set]'), `no slot is left lowered: ${JSON.stringify(after)}`);
-  const serving = after.filter((x) => x.nices.length);
-  assert.is(serving.length, 1, `one slot runs: ${JSON.stringify(after)}`);
-  assert.ok(serving[0]!.nices.every((n) => n === 0), `the live slot's threads at nice 0 once it serves: ${JSON.stringify(after)}`);
 });
 
 /** The manifest object an app was set up with (kept at set-up, so a test that changes it can put it back). */

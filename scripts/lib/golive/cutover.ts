@@ -4,7 +4,6 @@ import type { CheckResult } from './health.ts';
 import { commandCheck, DEFAULT_HEALTH_FAILURES, healthGate } from './health.ts';
 import { probeSlot } from './acceptor.ts';
 import { untilBooted } from './settle.ts';
-import { bootPriorityWindowMs, lowerAfterStart, lowerBeforeStart, restoreAfter, restorePriority } from './boot-priority.ts';
 import { formatDuration } from '../run/log.ts';
 import type { Slot } from '../manifest/paths.ts';
 import { idleSlot, isRunning, liveSlot, slotStates, type SlotState } from '../host/slots.ts';
@@ -65,8 +64,7 @@ async function slotState(ctx: Context, slot: Slot): Promise<SlotState | undefine
  * that IT accepted passes the health check (an HTTP path is asked on that very connection; a health
  * command runs once the slot has accepted one). Connections the old slot accepts do not count.
  */
-export async function waitUntilSlotServes(ctx: Context, slot: Slot, opts: { cgroup?: string } = {}): Promise<CheckResult> {
-  const port = ctx.m.port;
+export async function waitUntilSlotServes(ctx: Context, slot: Slot, port = ctx.m.port): Promise<CheckResult> {
   const unit = ctx.paths.slotUnit(slot);
   const deadline = Date.now() + ctx.m.health.timeout * 1000;
   // The same early end as the health gate: N definite 4xx/5xx answers in a row, one per poll interval.
@@ -75,7 +73,7 @@ export async function waitUntilSlotServes(ctx: Context, slot: Slot, opts: { cgro
   // What became of the probes: the old slot took them, none took them in time, the new slot took them.
   const tally = { old: 0, none: 0, mine: 0, slowestMs: 0 };
   // No probe while the new slot boots (it takes none; the old slot takes them, and a sync worker waits on one).
-  const boot = await untilBooted(unit, { maxMs: Math.min(BOOT_WAIT_MAX_MS, (deadline - Date.now()) / 2), cgroup: opts.cgroup });
+  const boot = await untilBooted(unit, { maxMs: Math.min(BOOT_WAIT_MAX_MS, (deadline - Date.now()) / 2) });
   const counted = () => `boot: ${boot.detail}; probes: ${tally.mine} taken by ${unit}, ${tally.old} by the old slot, ${tally.none} by none in time; slowest accept ${tally.slowestMs} ms`;
   let last: CheckResult = { ok: false, detail: `${unit} has not accepted a connection yet` };
   while (Date.now() < deadline) {
@@ -141,7 +139,6 @@ export async function cutOver(ctx: Context): Promise<CutoverResult> {
   const slot = idleSlot(states);
   const unit = ctx.paths.slotUnit(slot);
   if (ctx.dryRun) {
-    if (old && ctx.m.socket) await lowerBeforeStart(ctx.ops, unit);
     await startSlot(ctx, slot);
     ctx.log.info(`    would wait until ${unit} serves (up to ${ctx.m.health.timeout} s)${old ? `, then stop ${old.unit}` : ''}`);
     if (old) await stopSlot(ctx, old.slot);
@@ -158,47 +155,17 @@ export async function cutOver(ctx: Context): Promise<CutoverResult> {
     const gate = await ctx.log.step(`health gate on ${unit}`, () => waitUntilServesAlone(ctx, slot));
     return { ...gate, slot, oldSlot: old?.slot, since };
   }
-  if (!old) {
-    const started = await ctx.log.step(`start ${unit}`, () => startSlot(ctx, slot));
-    if (!started.ok) return { ...started, slot, since };
-    const gate = await ctx.log.step(`health gate: ${unit} serves on the app's socket`, () => waitUntilSlotServes(ctx, slot));
-    if (gate.ok) ctx.log.info(`    ${gate.detail}`);
-    return { ...gate, slot, since };
-  }
-  const gate = await startBesideLive(ctx, slot, old);
-  if (!gate.ok) return { ...gate, slot, oldSlot: old.slot, since };
+  const started = await ctx.log.step(`start ${unit}${old ? ` beside ${old.unit}` : ''}`, () => startSlot(ctx, slot));
+  if (!started.ok) return { ...started, slot, oldSlot: old?.slot, since };
+  const gate = await ctx.log.step(`health gate: ${unit} serves on the app's socket`, () => waitUntilSlotServes(ctx, slot));
+  if (!gate.ok) return { ...gate, slot, oldSlot: old?.slot, since };
   ctx.log.info(`    ${gate.detail}`);
-  const t0 = performance.now();
-  await ctx.log.step(`stop ${old.unit} (it finishes its requests in flight, up to ${ctx.m.stop_timeout} s)`, () => stopSlot(ctx, old.slot));
-  ctx.log.info(`    ${old.unit} drained and stopped in ${formatDuration(performance.now() - t0)}`);
-  return { ...gate, slot, oldSlot: old.slot, since };
-}
-
-/**
- * The handover's first half: starts the idle slot beside the live one at the boot priority (a lower CPU
- * weight and nice value, so its boot does not slow the live slot's requests on a busy host) and waits
- * until it serves. It gets its normal priority back once the gate has decided, or after the boot window
- * if it still boots then. The old slot still serves whatever the result.
- */
-async function startBesideLive(ctx: Context, slot: Slot, old: SlotState): Promise<CheckResult> {
-  const unit = ctx.paths.slotUnit(slot);
-  await lowerBeforeStart(ctx.ops, unit);
-  // Its control group, read once: the nice values, the boot wait and the restore all look there.
-  let cgroup: string | undefined;
-  const started = await ctx.log.step(`start ${unit} beside ${old.unit}, at a lower CPU priority while it boots`, async () => {
-    const r = await startSlot(ctx, slot);
-    if (r.ok) cgroup = await lowerAfterStart(unit);
-    return r;
-  });
-  const lowered = restoreAfter(ctx.ops, unit, bootPriorityWindowMs(ctx.m.health.timeout), cgroup);
-  try {
-    if (!started.ok) return started;
-    return await ctx.log.step(`health gate: ${unit} serves on the app's socket`, () => waitUntilSlotServes(ctx, slot, { cgroup }));
-  } finally {
-    lowered.cancel();
-    await lowered.done();
-    await restorePriority(ctx.ops, unit, cgroup);
+  if (old) {
+    const t0 = performance.now();
+    await ctx.log.step(`stop ${old.unit} (it finishes its requests in flight, up to ${ctx.m.stop_timeout} s)`, () => stopSlot(ctx, old.slot));
+    ctx.log.info(`    ${old.unit} drained and stopped in ${formatDuration(performance.now() - t0)}`);
   }
+  return { ...gate, slot, oldSlot: old?.slot, since };
 }
 
 /**

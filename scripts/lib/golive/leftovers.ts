@@ -1,11 +1,10 @@
-// What a killed run can leave behind, cleared under the lock before any verb acts: preflight units, a second running slot, a slot left at the boot priority, a staged archive.
+// What a killed run can leave behind, cleared under the lock before any verb acts: preflight units, a second running slot, a staged archive.
 import type { Context } from '../state/context.ts';
 import { clearPreflightLeftovers } from './preflight.ts';
 import { preflightLeftovers } from '../host/preflight-units.ts';
 import { isRunning, slotStates, slotToKeep, type SlotState } from '../host/slots.ts';
 import { activations, readHistory } from '../state/history.ts';
 import { stopSlot } from './cutover.ts';
-import { BOOT_CPU_WEIGHT, restorePriority } from './boot-priority.ts';
 import { clearDeadStaging } from '../assemble/staging.ts';
 
 /**
@@ -24,20 +23,11 @@ export async function settleSlots(ctx: Context, slots: SlotState[]): Promise<voi
   await ctx.log.step(`stop ${stop.unit}`, () => stopSlot(ctx, stop.slot));
 }
 
-/** A slot still at the boot priority (a run killed between starting it and its gate's end) gets its normal priority back. */
-export async function restoreLoweredSlots(ctx: Context, slots: SlotState[]): Promise<void> {
-  for (const s of slots.filter((s) => s.cpuWeight === BOOT_CPU_WEIGHT)) {
-    ctx.log.info(`${s.unit} still runs at the lower CPU priority of a boot: a cutover was cut short. It gets its normal priority back.`);
-    await restorePriority(ctx.ops, s.unit);
-  }
-}
-
 /** Run first by every verb that holds the lock (never in a dry run). */
 export async function clearLeftovers(ctx: Context): Promise<void> {
   // Both reads at once (they are independent, and every locked verb waits for them), then each fix in turn.
   const [preflights, slots] = await Promise.all([preflightLeftovers(ctx.m.app), slotStates(ctx.paths)]);
   await clearPreflightLeftovers(ctx, preflights);
   await settleSlots(ctx, slots);
-  await restoreLoweredSlots(ctx, slots);
   clearDeadStaging(ctx.paths.incomingPrefix);
 }

@@ -4,7 +4,6 @@ import { healthGate, type CheckResult } from './health.ts';
 import { preflightCommand, preflightProperties } from '../host/units.ts';
 import { serviceControlEnabled, stopTransient } from '../host/systemd.ts';
 import { preflightUnitPrefix } from '../host/preflight-units.ts';
-import { bootPriorityProperties, bootPriorityWindowMs, restoreAfter } from './boot-priority.ts';
 
 export { preflightLeftovers, preflightUnitPrefix } from '../host/preflight-units.ts';
 import type { Context } from '../state/context.ts';
@@ -43,8 +42,6 @@ export function preflightArgv(ctx: Context, id: string, unit: string, port: numb
     ...socketArgs,
     `--property=SyslogIdentifier=${ctx.m.app}-preflight`,
     `--property=RuntimeMaxSec=${preflightMaxSeconds(ctx)}`,
-    // It boots beside the live slot: at a lower CPU priority, for a bounded time (preflight() restores it).
-    ...bootPriorityProperties(),
     ...preflightProperties(ctx.m, port, ctx.paths.release(id)),
     '--', ...preflightCommand(ctx.m, port),
   ];
@@ -84,14 +81,10 @@ export async function preflight(ctx: Context, id: string): Promise<PreflightVerd
   const gate = await ctx.log.step(`preflight ${id} on 127.0.0.1:${port}`, async () => {
     await stopTransient([`${unit}.service`, `${unit}.socket`]);
     await ctx.ops.run(argv, { quiet: true });
-    // A boot still going after the window gets its normal priority: starved on a saturated host, it must still pass in time.
-    const lowered = restoreAfter(ctx.ops, `${unit}.service`, bootPriorityWindowMs(ctx.m.health.timeout));
     try {
       // With a socket the service starts on the first connection, so the unit may be inactive at first.
       return await healthGate(ctx.m, { port, cwd: ctx.paths.release(id), unit: `${unit}.service`, startsOnDemand: Boolean(ctx.m.socket) });
     } finally {
-      lowered.cancel();
-      await lowered.done();
       await stopTransient([`${unit}.service`, `${unit}.socket`]);
     }
   });

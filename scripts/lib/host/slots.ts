@@ -15,8 +15,6 @@ export interface SlotState {
   startedUs: number;
   /** The same instant in seconds since the epoch, to compare with a file's mtime; undefined when it never started. */
   startedAtS?: number;
-  /** Its CPUWeight= as systemd has it now (undefined when not set): the boot weight marks a slot still lowered while it booted. */
-  cpuWeight?: number;
 }
 
 /** Serving or about to: a slot in one of these states holds (or will hold) the socket. */
@@ -28,7 +26,7 @@ export function isRunning(s: SlotState): boolean {
 export async function slotStates(paths: AppPaths): Promise<SlotState[]> {
   if (!serviceControlEnabled()) return [];
   const units = SLOTS.map((s) => paths.slotUnit(s));
-  const out = await systemdQuery('systemctl', ['show', '--timestamp=unix', '--property=Id,ActiveState,SubState,MainPID,ExecMainStartTimestamp,ExecMainStartTimestampMonotonic,CPUWeight', ...units]);
+  const out = await systemdQuery('systemctl', ['show', '--timestamp=unix', '--property=Id,ActiveState,SubState,MainPID,ExecMainStartTimestamp,ExecMainStartTimestampMonotonic', ...units]);
   const blocks = out.trim().split(/\n\s*\n/);
   return SLOTS.map((slot, i) => {
     const props = Object.fromEntries((blocks[i] ?? '').split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
@@ -41,7 +39,6 @@ export async function slotStates(paths: AppPaths): Promise<SlotState[]> {
       release: releaseOfProcess(paths.releases, pid),
       startedUs: Number(props.ExecMainStartTimestampMonotonic) || 0,
       startedAtS: Number((props.ExecMainStartTimestamp ?? '').replace(/^@/, '')) || undefined,
-      cpuWeight: Number(props.CPUWeight) || undefined,
     };
   });
 }
