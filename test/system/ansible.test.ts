@@ -1,11 +1,11 @@
-// System tier: three test hosts on private networks, released with the real ansible-playbook (ansible/): built once by default, under load, a failed build, a failed gate, a killed run, random build ids.
+// System tier: three test hosts on private networks, released with the real ansible-playbook (ansible/): built once by default, under load, a failed build, a failed gate, a killed run, random build ids, an archive CI built.
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { getJson } from '../helpers/apps.ts';
 import { bootFleet, HOOK_LOG, kitProcesses, type Fleet, type FleetHost, type PlayResult } from '../helpers/fleet.ts';
-import { cleanupTempDirs } from '../helpers/gitrepo.ts';
+import { cleanupTempDirs, tempDir } from '../helpers/gitrepo.ts';
 import { describeLoad, loadDuring, versionSequence, type VersionSample } from '../helpers/load.ts';
 import { commandMissing, requiring, systemTierMissing } from '../helpers/prereq.ts';
 
@@ -409,6 +409,50 @@ it('cutover_build: each: three builds of one commit serve three asset URLs (a pa
   assert.ok(verdict, `status.yml does not say one release: ${show(st)}`);
   assert.not.match(st.stdout, /one release everywhere, the same bytes/, show(st));
   for (const h of f.hosts) assert.ok(verdict.includes(h.name), `the verdict names ${h.name}: ${verdict}`);
+});
+
+it('an archive CI built (cutover_archive_src): the rollout builds nothing and every host serves its bytes; a damaged copy is refused on the controller, and a ref with it too', async () => {
+  const v9 = await commitVersion('9');
+  const h1 = f.hosts[0]!;
+  // CI: `cutover build` on a machine provisioned with the manifest (host1 stands in for the build box); the archive then lies on the controller.
+  const built = await h1.host.exec(['/usr/bin/node', '/opt/cutover/bin/cutover', 'build', v9, '--out', '/var/tmp/ci/fleet-v9.tar.gz', '--json', '--manifest', `/etc/cutover/${APP}.yaml`], { timeoutMs: 300_000 });
+  assert.is(built.code, 0, `cutover build: ${built.stdout}${built.stderr}`);
+  const sha256 = JSON.parse(built.stdout.trim().split('\n').at(-1)!).sha256 as string;
+  const ci = await tempDir('cutover-ci');
+  const bad = path.join(ci, 'damaged');
+  fs.mkdirSync(bad);
+  for (const name of ['fleet-v9.tar.gz', 'fleet-v9.tar.gz.sha256']) {
+    fs.copyFileSync(path.join(h1.host.root, 'var/tmp/ci', name), path.join(ci, name));
+    fs.copyFileSync(path.join(h1.host.root, 'var/tmp/ci', name), path.join(bad, name));
+  }
+  fs.rmSync(path.join(h1.host.root, 'var/tmp/ci'), { recursive: true, force: true });
+  const damaged = fs.readFileSync(path.join(bad, 'fleet-v9.tar.gz'));
+  damaged[damaged.length >> 1] ^= 0xff;
+  fs.writeFileSync(path.join(bad, 'fleet-v9.tar.gz'), damaged);
+  const before = await lives();
+
+  const r1 = await play('rollout.yml, a damaged archive from CI', 'rollout.yml', { cutover_archive_src: path.join(bad, 'fleet-v9.tar.gz') });
+  assert.is.not(r1.code, 0, show(r1));
+  assert.match(r1.stdout, /stopped before any host switched: no host got the archive \(no archive to release: its sha256 is [0-9a-f]{64}, its \.sha256 file says [0-9a-f]{64}: a damaged or changed archive\)/, show(r1));
+  assert.equal(await lives(), before, 'no host switched');
+  assert.ok(fs.existsSync(path.join(bad, 'fleet-v9.tar.gz')), "the user's archive stays on the controller");
+
+  const r2 = await play('rollout.yml with cutover_ref and cutover_archive_src', 'rollout.yml', { cutover_ref: v9, cutover_archive_src: path.join(ci, 'fleet-v9.tar.gz') });
+  assert.is.not(r2.code, 0, show(r2));
+  assert.match(r2.stdout, /not both/, show(r2));
+
+  const r3 = await play('rollout.yml, the archive from CI', 'rollout.yml', { cutover_archive_src: path.join(ci, 'fleet-v9.tar.gz') });
+  assert.equal(r3.code, 0, show(r3));
+  // A build in the rollout would have made other bytes (the test build names its asset with a random id): every host has CI's.
+  const pages = await Promise.all(f.hosts.map(page));
+  assert.equal(pages.map((p) => p.version), ['9', '9', '9']);
+  assert.is(new Set(pages.map((p) => p.asset)).size, 1, `one build, one asset URL: ${pages.map((p) => p.asset)}`);
+  for (const h of f.hosts) {
+    assert.is(await statusOf(`${h.url}${pages[0]!.asset}`), 200, `${h.name} serves CI's ${pages[0]!.asset}`);
+    const st = await h.status();
+    assert.is(st.releases.find((x) => x.id === st.live)?.source?.sha256, sha256, `${h.name} serves the archive CI built`);
+  }
+  assert.ok(fs.existsSync(path.join(ci, 'fleet-v9.tar.gz')), "the user's archive stays on the controller");
 });
 
 test.run();
