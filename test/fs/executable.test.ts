@@ -3,12 +3,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { stringify } from 'yaml';
 import { checkManifest } from '../../scripts/lib/manifest/manifest.ts';
 import { manifestValidator, type SchemaValidator } from '../../scripts/lib/manifest/schema.ts';
-import { kitDir, makeFixture, runScript, scriptEnv, type Fixture, type RunResult } from '../helpers/kit.ts';
+import { kitDir, makeFixture, runScript, scriptEnv, untilOutput, type Fixture, type RunResult } from '../helpers/kit.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/gitrepo.ts';
 
 const VERBS = ['provision', 'release', 'activate', 'rollback', 'prune', 'status'];
@@ -156,17 +156,39 @@ test('a bad manifest: the executable and the script print the same problems (and
   }
 });
 
-test('without dist/ (never compiled) the executable says so, how to rebuild, and runs the verb through tsx', async () => {
+/** A copy of the kit that was never compiled (no dist/), its node_modules linked. */
+async function uncompiledKit(): Promise<string> {
   const copy = await tempDir('cutover-kit');
   for (const d of ['bin', 'scripts', 'config', 'templates']) fs.cpSync(path.join(kitDir, d), path.join(copy, d), { recursive: true });
   fs.copyFileSync(path.join(kitDir, 'package.json'), path.join(copy, 'package.json'));
   fs.symlinkSync(path.join(kitDir, 'node_modules'), path.join(copy, 'node_modules'));
+  return copy;
+}
+
+test('without dist/ (never compiled) the executable says so, how to rebuild, and runs the verb through tsx', async () => {
+  const copy = await uncompiledKit();
   const r = exe(['status', '--help'], path.join(copy, 'bin', 'cutover'));
   assert.is(r.code, 0, r.out);
   assert.match(r.stderr, /the compiled kit \(dist\/\) is missing: running it through tsx instead \(slower\)\. Rebuild it with `npm run build` in /);
   assert.is(r.stdout, (await script('status', ['--help'])).stdout);
   const bad = exe(['status', '--bogus'], path.join(copy, 'bin', 'cutover'));
   assert.is(bad.code, 2, 'the exit code comes through the fallback');
+});
+
+test('through tsx the verb runs in the executable\'s own process: it holds the lock itself, and kill -9 of `cutover` leaves nothing running', async () => {
+  const copy = await uncompiledKit();
+  const f = await makeFixture({ build: 'test ! -f SLOW || sleep 300; npm run build' });
+  const slow = await f.repo.commit({ SLOW: '' }, 'slow');
+  const child = spawn(process.execPath, [path.join(copy, 'bin', 'cutover'), 'release', slow, '--manifest', f.manifest], { env: scriptEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise((r) => child.once('exit', r));
+  await untilOutput(child, /==> build: /);
+  const holder = JSON.parse(fs.readFileSync(path.join(f.root, 'cutover.lock'), 'utf8'));
+  assert.is(holder.pid, child.pid, 'the process started is the verb that holds the lock (no wrapper around a child)');
+  child.kill('SIGKILL');
+  await exited;
+  const next = await f.repo.commit({ SLOW: null }, 'quick');
+  const r = await f.run('release', [next]);
+  assert.is(r.code, 0, `the next release takes the lock at once:\n${r.out}`);
 });
 
 test('a schema newer than dist/ makes it stale: the executable names the file and runs the verb through tsx', async () => {
