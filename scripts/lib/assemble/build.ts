@@ -9,7 +9,6 @@ import type { ReleaseRecord, ReleaseSource } from '../state/history.ts';
 import { record, releaseOnDisk, type Context } from '../state/context.ts';
 import { carryBuildCaches, depsKey, depsSnapshotFor, depsSpecFor, restoreDeps, shareIdenticalFiles, snapshotDeps } from './reuse.ts';
 import { carryAssets, recordBuiltAssets } from './assets.ts';
-import { sealRootTree } from './tree-writer.ts';
 import { appEnvironment } from './appenv.ts';
 import { liveRelease } from '../state/switch.ts';
 import { runHooks } from './hooks.ts';
@@ -126,19 +125,10 @@ async function prepareCache(ctx: Context): Promise<void> {
   await ctx.ops.chown(ctx.paths.cache, ctx.m.user);
 }
 
-/**
- * Seals a built release: owned by root and read-only to everyone else, so the app cannot change it. A tree only root
- * wrote in (an archive's, no command run as the app's user before the seal) is checked and mended in-process instead.
- */
-async function seal(ctx: Context, id: string, onlyRootWrote: boolean): Promise<void> {
+/** Seals a built release: owned by root and read-only to everyone else, so the app cannot change it. */
+async function seal(ctx: Context, id: string): Promise<void> {
   const dir = ctx.paths.release(id);
   if (process.getuid?.() !== 0) return;
-  if (onlyRootWrote) {
-    return ctx.ops.note(`seal ${dir} (root's, no group or other write) in one walk: only root wrote in it`, () => {
-      const changed = sealRootTree(dir);
-      if (changed > 0) ctx.log.info(`    ${changed} owners or modes set by the seal`);
-    });
-  }
   await ctx.ops.run(['chown', '-R', '--no-dereference', 'root:root', dir], { quiet: true });
   await ctx.ops.chmod(dir, 'go-w', { recursive: true });
 }
@@ -265,7 +255,7 @@ async function assemble(ctx: Context, plan: ReleasePlan, filling: Filling): Prom
       await log.step(`keep the assets of recent releases (${ctx.m.assets.join(', ')})`, () => keepRecentAssets(ctx, plan, Boolean(filling.listedByArchive)));
     }
     await log.step('seal the release read-only', async () => {
-      await seal(ctx, id, filling.userRunsBeforeSeal === false);
+      await seal(ctx, id);
       if (filling.sharedWith) log.info(`    identical files were shared with ${filling.sharedWith} while unpacking (hard links between sealed releases)`);
       else await shareWithNeighbour(ctx, plan);
       if (ctx.m.writable.length > 0) {
