@@ -101,7 +101,7 @@ export async function readArchive(file: string, opts: ReadOptions): Promise<Insp
           const chunks: Buffer[] = [];
           recordMode = e.mode ?? 0o644;
           recordTime = e.mtime;
-          e.on('data', (c: Buffer) => chunks.push(c));
+          e.on('data', (c: Buffer) => chunks.push(Buffer.from(c)));
           // The record is part of the tree too (a file at the top of the release): the sink writes it.
           e.on('end', () => takeRecord(Buffer.concat(chunks).toString('utf8')));
           return;
@@ -127,10 +127,6 @@ export async function readArchive(file: string, opts: ReadOptions): Promise<Insp
       missingProgram = true;
       stop(`it is compressed with zstd, and ${why}`);
     });
-    // node-tar calls a stream of zero blocks alone (an empty tar) an unrecognized format: told apart here, before the first entry.
-    source.stream.on('data', (chunk: Buffer) => {
-      if (inflated === 'zeros' && entries === 0 && chunk.some((b) => b !== 0)) inflated = 'data';
-    });
     parser.on('warn', (_code: string, message: string | Error) => {
       problems.push(`it is not a clean tar stream: ${typeof message === 'string' ? message : message.message}`);
     });
@@ -142,7 +138,16 @@ export async function readArchive(file: string, opts: ReadOptions): Promise<Insp
         unreadable(why);
       });
     });
-    source.stream.pipe(parser);
+    source.start(
+      (chunk) => {
+        // node-tar calls a stream of zero blocks alone (an empty tar) an unrecognized format: told apart here, before the first entry.
+        if (inflated === 'zeros' && entries === 0 && chunk.some((b) => b !== 0)) inflated = 'data';
+        // The chunk may be a view of a buffer read into again (compression.ts): every entry flows (a listener or resume),
+        // so the parser hands each piece on before this returns; had it kept one back (false), what it kept would change.
+        if (!parser.write(chunk) && !stopped) stop('the tar parser held back data it was given (a bug of cutover: report it)');
+      },
+      () => parser.end(),
+    );
   }).catch((e) => {
     sink?.abort();
     throw e;
