@@ -18,10 +18,12 @@ export type Changes = string[];
 
 /**
  * Debian packages a runtime needs; a command already on PATH counts as present. For Python that is
- * python3 and its venv module (a venv brings its own pip), not a system-wide pip.
+ * python3 and its venv module (a venv brings its own pip), not a system-wide pip. zstd: a host then takes a
+ * `.tar.zst` release archive (the Ansible rollout's choice when every host has it), whose inflate costs
+ * the host ≈ a quarter of Node 18's gunzip.
  */
 export function packagesFor(runtime: 'node' | 'python'): { command: string; pkg: string }[] {
-  const common = [{ command: 'git', pkg: 'git' }, { command: 'flock', pkg: 'util-linux' }];
+  const common = [{ command: 'git', pkg: 'git' }, { command: 'flock', pkg: 'util-linux' }, { command: 'zstd', pkg: 'zstd' }];
   return runtime === 'node'
     ? [...common, { command: 'node', pkg: 'nodejs' }, { command: 'npm', pkg: 'npm' }]
     : [...common, { command: 'python3', pkg: 'python3' }, { command: 'pyvenv', pkg: 'python3-venv' }];
