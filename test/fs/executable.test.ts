@@ -20,8 +20,11 @@ function exe(args: string[], bin = cutover): RunResult {
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, out: r.stdout + r.stderr };
 }
 const script = (verb: string, args: string[]) => runScript([path.join(kitDir, 'scripts', `${verb}.ts`), ...args], scriptEnv());
-/** Durations and ages differ from run to run; nothing else may. */
-const steady = (s: string) => s.replace(/\.active\.\d+\.tmp/g, '.active.PID.tmp').replace(/\d+(\.\d+)? (ms|s)\b/g, 'T').replace(/ \d+s /g, ' Ns ').replace(/"ageSeconds": \d+/g, '"ageSeconds": N');
+/**
+ * Durations and ages differ from run to run; nothing else may. An age is right-aligned ("   9s", "  10s", "   2m"):
+ * its padding goes with it, or a release that turns 10 s old between the two runs (a busy machine) differs.
+ */
+const steady = (s: string) => s.replace(/\.active\.\d+\.tmp/g, '.active.PID.tmp').replace(/\d+(\.\d+)? (ms|s)\b/g, 'T').replace(/ +\d+[smhd] /g, ' AGE ').replace(/"ageSeconds": \d+/g, '"ageSeconds": N');
 
 async function same(verb: string, args: string[], what: string): Promise<RunResult> {
   const a = exe([verb, ...args]);
@@ -156,17 +159,18 @@ test('a bad manifest: the executable and the script print the same problems (and
   }
 });
 
-/** A copy of the kit that was never compiled (no dist/), its node_modules linked. */
-async function uncompiledKit(): Promise<string> {
+/** A copy of the kit, its node_modules linked: never compiled (no dist/), or with dist/ as it is (`compiled`, times kept). */
+async function kitCopy(opts: { compiled?: boolean } = {}): Promise<string> {
   const copy = await tempDir('cutover-kit');
-  for (const d of ['bin', 'scripts', 'config', 'templates']) fs.cpSync(path.join(kitDir, d), path.join(copy, d), { recursive: true });
+  const dirs = ['bin', 'scripts', 'config', 'templates', ...(opts.compiled ? ['dist'] : [])];
+  for (const d of dirs) fs.cpSync(path.join(kitDir, d), path.join(copy, d), { recursive: true, preserveTimestamps: true });
   fs.copyFileSync(path.join(kitDir, 'package.json'), path.join(copy, 'package.json'));
   fs.symlinkSync(path.join(kitDir, 'node_modules'), path.join(copy, 'node_modules'));
   return copy;
 }
 
 test('without dist/ (never compiled) the executable says so, how to rebuild, and runs the verb through tsx', async () => {
-  const copy = await uncompiledKit();
+  const copy = await kitCopy();
   const r = exe(['status', '--help'], path.join(copy, 'bin', 'cutover'));
   assert.is(r.code, 0, r.out);
   assert.match(r.stderr, /the compiled kit \(dist\/\) is missing: running it through tsx instead \(slower\)\. Rebuild it with `npm run build` in /);
@@ -176,7 +180,7 @@ test('without dist/ (never compiled) the executable says so, how to rebuild, and
 });
 
 test('through tsx the verb runs in the executable\'s own process: it holds the lock itself, and kill -9 of `cutover` leaves nothing running', async () => {
-  const copy = await uncompiledKit();
+  const copy = await kitCopy();
   const f = await makeFixture({ build: 'test ! -f SLOW || sleep 300; npm run build' });
   const slow = await f.repo.commit({ SLOW: '' }, 'slow');
   const child = spawn(process.execPath, [path.join(copy, 'bin', 'cutover'), 'release', slow, '--manifest', f.manifest], { env: scriptEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
@@ -192,10 +196,7 @@ test('through tsx the verb runs in the executable\'s own process: it holds the l
 });
 
 test('a schema newer than dist/ makes it stale: the executable names the file and runs the verb through tsx', async () => {
-  const copy = await tempDir('cutover-kit');
-  for (const d of ['bin', 'scripts', 'config', 'templates', 'dist']) fs.cpSync(path.join(kitDir, d), path.join(copy, d), { recursive: true, preserveTimestamps: true });
-  fs.copyFileSync(path.join(kitDir, 'package.json'), path.join(copy, 'package.json'));
-  fs.symlinkSync(path.join(kitDir, 'node_modules'), path.join(copy, 'node_modules'));
+  const copy = await kitCopy({ compiled: true });
   const bin = path.join(copy, 'bin', 'cutover');
   const fresh = exe(['status', '--help'], bin);
   assert.is(fresh.stderr, '', `a fresh copy of dist/ is used as it is: ${fresh.stderr}`);
