@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import net from 'node:net';
-import { acceptedInodes, acceptedInodesBySs, unitHoldingSocket } from '../../scripts/lib/state/procfs.ts';
+import { acceptedInodes, acceptedInodesBySs, socketHolderFinder, unitHoldingSocket } from '../../scripts/lib/state/procfs.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cutover-procfs-'));
 const HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
@@ -82,6 +82,26 @@ test("unitHoldingSocket: the unit of the process that holds the socket, among th
   assert.is(unitHoldingSocket('500', '/shop@', proc), 'shop@a.service');
   assert.is(unitHoldingSocket('333', '/shop@', proc), undefined, "another app's process is not looked at");
   assert.is(unitHoldingSocket('999', '/shop@', proc), undefined);
+});
+
+test("socketHolderFinder: finds the app's processes once, and again when a socket is held by none of them (a worker forked since)", () => {
+  const proc = path.join(dir, 'proc2');
+  const pid = (n: number, unit: string, fds: Record<string, string>) => {
+    fs.mkdirSync(path.join(proc, String(n), 'fd'), { recursive: true });
+    fs.writeFileSync(path.join(proc, String(n), 'cgroup'), `0::/system.slice/system-shop.slice/${unit}\n`);
+    for (const [fd, target] of Object.entries(fds)) fs.symlinkSync(target, path.join(proc, String(n), 'fd', fd));
+  };
+  pid(20, 'shop@a.service', { 3: 'socket:[111]', 7: 'socket:[700]' });
+  const unitHolding = socketHolderFinder('/shop@', proc);
+  pid(21, 'shop@b.service', { 3: 'socket:[111]', 8: 'socket:[800]' });
+  // A process that is not the app's, made after: its cgroup is read on the rescan, and it is still not looked at.
+  pid(22, 'other@a.service', { 9: 'socket:[900]' });
+  assert.is(unitHolding('700'), 'shop@a.service', 'a process found when the finder was made');
+  assert.is(unitHolding('800'), 'shop@b.service', 'a process started after it: found by looking again');
+  assert.is(unitHolding('900'), undefined);
+  // Once known, a process is looked at even when its cgroup can no longer be read (no rescan needed).
+  fs.rmSync(path.join(proc, '21', 'cgroup'));
+  assert.is(unitHolding('800'), 'shop@b.service');
 });
 
 test.after(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -1,7 +1,7 @@
 // A health probe through the app's shared socket that knows which slot answered it (two slots accept from one queue).
 import net from 'node:net';
 import type { CheckResult } from './health.ts';
-import { acceptedInodes, acceptedInodesBySs, unitHoldingSocket } from '../state/procfs.ts';
+import { acceptedInodes, acceptedInodesBySs, socketHolderFinder } from '../state/procfs.ts';
 
 export interface SlotProbe extends CheckResult {
   /** The unit whose process accepted the connection; undefined when none did in time. */
@@ -55,7 +55,7 @@ function get(socket: net.Socket, port: number, urlPath: string, timeoutMs: numbe
  * `ss` with a port filter, else one read of /proc/net/tcp) until `wantUnit` took one, another unit took
  * one (the rest are then closed unaccepted), every connection is placed, or `deadline`.
  */
-async function acceptorsOf(sockets: net.Socket[], port: number, app: string, wantUnit: string, deadline: number): Promise<{ units: (string | undefined)[]; afterMs?: number }> {
+async function acceptorsOf(sockets: net.Socket[], port: number, unitHolding: (inode: string) => string | undefined, wantUnit: string, deadline: number): Promise<{ units: (string | undefined)[]; afterMs?: number }> {
   const began = Date.now();
   const units: (string | undefined)[] = sockets.map(() => undefined);
   let afterMs: number | undefined;
@@ -66,7 +66,7 @@ async function acceptorsOf(sockets: net.Socket[], port: number, app: string, wan
     const inodes = acceptedInodesBySs(port, open) ?? acceptedInodes(port, open);
     sockets.forEach((s, i) => {
       const inode = units[i] ? undefined : inodes.get(s.localPort!);
-      if (inode) units[i] = unitHoldingSocket(inode, `/${app}@`);
+      if (inode) units[i] = unitHolding(inode);
       if (units[i]) afterMs = Date.now() - began;
       // Taken by another process (the old slot): close it now, not when the probe ends. A server with a
       // few single-threaded workers (gunicorn's sync workers) blocks a whole worker on a connection
@@ -98,6 +98,9 @@ async function acceptorsOf(sockets: net.Socket[], port: number, app: string, wan
  */
 export async function probeSlot(opts: { port: number; app: string; wantUnit: string; path?: string; acceptMs?: number; answerMs?: number; connections?: number }): Promise<SlotProbe> {
   const acceptMs = opts.acceptMs ?? 1000;
+  // The app's processes are found before connecting: while a connection waits to be identified, a slot's
+  // worker that took it waits too.
+  const unitHolding = socketHolderFinder(`/${opts.app}@`);
   const opened = await Promise.allSettled(Array.from({ length: opts.connections ?? 4 }, () => connect(opts.port, acceptMs)));
   const sockets = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
   if (sockets.length === 0) {
@@ -105,7 +108,7 @@ export async function probeSlot(opts: { port: number; app: string; wantUnit: str
     return { ok: false, detail: `connect to 127.0.0.1:${opts.port}: ${why?.message ?? 'failed'}` };
   }
   const deadline = Date.now() + acceptMs;
-  const { units: acceptors, afterMs: acceptedAfterMs } = await acceptorsOf(sockets, opts.port, opts.app, opts.wantUnit, deadline);
+  const { units: acceptors, afterMs: acceptedAfterMs } = await acceptorsOf(sockets, opts.port, unitHolding, opts.wantUnit, deadline);
   const mine = acceptors.indexOf(opts.wantUnit);
   sockets.forEach((s, i) => {
     if (i !== mine || !opts.path) s.destroy();
