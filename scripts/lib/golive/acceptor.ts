@@ -55,7 +55,7 @@ function get(socket: net.Socket, port: number, urlPath: string, timeoutMs: numbe
  * `ss` with a port filter, else one read of /proc/net/tcp) until `wantUnit` took one, another unit took
  * one (the rest are then closed unaccepted), every connection is placed, or `deadline`.
  */
-async function acceptorsOf(sockets: net.Socket[], port: number, unitHolding: (inode: string) => string | undefined, wantUnit: string, deadline: number): Promise<{ units: (string | undefined)[]; afterMs?: number }> {
+export async function acceptorsOf(sockets: net.Socket[], port: number, unitHolding: (inode: string) => string | undefined, wantUnit: string, deadline: number): Promise<{ units: (string | undefined)[]; afterMs?: number }> {
   const began = Date.now();
   const units: (string | undefined)[] = sockets.map(() => undefined);
   let afterMs: number | undefined;
