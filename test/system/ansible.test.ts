@@ -411,7 +411,7 @@ it('cutover_build: each: three builds of one commit serve three asset URLs (a pa
   for (const h of f.hosts) assert.ok(verdict.includes(h.name), `the verdict names ${h.name}: ${verdict}`);
 });
 
-it('an archive CI built (cutover_archive_src): the rollout builds nothing and every host serves its bytes; a damaged copy is refused on the controller, and a ref with it too', async () => {
+it('an archive CI built (cutover_archive_src): the rollout builds nothing and every host serves its bytes; a damaged copy, a missing one and one without its .sha256 are refused on the controller, and a ref with it too', async () => {
   const v9 = await commitVersion('9');
   const h1 = f.hosts[0]!;
   // CI: `cutover build` on a machine provisioned with the manifest (host1 stands in for the build box); the archive then lies on the controller.
@@ -436,6 +436,18 @@ it('an archive CI built (cutover_archive_src): the rollout builds nothing and ev
   assert.match(r1.stdout, /stopped before any host switched: no host got the archive \(no archive to release: its sha256 is [0-9a-f]{64}, its \.sha256 file says [0-9a-f]{64}: a damaged or changed archive\)/, show(r1));
   assert.equal(await lives(), before, 'no host switched');
   assert.ok(fs.existsSync(path.join(bad, 'fleet-v9.tar.gz')), "the user's archive stays on the controller");
+
+  // No file there, and a file without its .sha256 beside it: refused on the controller too, nothing switched.
+  const r1b = await play('rollout.yml, no archive at cutover_archive_src', 'rollout.yml', { cutover_archive_src: path.join(ci, 'fleet-v8.tar.gz') });
+  assert.is.not(r1b.code, 0, show(r1b));
+  assert.match(r1b.stdout, /no host got the archive \(no archive to release: cutover_archive_src \S+fleet-v8\.tar\.gz is not a file on the controller\)/, show(r1b));
+  const lone = path.join(ci, 'lone');
+  fs.mkdirSync(lone);
+  fs.copyFileSync(path.join(ci, 'fleet-v9.tar.gz'), path.join(lone, 'fleet-v9.tar.gz'));
+  const r1c = await play('rollout.yml, an archive without its .sha256', 'rollout.yml', { cutover_archive_src: path.join(lone, 'fleet-v9.tar.gz') });
+  assert.is.not(r1c.code, 0, show(r1c));
+  assert.match(r1c.stdout, /no host got the archive \(no archive to release: there is no \S+fleet-v9\.tar\.gz\.sha256 beside it \(cutover build writes one\): copy it along\)/, show(r1c));
+  assert.equal(await lives(), before, 'no host switched');
 
   const r2 = await play('rollout.yml with cutover_ref and cutover_archive_src', 'rollout.yml', { cutover_ref: v9, cutover_archive_src: path.join(ci, 'fleet-v9.tar.gz') });
   assert.is.not(r2.code, 0, show(r2));
