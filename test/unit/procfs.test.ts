@@ -99,6 +99,10 @@ test("socketHolderFinder: finds the app's processes once, and again when a socke
   assert.is(unitHolding('700'), 'shop@a.service', 'a process found when the finder was made');
   assert.is(unitHolding('800'), 'shop@b.service', 'a process started after it: found by looking again');
   assert.is(unitHolding('900'), undefined);
+  // An app of an older cutover runs as one <app>.service while provision moves it to the slots: one of its units too.
+  pid(23, 'shop.service', { 4: 'socket:[400]' });
+  assert.is(socketHolderFinder(['/shop@', '/shop.service'], proc)('400'), 'shop.service');
+  assert.is(socketHolderFinder(['/shop@'], proc)('400'), undefined);
   // Once known, a process is looked at even when its cgroup can no longer be read (no rescan needed).
   fs.rmSync(path.join(proc, '21', 'cgroup'));
   assert.is(unitHolding('800'), 'shop@b.service');

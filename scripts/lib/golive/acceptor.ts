@@ -99,8 +99,9 @@ export async function acceptorsOf(sockets: net.Socket[], port: number, unitHoldi
 export async function probeSlot(opts: { port: number; app: string; wantUnit: string; path?: string; acceptMs?: number; answerMs?: number; connections?: number }): Promise<SlotProbe> {
   const acceptMs = opts.acceptMs ?? 1000;
   // The app's processes are found before connecting: while a connection waits to be identified, a slot's
-  // worker that took it waits too.
-  const unitHolding = socketHolderFinder(`/${opts.app}@`);
+  // worker that took it waits too. The app's units are its slots and, while provision moves an app of an
+  // older cutover, its single <app>.service: a probe that one took is lost at once, not after acceptMs.
+  const unitHolding = socketHolderFinder([`/${opts.app}@`, `/${opts.app}.service`]);
   const opened = await Promise.allSettled(Array.from({ length: opts.connections ?? 4 }, () => connect(opts.port, acceptMs)));
   const sockets = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
   if (sockets.length === 0) {

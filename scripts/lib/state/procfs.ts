@@ -136,8 +136,8 @@ export function acceptedInodesBySs(serverPort: number, clientPorts: number[]): M
   return found;
 }
 
-/** The processes whose cgroup path contains `cgroupHint` (an app's units), each with its systemd unit. */
-function appProcesses(cgroupHint: string, proc: string): { pid: string; unit?: string }[] {
+/** The processes whose cgroup path contains one of `cgroupHints` (an app's units), each with its systemd unit. */
+function appProcesses(cgroupHints: string[], proc: string): { pid: string; unit?: string }[] {
   const found: { pid: string; unit?: string }[] = [];
   for (const pid of pids(proc)) {
     let cgroup: string;
@@ -146,7 +146,7 @@ function appProcesses(cgroupHint: string, proc: string): { pid: string; unit?: s
     } catch {
       continue;
     }
-    if (!cgroup.includes(cgroupHint)) continue;
+    if (!cgroupHints.some((hint) => cgroup.includes(hint))) continue;
     found.push({ pid, unit: cgroup.split('\n').map((l) => /\/([^/]+\.service)(\/|$)/.exec(l)?.[1]).find(Boolean) });
   }
   return found;
@@ -171,17 +171,19 @@ function holds(pid: string, target: string, proc: string): boolean {
 
 /**
  * A finder of the systemd unit whose process holds socket `inode`, among the processes whose cgroup path
- * contains `cgroupHint` (the app's units). The app's processes are found once, and again only when none of
- * them holds a socket (a worker forked since), so a prober makes it before it connects: a prober looks every few ms while the live slot waits on
- * its connection, and reading every process's cgroup took 7 ms a look (17 ms at worst) on a saturated host.
+ * contains one of `cgroupHints` (the app's units). The app's processes are found once, and again only when
+ * none of them holds the socket (a worker forked since), so a prober makes it before it connects: a prober
+ * looks every few ms while the live slot waits on its connection, and reading every process's cgroup took
+ * 7 ms a look (17 ms at worst) on a saturated host.
  */
-export function socketHolderFinder(cgroupHint: string, proc = '/proc'): (inode: string) => string | undefined {
-  let known = appProcesses(cgroupHint, proc);
+export function socketHolderFinder(cgroupHints: string | string[], proc = '/proc'): (inode: string) => string | undefined {
+  const hints = typeof cgroupHints === 'string' ? [cgroupHints] : cgroupHints;
+  let known = appProcesses(hints, proc);
   return (inode) => {
     const target = `socket:[${inode}]`;
     const cached = known.find((p) => holds(p.pid, target, proc));
     if (cached) return cached.unit;
-    known = appProcesses(cgroupHint, proc);
+    known = appProcesses(hints, proc);
     return known.find((p) => holds(p.pid, target, proc))?.unit;
   };
 }
