@@ -5,9 +5,11 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import net from 'node:net';
-import { acceptedInodes, acceptedInodesBySs, socketHolderFinder, unitHoldingSocket } from '../../scripts/lib/state/procfs.ts';
+import { acceptedInodes, acceptedInodesBySs, socketHolderFinder } from '../../scripts/lib/state/procfs.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cutover-procfs-'));
+/** The slot units of an app named shop. */
+const SHOP = ['shop@a.service', 'shop@b.service'];
 const HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
 // Port 4301 is 10CD in hex, 51000 is C738, 51001 is C739.
 const row = (sl: number, local: string, remote: string, inode: string, st = '01') =>
@@ -67,7 +69,7 @@ test('acceptedInodesBySs: without ss it says so (undefined), so the prober reads
   }
 });
 
-test("unitHoldingSocket: the unit of the process that holds the socket, among the app's processes only", () => {
+test("socketHolderFinder: the unit of the process that holds the socket, among the app's units only", () => {
   const proc = path.join(dir, 'proc');
   const pid = (n: number, cgroup: string, fds: Record<string, string>) => {
     fs.mkdirSync(path.join(proc, String(n), 'fd'), { recursive: true });
@@ -78,10 +80,10 @@ test("unitHoldingSocket: the unit of the process that holds the socket, among th
   pid(11, '1:name=systemd:/system.slice/system-shop.slice/shop@b.service\n0::/system.slice/system-shop.slice/shop@b.service\n', { 3: 'socket:[111]', 21: 'socket:[222]' });
   pid(12, '0::/system.slice/other@a.service\n', { 5: 'socket:[333]' });
   fs.mkdirSync(path.join(proc, 'self'), { recursive: true });
-  assert.is(unitHoldingSocket('222', '/shop@', proc), 'shop@b.service');
-  assert.is(unitHoldingSocket('500', '/shop@', proc), 'shop@a.service');
-  assert.is(unitHoldingSocket('333', '/shop@', proc), undefined, "another app's process is not looked at");
-  assert.is(unitHoldingSocket('999', '/shop@', proc), undefined);
+  assert.is(socketHolderFinder(SHOP, proc)('222'), 'shop@b.service');
+  assert.is(socketHolderFinder(SHOP, proc)('500'), 'shop@a.service');
+  assert.is(socketHolderFinder(SHOP, proc)('333'), undefined, "another app's process is not looked at");
+  assert.is(socketHolderFinder(SHOP, proc)('999'), undefined);
 });
 
 test("socketHolderFinder: finds the app's processes once, and again when a socket is held by none of them (a worker forked since)", () => {
@@ -92,7 +94,7 @@ test("socketHolderFinder: finds the app's processes once, and again when a socke
     for (const [fd, target] of Object.entries(fds)) fs.symlinkSync(target, path.join(proc, String(n), 'fd', fd));
   };
   pid(20, 'shop@a.service', { 3: 'socket:[111]', 7: 'socket:[700]' });
-  const unitHolding = socketHolderFinder('/shop@', proc);
+  const unitHolding = socketHolderFinder(SHOP, proc);
   pid(21, 'shop@b.service', { 3: 'socket:[111]', 8: 'socket:[800]' });
   // A process that is not the app's, made after: its cgroup is read on the rescan, and it is still not looked at.
   pid(22, 'other@a.service', { 9: 'socket:[900]' });
@@ -101,8 +103,8 @@ test("socketHolderFinder: finds the app's processes once, and again when a socke
   assert.is(unitHolding('900'), undefined);
   // An app of an older cutover runs as one <app>.service while provision moves it to the slots: one of its units too.
   pid(23, 'shop.service', { 4: 'socket:[400]' });
-  assert.is(socketHolderFinder(['/shop@', '/shop.service'], proc)('400'), 'shop.service');
-  assert.is(socketHolderFinder(['/shop@'], proc)('400'), undefined);
+  assert.is(socketHolderFinder([...SHOP, 'shop.service'], proc)('400'), 'shop.service');
+  assert.is(socketHolderFinder(SHOP, proc)('400'), undefined, 'a unit not named is not looked at');
   // Once known, a process is looked at even when its cgroup can no longer be read (no rescan needed).
   fs.rmSync(path.join(proc, '21', 'cgroup'));
   assert.is(unitHolding('800'), 'shop@b.service');

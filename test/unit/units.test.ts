@@ -23,6 +23,7 @@ import {
 import { preloadFile, sandboxDirectives, serviceEnvironment } from '../../scripts/lib/host/sandbox.ts';
 import { commandMissing, fileMissing, requiring } from '../helpers/prereq.ts';
 import { renderTemplate } from '../../scripts/lib/host/template.ts';
+import { appPaths } from '../../scripts/lib/manifest/paths.ts';
 
 const KIT = '/opt/cutover';
 
@@ -511,5 +512,11 @@ test('the cron file written for every variant passes the crontab(5) checks', () 
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test("servingUnits: the gate's probe knows every unit that may accept from the app's socket, the legacy <app>.service of an older cutover among them", () => {
+  const p = appPaths({ app: 'shop', root: '/srv/shop' });
+  assert.equal(p.servingUnits, ['shop@a.service', 'shop@b.service', 'shop.service']);
+  assert.ok(p.servingUnits.includes(p.slotUnit('a')) && p.servingUnits.includes(p.slotUnit('b')) && p.servingUnits.includes(p.legacyUnitName));
+});
 
 test.run();

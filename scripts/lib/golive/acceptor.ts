@@ -96,12 +96,12 @@ export async function acceptorsOf(sockets: net.Socket[], port: number, unitHoldi
  * goes on that one and its answer is reported; every other connection is closed unanswered (a request
  * never sent is never lost), one taken by another process as soon as it is seen. Never throws.
  */
-export async function probeSlot(opts: { port: number; app: string; wantUnit: string; path?: string; acceptMs?: number; answerMs?: number; connections?: number }): Promise<SlotProbe> {
+export async function probeSlot(opts: { port: number; units: string[]; wantUnit: string; path?: string; acceptMs?: number; answerMs?: number; connections?: number }): Promise<SlotProbe> {
   const acceptMs = opts.acceptMs ?? 1000;
-  // The app's processes are found before connecting: while a connection waits to be identified, a slot's
-  // worker that took it waits too. The app's units are its slots and, while provision moves an app of an
-  // older cutover, its single <app>.service: a probe that one took is lost at once, not after acceptMs.
-  const unitHolding = socketHolderFinder([`/${opts.app}@`, `/${opts.app}.service`]);
+  // The units' processes are found before connecting: while a connection waits to be identified, a slot's
+  // worker that took it waits too. Any of `units` other than wantUnit is "the old slot": a probe it took is
+  // lost at once, not after acceptMs (a unit left out, such as the legacy <app>.service, cost a whole wait).
+  const unitHolding = socketHolderFinder(opts.units);
   const opened = await Promise.allSettled(Array.from({ length: opts.connections ?? 4 }, () => connect(opts.port, acceptMs)));
   const sockets = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
   if (sockets.length === 0) {
@@ -116,7 +116,7 @@ export async function probeSlot(opts: { port: number; app: string; wantUnit: str
   });
   const acceptedBy = mine >= 0 ? opts.wantUnit : acceptors.find(Boolean);
   if (mine < 0 || !opts.path) {
-    return { ok: mine >= 0, acceptedBy, acceptedAfterMs, detail: acceptedBy ? `${acceptedBy} accepted the connection` : `no process of ${opts.app} accepted a connection within ${acceptMs} ms` };
+    return { ok: mine >= 0, acceptedBy, acceptedAfterMs, detail: acceptedBy ? `${acceptedBy} accepted the connection` : `no process of ${opts.units.join(', ')} accepted a connection within ${acceptMs} ms` };
   }
   return { ...(await get(sockets[mine], opts.port, opts.path, opts.answerMs ?? 5000)), acceptedBy, acceptedAfterMs };
 }

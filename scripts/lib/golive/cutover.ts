@@ -80,7 +80,7 @@ export async function waitUntilSlotServes(ctx: Context, slot: Slot, port = ctx.m
     const s = await slotState(ctx, slot);
     if (!s || s.state === 'failed' || s.state === 'inactive') return { ok: false, detail: `${unit} is ${s?.state ?? 'gone'}: the app exited` };
     if (s.state === 'active') {
-      const probe = await probeSlot({ port, app: ctx.m.app, wantUnit: unit, path: 'path' in ctx.m.health ? ctx.m.health.path : undefined, acceptMs: Math.max(500, Math.min(ACCEPT_WAIT_MS, deadline - Date.now())) });
+      const probe = await probeSlot({ port, units: ctx.paths.servingUnits, wantUnit: unit, path: 'path' in ctx.m.health ? ctx.m.health.path : undefined, acceptMs: Math.max(500, Math.min(ACCEPT_WAIT_MS, deadline - Date.now())) });
       tally.slowestMs = Math.max(tally.slowestMs, probe.acceptedAfterMs ?? 0);
       // Accepted by the old slot: try again shortly; the next connection may go to the new one.
       if (probe.acceptedBy && probe.acceptedBy !== unit) {

@@ -70,6 +70,8 @@ export interface AppPaths {
   /** The single `<app>.service` of an older cutover, which provision migrates from. */
   legacyUnitName: string;
   legacyUnitFile: string;
+  /** Every unit whose process may accept from the app's socket: the slots and, while provision migrates, the legacy one. */
+  servingUnits: string[];
   cronFile: string;
 }
 
@@ -101,6 +103,7 @@ export function appPaths(m: { app: string; root: string; env_file?: string; know
   const cronDir = opts.cronDir ?? '/etc/cron.d';
   const release = (id: string) => path.join(releases, assertReleaseId(id));
   const strip = (rel: string) => rel.replace(/\/+$/, '');
+  const slotUnit = (slot: Slot) => `${m.app}@${slot}.service`;
   return {
     root,
     repo: path.join(root, 'repo'),
@@ -122,12 +125,13 @@ export function appPaths(m: { app: string; root: string; env_file?: string; know
     envFile: m.env_file ? path.join(shared, m.env_file) : undefined,
     activeTarget: (id) => path.join('releases', assertReleaseId(id)),
     unitTemplateName: `${m.app}@.service`,
-    slotUnit: (slot) => `${m.app}@${slot}.service`,
+    slotUnit,
     socketUnitName: `${m.app}.socket`,
     unitFile: path.join(unitDir, `${m.app}@.service`),
     socketUnitFile: path.join(unitDir, `${m.app}.socket`),
     legacyUnitName: `${m.app}.service`,
     legacyUnitFile: path.join(unitDir, `${m.app}.service`),
+    servingUnits: [...SLOTS.map(slotUnit), `${m.app}.service`],
     cronFile: path.join(cronDir, `cutover-${m.app}`),
   };
 }

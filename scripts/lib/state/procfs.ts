@@ -136,9 +136,9 @@ export function acceptedInodesBySs(serverPort: number, clientPorts: number[]): M
   return found;
 }
 
-/** The processes whose cgroup path contains one of `cgroupHints` (an app's units), each with its systemd unit. */
-function appProcesses(cgroupHints: string[], proc: string): { pid: string; unit?: string }[] {
-  const found: { pid: string; unit?: string }[] = [];
+/** The processes of the systemd units named in `units` (read from /proc/<pid>/cgroup), each with its unit. */
+function processesOf(units: string[], proc: string): { pid: string; unit: string }[] {
+  const found: { pid: string; unit: string }[] = [];
   for (const pid of pids(proc)) {
     let cgroup: string;
     try {
@@ -146,8 +146,8 @@ function appProcesses(cgroupHints: string[], proc: string): { pid: string; unit?
     } catch {
       continue;
     }
-    if (!cgroupHints.some((hint) => cgroup.includes(hint))) continue;
-    found.push({ pid, unit: cgroup.split('\n').map((l) => /\/([^/]+\.service)(\/|$)/.exec(l)?.[1]).find(Boolean) });
+    const unit = cgroup.split('\n').map((l) => /\/([^/]+\.service)(\/|$)/.exec(l)?.[1]).find(Boolean);
+    if (unit && units.includes(unit)) found.push({ pid, unit });
   }
   return found;
 }
@@ -170,28 +170,19 @@ function holds(pid: string, target: string, proc: string): boolean {
 }
 
 /**
- * A finder of the systemd unit whose process holds socket `inode`, among the processes whose cgroup path
- * contains one of `cgroupHints` (the app's units). The app's processes are found once, and again only when
- * none of them holds the socket (a worker forked since), so a prober makes it before it connects: a prober
- * looks every few ms while the live slot waits on its connection, and reading every process's cgroup took
- * 7 ms a look (17 ms at worst) on a saturated host.
+ * A finder of which of `units` (an app's units) has a process holding socket `inode`; undefined when none
+ * has. The units' processes are found once, and again only when none of them holds the socket (a worker
+ * forked since), so a prober makes it before it connects: a prober looks every few ms while the live slot
+ * waits on its connection, and reading every process's cgroup took 7 ms a look (17 ms at worst) on a
+ * saturated host.
  */
-export function socketHolderFinder(cgroupHints: string | string[], proc = '/proc'): (inode: string) => string | undefined {
-  const hints = typeof cgroupHints === 'string' ? [cgroupHints] : cgroupHints;
-  let known = appProcesses(hints, proc);
+export function socketHolderFinder(units: string[], proc = '/proc'): (inode: string) => string | undefined {
+  let known = processesOf(units, proc);
   return (inode) => {
     const target = `socket:[${inode}]`;
     const cached = known.find((p) => holds(p.pid, target, proc));
     if (cached) return cached.unit;
-    known = appProcesses(hints, proc);
+    known = processesOf(units, proc);
     return known.find((p) => holds(p.pid, target, proc))?.unit;
   };
-}
-
-/**
- * The systemd unit (from /proc/<pid>/cgroup) of the process holding socket `inode`, looking only at
- * processes whose cgroup path contains `cgroupHint` (the app's units); undefined when none holds it.
- */
-export function unitHoldingSocket(inode: string, cgroupHint: string, proc = '/proc'): string | undefined {
-  return socketHolderFinder(cgroupHint, proc)(inode);
 }
