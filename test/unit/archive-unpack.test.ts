@@ -264,6 +264,30 @@ withZstd('zstd: its output, read through one reused buffer, lands byte for byte:
   }
 });
 
+withZstd('zstd where no FIFO can be made (no mkfifo on the host): read from its stdout pipe instead, byte for byte', async () => {
+  // A PATH with the zstd program and nothing else: openFifo's mkfifo cannot run, so the pipe fallback reads the output.
+  const bin = fs.mkdtempSync(path.join(work, 'bin-'));
+  const zstd = spawnSync('sh', ['-c', 'command -v zstd'], { encoding: 'utf8' }).stdout.trim();
+  fs.symlinkSync(zstd, path.join(bin, 'zstd'));
+  const files: E[] = [{ path: 'big', data: Buffer.alloc(2_500_003, 7) }];
+  for (let i = 0; i < 60; i++) files.push({ path: `d${i % 5}/f${i}`, data: Buffer.alloc((i * 1531) % 40_001, i) });
+  const file = asZstd(archive(files));
+  const pathBefore = process.env.PATH;
+  process.env.PATH = bin;
+  try {
+    assert.is.not(spawnSync('mkfifo', ['--version']).status, 0, 'mkfifo must be out of reach for this test');
+    const { dir, error } = await unpack(file);
+    assert.is(error, undefined);
+    for (const f of files) assert.ok(fs.readFileSync(path.join(dir, f.path)).equals(f.data as Buffer), f.path);
+    const cut = path.join(work, 'cut-pipe.tar.zst');
+    const whole = fs.readFileSync(file);
+    fs.writeFileSync(cut, whole.subarray(0, Math.floor(whole.length / 2)));
+    assert.match((await readArchive(cut, opts).catch((e: Error) => e) as Error).message, /not a whole, readable tar\.zst stream .*truncated or corrupt/);
+  } finally {
+    process.env.PATH = pathBefore;
+  }
+});
+
 test('worthUnpacking: not when the release id is taken on this host', () => {
   const state = (taken: string[]) => ({ taken: (id: string) => taken.includes(id) }) as unknown as ReleaseState;
   assert.ok(worthUnpacking(state([]), record as never));

@@ -31,7 +31,8 @@ export interface TarStream {
   /**
    * Starts the reading: `write` is given the tar stream piece by piece, then `end` is called (not after `stop`). A piece
    * may be a view of a buffer that is read into again afterwards: it is valid only during the call (copy what is kept),
-   * and it holds whole 512-byte blocks but for the last one, so the tar parser has no partial block to keep.
+   * and then it holds whole 512-byte blocks but for the last one, so the tar parser (which keeps a partial block by
+   * reference) has none to keep. A piece that is a buffer of its own (gunzip's, the zstd pipe fallback's) may be any size.
    */
   start(write: (chunk: Buffer) => void, end: () => void): void;
   /** Stops reading (the decompressor too). */
