@@ -128,7 +128,8 @@ export function handoverBound(steadyMax: number): number {
   return Math.max(1.5 * steadyMax, steadyMax + 50);
 }
 
-function percentile(sorted: number[], p: number): number {
+/** The p-th percentile of ascending numbers (nearest rank); 0 for none. */
+export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
