@@ -35,8 +35,10 @@ export async function unitEvents(host: TestHost, app: string, sinceMs: number): 
 
 
 export interface CutoverWindow {
-  /** Slowest answer to a request that started before the window (the steady state of the same run). */
+  /** Slowest answer to a request that started before the verb did (the steady state of the same run). */
   steadyMax: number;
+  /** Slowest answer to a request that started while the verb ran before the window (its fetch and build). */
+  buildMax: number;
   /** Slowest answer to a request that started in the window: from the preflight's start to the old slot's stop. */
   windowMax: number;
   bound: number;
@@ -52,20 +54,26 @@ export interface CutoverWindow {
   events: string[];
 }
 
-/** Lines a load's samples up with the unit events: steady max before the window, max inside it, the slowest requests and the step they fell in. */
-export function cutoverWindow(samples: Sample[], events: UnitEvent[]): CutoverWindow | undefined {
+/**
+ * Lines a load's samples up with the unit events: the steady max before the verb started (verbStart; the window's start
+ * when not given), the max while it built, the max inside the window, the slowest requests and the step they fell in.
+ */
+export function cutoverWindow(samples: Sample[], events: UnitEvent[], verbStart?: number): CutoverWindow | undefined {
   if (events.length === 0) return undefined;
   const start = events[0].t;
+  const steadyEnd = Math.min(verbStart ?? start, start);
   const stops = events.filter((e) => e.what === 'Stopped' || e.what === 'Deactivated');
   const end = Math.max(start, ...stops.map((e) => e.t));
   const ok = samples.filter((s) => s.ok);
-  const steady = ok.filter((s) => s.start < start).map((s) => s.ms).sort((a, b) => a - b);
+  const steady = ok.filter((s) => s.start < steadyEnd).map((s) => s.ms).sort((a, b) => a - b);
   const steadyMax = steady.at(-1) ?? 0;
+  const buildMax = Math.max(0, ...ok.filter((s) => s.start >= steadyEnd && s.start < start).map((s) => s.ms));
   const inside = ok.filter((s) => s.start >= start && s.start <= end).sort((a, b) => b.ms - a.ms);
   const label = (e: UnitEvent) => `${e.what} ${e.who}`;
   const r = (n: number) => Math.round(n);
   return {
     steadyMax: r(steadyMax),
+    buildMax: r(buildMax),
     windowMax: r(inside[0]?.ms ?? 0),
     bound: r(handoverBound(steadyMax)),
     steadyP99: r(percentile(steady, 99)),
@@ -82,5 +90,5 @@ export function cutoverWindow(samples: Sample[], events: UnitEvent[]): CutoverWi
 export function describeWindow(w: CutoverWindow | undefined): string {
   if (!w) return 'cut-over window: no unit events found';
   const slow = w.slowest.map((s) => `${s.ms} ms at +${s.atMs} (after: ${s.after}${s.version ? `; answered by ${s.version}` : ''})`).join('; ');
-  return `cut-over window: steady max ${w.steadyMax} ms, window max ${w.windowMax} ms (no-stall limit ${w.bound} ms: ${w.windowMax <= w.bound ? 'within' : 'OVER'}), p99 steady ${w.steadyP99} ms, window ${w.windowP99} ms; slowest ${slow}\n    events: ${w.events.join(', ')}`;
+  return `cut-over window: steady max ${w.steadyMax} ms, window max ${w.windowMax} ms (no-stall limit ${w.bound} ms: ${w.windowMax <= w.bound ? 'within' : 'OVER'}), p99 steady ${w.steadyP99} ms, window ${w.windowP99} ms; build max ${w.buildMax} ms; slowest ${slow}\n    events: ${w.events.join(', ')}`;
 }

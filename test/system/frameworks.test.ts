@@ -120,20 +120,22 @@ async function kit(verb: string, args: string[], manifest: string): Promise<{ r:
 
 /**
  * Runs action under 4 clients (a new connection per request) on the health path, 2 s of steady load
- * first (the window's yardstick); returns the load, each request's sample, and what action returned.
+ * first (the window's yardstick); returns the load, each request's sample, what action returned, and when it started
+ * (the steady span ends there: the build that follows is not steady).
  */
-async function underLoad<T>(url: string, action: () => Promise<T>): Promise<{ load: LoadResult; result: T }> {
+async function underLoad<T>(url: string, action: () => Promise<T>): Promise<{ load: LoadResult; result: T; actionStart: number }> {
   const stop = new AbortController();
   const loadP = runLoad({ url, workers: 4, durationMs: 600_000, newConnectionPerRequest: true, signal: stop.signal, requestTimeoutMs: 10_000, keepSamples: true });
   await new Promise((r) => setTimeout(r, 2000));
   let result: T;
+  const actionStart = Date.now();
   try {
     result = await action();
     await new Promise((r) => setTimeout(r, 700));
   } finally {
     stop.abort();
   }
-  return { load: await loadP, result: result! };
+  return { load: await loadP, result: result!, actionStart };
 }
 
 /** The same-origin asset URLs a page names in src= and href=. */
@@ -281,10 +283,10 @@ const { it, ready } = systemTier(import.meta.url);
       // v2 under load: 0 failed, and every asset of v1's page still answers
       const v2 = await repo.commit(fw.version('v2'), 'v2');
       const since = Date.now();
-      const { load, result: rel2 } = await underLoad(loopback(fw.port, health), () => kit('release', [v2], manifest));
+      const { load, result: rel2, actionStart } = await underLoad(loopback(fw.port, health), () => kit('release', [v2], manifest));
       expectExit(rel2.r, 0, 'release v2');
       say(`${fw.name}: release v2 in ${(rel2.ms / 1000).toFixed(1)} s; ${describeLoad('load', load)}`);
-      say(`${fw.name}: ${describeWindow(cutoverWindow(load.samples!, await unitEvents(k.host, m.app, since)))}`);
+      say(`${fw.name}: ${describeWindow(cutoverWindow(load.samples!, await unitEvents(k.host, m.app, since), actionStart))}`);
       assert.is(load.failed, 0, `no request failed during release v2: ${JSON.stringify(load.errors)}`);
       assert.ok(load.requests > 50, `the load ran (${load.requests} requests)`);
       const html2 = await page(fw.port);
@@ -321,10 +323,10 @@ const { it, ready } = systemTier(import.meta.url);
       // rollback under load to v1, which then serves v2's assets too
       const urls2 = [...new Set([...pageAssetUrls(html2), ...own2])];
       const rbSince = Date.now();
-      const { load: rbLoad, result: rb } = await underLoad(loopback(fw.port, health), () => kit('rollback', [], manifest));
+      const { load: rbLoad, result: rb, actionStart: rbStart } = await underLoad(loopback(fw.port, health), () => kit('rollback', [], manifest));
       expectExit(rb.r, 0, 'rollback');
       say(`${fw.name}: rollback in ${(rb.ms / 1000).toFixed(1)} s; ${describeLoad('load', rbLoad)}`);
-      say(`${fw.name}: rollback's ${describeWindow(cutoverWindow(rbLoad.samples!, await unitEvents(k.host, m.app, rbSince)))}`);
+      say(`${fw.name}: rollback's ${describeWindow(cutoverWindow(rbLoad.samples!, await unitEvents(k.host, m.app, rbSince), rbStart))}`);
       assert.is(rbLoad.failed, 0, `no request failed during the rollback: ${JSON.stringify(rbLoad.errors)}`);
       assert.is(activeInside(k, root), releaseIdOf(v1));
       assert.ok(shows(await page(fw.port), 'v1'), 'v1 serves');

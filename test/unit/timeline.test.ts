@@ -1,4 +1,4 @@
-// unit: a handover's timeline (test/helpers/timeline.ts): the steady span before the first unit event, the window up to the old slot's stop, their max and p99, the slowest requests named by the step they fell in.
+// unit: a handover's timeline (test/helpers/timeline.ts): the steady span before the verb (or the first unit event), its build, the window up to the old slot's stop, their max and p99, the slowest requests named by the step they fell in.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cutoverWindow, describeWindow, type UnitEvent } from '../helpers/timeline.ts';
@@ -24,7 +24,12 @@ test('cutoverWindow: steady before the preflight, window up to the last stop; ma
   assert.is(w.bound, 90);
   assert.equal(w.slowest[0], { atMs: 1500, ms: 90, after: 'Started shop@b.service', version: 'v2' });
   assert.equal(w.events, ['+0 Starting preflight', '+1000 Started shop@b.service', '+2000 Stopped shop@a.service']);
-  assert.match(describeWindow(w), /window max 90 ms \(no-stall limit 90 ms: within\), p99 steady 40 ms, window 12 ms; slowest 90 ms at \+1500 \(after: Started shop@b.service; answered by v2\)/);
+  assert.match(describeWindow(w), /window max 90 ms \(no-stall limit 90 ms: within\), p99 steady 40 ms, window 12 ms; build max 0 ms; slowest 90 ms at \+1500 \(after: Started shop@b.service; answered by v2\)/);
+  assert.is(w.buildMax, 0, 'no verb start given: the steady span runs up to the window');
+  // The verb started 60 ms before the window: the two 40 ms requests fell in its build, the steady span is the 10 ms ones.
+  const v = cutoverWindow(samples, [ev(0, 'Starting', 'preflight'), ev(2000, 'Stopped', 'shop@a.service')], T0 - 120)!;
+  assert.equal([v.steadyMax, v.buildMax, v.windowMax, v.bound], [10, 40, 90, 60]);
+  assert.match(describeWindow(v), /steady max 10 ms, window max 90 ms \(no-stall limit 60 ms: OVER\).*; build max 40 ms;/);
   assert.is(cutoverWindow(samples, []), undefined);
   assert.is(describeWindow(undefined), 'cut-over window: no unit events found');
 });
