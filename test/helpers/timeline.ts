@@ -55,13 +55,13 @@ export interface CutoverWindow {
 }
 
 /**
- * Lines a load's samples up with the unit events: the steady max before the verb started (verbStart; the window's start
- * when not given), the max while it built, the max inside the window, the slowest requests and the step they fell in.
+ * Lines a load's samples up with the unit events: the steady max before the verb started (verbStart, epoch ms), the max
+ * while it built, the max inside the window, the slowest requests and the step they fell in.
  */
-export function cutoverWindow(samples: Sample[], events: UnitEvent[], verbStart?: number): CutoverWindow | undefined {
+export function cutoverWindow(samples: Sample[], events: UnitEvent[], verbStart: number): CutoverWindow | undefined {
   if (events.length === 0) return undefined;
   const start = events[0].t;
-  const steadyEnd = Math.min(verbStart ?? start, start);
+  const steadyEnd = Math.min(verbStart, start);
   const stops = events.filter((e) => e.what === 'Stopped' || e.what === 'Deactivated');
   const end = Math.max(start, ...stops.map((e) => e.t));
   const ok = samples.filter((s) => s.ok);
